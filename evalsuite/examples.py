@@ -1,0 +1,82 @@
+"""Evaluation examples as sharded TFRecords of tf.Example, the format TFMA reads.
+
+Each example holds the image as 784 raw bytes (`image`, compact and decoded
+inside the serving signature) and the true digit as an int64 `label`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from evalsuite.errors import InputError
+
+IMAGE_KEY = "image"
+LABEL_KEY = "label"
+EXAMPLES_PER_SHARD = 5000
+SHARD_PATTERN = "eval-*.tfrecord"
+
+
+def shard_count(num_examples: int) -> int:
+    return max(1, -(-num_examples // EXAMPLES_PER_SHARD))
+
+
+def write_examples(folder: Path, images: np.ndarray, labels: np.ndarray) -> list[Path]:
+    """Write `images` (uint8 N x 28 x 28) and `labels` into `folder` as TFRecord shards."""
+    import tensorflow as tf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shards = shard_count(len(labels))
+    paths = [folder / f"eval-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
+    for shard, path in enumerate(paths):
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for index in range(shard, len(labels), shards):
+                example = tf.train.Example(
+                    features=tf.train.Features(
+                        feature={
+                            IMAGE_KEY: tf.train.Feature(
+                                bytes_list=tf.train.BytesList(value=[images[index].tobytes()])
+                            ),
+                            LABEL_KEY: tf.train.Feature(
+                                int64_list=tf.train.Int64List(value=[int(labels[index])])
+                            ),
+                        }
+                    )
+                )
+                writer.write(example.SerializeToString())
+    return paths
+
+
+def read_examples(pattern: str) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+    """Read examples back: images (N, 28, 28) uint8, labels (N,), and the raw records."""
+    import tensorflow as tf
+
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise InputError(f"{pattern}: no TFRecord files match")
+    records: list[bytes] = []
+    try:
+        for record in tf.data.TFRecordDataset(files):
+            records.append(record.numpy())
+    except tf.errors.OpError as error:
+        raise InputError(f"{pattern}: corrupt TFRecord ({error.message.splitlines()[0]})") from None
+    if not records:
+        raise InputError(f"{pattern}: holds no examples")
+    images = np.empty((len(records), 28, 28), dtype=np.uint8)
+    labels = np.empty(len(records), dtype=np.int64)
+    for index, record in enumerate(records):
+        example = tf.train.Example()
+        try:
+            example.ParseFromString(record)
+            feature = example.features.feature
+            raw = feature[IMAGE_KEY].bytes_list.value
+            label = feature[LABEL_KEY].int64_list.value
+        except Exception:
+            raise InputError(f"{pattern}: record {index} is not a tf.Example") from None
+        if len(raw) != 1 or len(raw[0]) != 784:
+            raise InputError(f"{pattern}: record {index} has no 784-byte '{IMAGE_KEY}' feature")
+        if len(label) != 1 or not 0 <= label[0] <= 9:
+            raise InputError(f"{pattern}: record {index} has no int64 '{LABEL_KEY}' in 0..9")
+        images[index] = np.frombuffer(raw[0], dtype=np.uint8).reshape(28, 28)
+        labels[index] = label[0]
+    return images, labels, records

@@ -1,0 +1,267 @@
+"""One folder per run: its layout, its manifest, its lock and atomic writes.
+
+Stages share nothing but this folder. Each reads what the one before wrote
+through `manifest.json`, and a stage is marked done there only after its
+outputs have been renamed into place, so an interrupted run never looks
+finished.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from evalsuite.errors import InputError
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+LOCK_NAME = ".lock"
+
+
+def new_run_path(root: Path = Path("runs")) -> Path:
+    """A fresh dated folder under `root`, e.g. runs/2026-11-23T14-35-07."""
+    stamp = dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+    path = root / stamp
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = root / f"{stamp}-{suffix}"
+    return path
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary name beside `path`, then rename into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `final`; on success it replaces `final`.
+
+    On any error the temporary folder is removed and `final` is untouched.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if final.exists():
+        retired = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, retired)
+        os.replace(staging, final)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, final)
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short, stable content hash of JSON-able parts."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, (bytes, bytearray, memoryview)):
+            digest.update(bytes(part))
+        else:
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()[:16]
+
+
+def fingerprint_tree(path: Path) -> str:
+    """Hash every file under `path` (names and contents), in a stable order."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode("utf-8"))
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def code_fingerprint(*packages: str) -> str:
+    """Hash the Python sources of the named packages: changed code means rerun."""
+    import importlib
+
+    digest = hashlib.sha256()
+    for name in packages:
+        root = Path(importlib.import_module(name).__file__).parent
+        for file in sorted(root.rglob("*.py")):
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class RunDir:
+    """A run folder: paths to every artifact and the manifest that lists them."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock_handle = None
+
+    # Layout -----------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST_NAME
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path / "data"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.path / "models"
+
+    @property
+    def logs_root(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def analysis_dir(self) -> Path:
+        return self.path / "analysis"
+
+    @property
+    def gate_dir(self) -> Path:
+        return self.path / "gate"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / "report"
+
+    def model_dir(self, name: str) -> Path:
+        return self.models_dir / name
+
+    def keras_model_path(self, name: str) -> Path:
+        return self.models_dir / f"{name}.keras"
+
+    def logs_dir(self, name: str) -> Path:
+        return self.logs_root / name
+
+    # Lock -------------------------------------------------------------------
+    def acquire(self) -> "RunDir":
+        """Take the run folder's lock, or fail if another process holds it."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path / LOCK_NAME, "a+")
+        except OSError as error:
+            raise InputError(f"{self.path}: cannot use run folder: {error.strerror}") from None
+        if not os.access(self.path, os.W_OK):
+            handle.close()
+            raise InputError(f"{self.path}: run folder is not writable")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            handle.close()
+            if error.errno in (errno.EAGAIN, errno.EACCES):
+                raise InputError(
+                    f"{self.path}: run folder is in use by another run; wait for it or pick another --run-dir"
+                ) from None
+            raise
+        self._lock_handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> "RunDir":
+        return self if self._lock_handle is not None else self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    # Manifest ---------------------------------------------------------------
+    def read_manifest(self) -> dict:
+        """The manifest, or an empty one for a new run; a broken one is an error."""
+        if not self.manifest_path.exists():
+            return {"version": MANIFEST_VERSION, "stages": {}}
+        try:
+            manifest = json.loads(self.manifest_path.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise InputError(f"{self.manifest_path}: corrupt manifest ({error})") from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("stages"), dict):
+            raise InputError(f"{self.manifest_path}: corrupt manifest (no 'stages' table)")
+        if manifest.get("version") != MANIFEST_VERSION:
+            raise InputError(
+                f"{self.manifest_path}: manifest version {manifest.get('version')!r} is not "
+                f"{MANIFEST_VERSION}; use a new --run-dir"
+            )
+        return manifest
+
+    def update_manifest(self, **fields: Any) -> dict:
+        manifest = self.read_manifest()
+        manifest.update(fields)
+        write_json_atomic(self.manifest_path, manifest)
+        return manifest
+
+    def stage(self, name: str) -> dict | None:
+        return self.read_manifest()["stages"].get(name)
+
+    def record_stage(self, name: str, record: dict) -> None:
+        """Mark a stage done; call only after its outputs are in place."""
+        manifest = self.read_manifest()
+        manifest["stages"][name] = {"status": "done", **record}
+        write_json_atomic(self.manifest_path, manifest)
+
+    def forget_stage(self, name: str) -> None:
+        manifest = self.read_manifest()
+        if manifest["stages"].pop(name, None) is not None:
+            write_json_atomic(self.manifest_path, manifest)
+
+    def reusable(self, name: str, stage_fingerprint: str) -> dict | None:
+        """The stage's record if it finished with this fingerprint and its outputs exist."""
+        record = self.stage(name)
+        if not record or record.get("status") != "done" or record.get("fingerprint") != stage_fingerprint:
+            return None
+        outputs = record.get("outputs", {})
+        if not all((self.path / rel).exists() for rel in _flatten_paths(outputs)):
+            return None
+        return record
+
+    def require_stage(self, name: str, what: str) -> dict:
+        record = self.stage(name)
+        if not record or record.get("status") != "done":
+            raise InputError(f"{self.path}: no finished {what} in this run folder (run the {name} stage first)")
+        return record
+
+
+def _flatten_paths(outputs: Any) -> list[str]:
+    if isinstance(outputs, str):
+        return [outputs]
+    if isinstance(outputs, dict):
+        return [p for value in outputs.values() for p in _flatten_paths(value)]
+    if isinstance(outputs, list):
+        return [p for value in outputs for p in _flatten_paths(value)]
+    return []
+
+
+def relative(run: RunDir, path: Path) -> str:
+    return str(Path(path).relative_to(run.path))

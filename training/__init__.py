@@ -1,0 +1,1 @@
+"""Training stage: seeded Keras runs, TensorBoard logs, SavedModels."""

@@ -1,0 +1,58 @@
+"""The classic Keras MNIST MLP and its export as a SavedModel TFMA can read."""
+from __future__ import annotations
+
+from pathlib import Path
+
+OUTPUT_KEY = "probabilities"
+SIGNATURE = "serving_default"
+
+
+def build_model():
+    """Flatten, Dense 512 relu, Dropout 0.2, Dense 10 softmax; adam; sparse CE."""
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28), name="image"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(512, activation="relu"),
+            keras.layers.Dropout(0.2),
+            keras.layers.Dense(10, activation="softmax"),
+        ],
+        name="mnist_mlp",
+    )
+    # Keras 3: the third positional argument of compile is loss_weights, not metrics.
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def export_saved_model(model, path: Path) -> None:
+    """Export `model` with a `serving_default` that parses serialized tf.Example.
+
+    The image arrives as 784 raw bytes and is scaled here exactly as in
+    training, so TFMA evaluates what was trained, on compact examples.
+    """
+    import keras
+    import tensorflow as tf
+
+    from evalsuite.examples import IMAGE_KEY
+
+    def serve(examples):
+        parsed = tf.io.parse_example(examples, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
+        pixels = tf.io.decode_raw(parsed[IMAGE_KEY], tf.uint8)
+        images = tf.reshape(tf.cast(pixels, tf.float32) / 255.0, [-1, 28, 28])
+        return {OUTPUT_KEY: model(images, training=False)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name=SIGNATURE, fn=serve, input_signature=[tf.TensorSpec([None], tf.string, name="examples")]
+    )
+    archive.write_out(str(path), verbose=False)
+
+
+def scale_images(images):
+    """uint8 pixels to float32 in 0..1, as the serving signature does."""
+    import numpy as np
+
+    return images.astype(np.float32) / 255.0

@@ -1,0 +1,197 @@
+"""The training stage: evaluation examples on disk, then seeded runs exported.
+
+By default the 3-epoch model is a snapshot of the 6-epoch run taken after its
+third epoch: with op determinism on, that is bitwise the model a separate
+3-epoch run from the same seed gives (tests/test_training.py proves it on the
+machine it runs on), for the price of one run. `independent_runs=True` trains
+each run on its own. Either way every run gets its own complete TensorBoard
+logs and its own SavedModel.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from evalsuite import progress
+from evalsuite.datasets import Dataset, load_dataset
+from evalsuite.errors import InputError
+from evalsuite.examples import SHARD_PATTERN, write_examples
+from evalsuite.rundir import RunDir, atomic_dir, code_fingerprint, fingerprint, relative
+from training.model import build_model, export_saved_model, scale_images
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str = "auto"
+    seed: int = 42
+    epochs: tuple[int, ...] = (3, 6)
+    batch_size: int = 32
+    histogram_freq: int = 1
+    independent_runs: bool = False
+    train_limit: int | None = None
+    eval_limit: int | None = None
+    verbose: int = 1
+
+    def __post_init__(self):
+        if not self.epochs or any(e < 1 for e in self.epochs) or len(set(self.epochs)) != len(self.epochs):
+            raise InputError(f"--epochs: need distinct positive epoch counts, got {list(self.epochs)}")
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size: must be positive, got {self.batch_size}")
+
+
+@dataclass
+class TrainResult:
+    data: dict
+    runs: dict[str, dict] = field(default_factory=dict)
+    reused: bool = False
+    seconds: float = 0.0
+
+
+def run_name(epochs: int) -> str:
+    return f"epochs-{epochs}"
+
+
+def train(run: RunDir, config: TrainConfig, log=progress.log) -> TrainResult:
+    """Prepare evaluation examples and train/export one model per epoch count."""
+    started = time.perf_counter()
+    dataset = load_dataset(config.data, config.seed, log=log)
+    if config.train_limit or config.eval_limit:
+        dataset = dataset.subset(config.train_limit, config.eval_limit, config.seed)
+    data_record = _prepare_examples(run, dataset, log)
+
+    settings = {k: v for k, v in asdict(config).items() if k not in ("data", "verbose")}
+    stage_fingerprint = fingerprint(
+        data_record["fingerprint"], settings, code_fingerprint("training", "evalsuite"), _versions()
+    )
+    record = run.reusable("training", stage_fingerprint)
+    if record is not None:
+        log(f"training: reused {', '.join(record['runs'])} (code, config, seed and data unchanged)")
+        return TrainResult(data_record, record["runs"], reused=True, seconds=time.perf_counter() - started)
+
+    run.forget_stage("training")
+    _set_determinism(config.seed)
+    x_train, x_test = scale_images(dataset.x_train), scale_images(dataset.x_test)
+    ordered = sorted(config.epochs)
+    runs: dict[str, dict] = {}
+    if config.independent_runs:
+        for epochs in ordered:
+            _set_determinism(config.seed)
+            runs.update(_fit(run, config, x_train, dataset.y_train, x_test, dataset.y_test, [epochs], log))
+    else:
+        runs.update(_fit(run, config, x_train, dataset.y_train, x_test, dataset.y_test, ordered, log))
+
+    seconds = time.perf_counter() - started
+    run.record_stage(
+        "training",
+        {
+            "fingerprint": stage_fingerprint,
+            "seconds": round(seconds, 3),
+            "config": settings,
+            "runs": runs,
+            "outputs": {name: [info["saved_model"], info["keras_model"], info["logs"]] for name, info in runs.items()},
+        },
+    )
+    return TrainResult(data_record, runs, reused=False, seconds=seconds)
+
+
+def _prepare_examples(run: RunDir, dataset: Dataset, log) -> dict:
+    described = dataset.describe()
+    record = run.reusable("data", described["fingerprint"])
+    if record is None:
+        started = time.perf_counter()
+        final = run.data_dir
+        with atomic_dir(final) as staging:
+            write_examples(staging, dataset.x_test, dataset.y_test)
+        record = {
+            **described,
+            "fingerprint": described["fingerprint"],
+            "outputs": {"eval_examples": relative(run, final)},
+            "pattern": f"{relative(run, final)}/{SHARD_PATTERN}",
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        run.record_stage("data", record)
+        log(
+            f"data: {described['source']} - {described['train_examples']} train, "
+            f"{described['eval_examples']} eval examples (fingerprint {described['fingerprint']}) "
+            f"written to {final} in {record['seconds']:.1f}s"
+        )
+    else:
+        log(f"data: reused evaluation examples in {run.data_dir} (fingerprint {described['fingerprint']})")
+    return record
+
+
+def _set_determinism(seed: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _versions() -> dict:
+    import keras
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int], log) -> dict[str, dict]:
+    """One trajectory of max(epoch_counts) epochs, exporting a model at each count."""
+    from training.callbacks import ExportAtEpoch, TensorBoardUntil
+
+    names = [run_name(e) for e in epoch_counts]
+    log(f"training: {' + '.join(names)} in one trajectory" if len(names) > 1 else f"training: {names[0]}")
+    model = build_model()
+    callbacks = []
+    for epochs, name in zip(epoch_counts, names):
+        logs_dir = run.logs_dir(name)
+        _clear(logs_dir)
+        callbacks.append(
+            TensorBoardUntil(
+                last_epoch=epochs, log_dir=str(logs_dir), histogram_freq=config.histogram_freq, write_graph=True
+            )
+        )
+        callbacks.append(ExportAtEpoch(epochs, lambda m, n=name: _export(run, m, n)))
+    started = time.perf_counter()
+    history = model.fit(
+        x_train,
+        y_train,
+        batch_size=config.batch_size,
+        epochs=max(epoch_counts),
+        validation_data=(x_test, y_test),
+        callbacks=callbacks,
+        verbose=config.verbose,
+    ).history
+    seconds = time.perf_counter() - started
+    runs = {}
+    for epochs, name in zip(epoch_counts, names):
+        runs[name] = {
+            "epochs": epochs,
+            "saved_model": relative(run, run.model_dir(name)),
+            "keras_model": relative(run, run.keras_model_path(name)),
+            "logs": relative(run, run.logs_dir(name)),
+            "final": {key: round(float(values[epochs - 1]), 6) for key, values in history.items()},
+        }
+        log(
+            f"training: {name} train accuracy {runs[name]['final']['accuracy']:.4f}, "
+            f"validation accuracy {runs[name]['final']['val_accuracy']:.4f}"
+        )
+    log(f"training: {max(epoch_counts)} epochs on {len(y_train)} examples took {seconds:.1f}s")
+    return runs
+
+
+def _export(run: RunDir, model, name: str) -> None:
+    """SavedModel and Keras file, each written aside and renamed into place."""
+    with atomic_dir(run.model_dir(name)) as staging:
+        export_saved_model(model, staging)
+    keras_staging = run.models_dir / f".{name}.tmp.keras"  # Keras insists on the suffix
+    model.save(str(keras_staging))
+    keras_staging.replace(run.keras_model_path(name))
+
+
+def _clear(folder: Path) -> None:
+    import shutil
+
+    if folder.exists():
+        shutil.rmtree(folder)

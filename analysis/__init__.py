@@ -1,0 +1,1 @@
+"""Analysis stage: TFMA on Apache Beam over the finished SavedModels."""

@@ -1,0 +1,74 @@
+"""python -m analysis: run TFMA over a run's finished SavedModels.
+
+Examples:
+    python -m analysis --run-dir runs/demo
+    python -m analysis --run-dir runs/demo --eval-data /usr/share/datasets/fashion-mnist
+    python -m analysis --run-dir runs/demo -- --direct_num_workers=2 --direct_running_mode=multi_processing
+
+Arguments after `--` are Apache Beam pipeline options (--runner=FlinkRunner ...).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from evalsuite.cli import add_common_args, open_run
+from evalsuite.errors import run_cli
+
+
+def add_analysis_args(parser: argparse.ArgumentParser, *, models: bool = True) -> None:
+    group = parser.add_argument_group("analysis")
+    if models:
+        group.add_argument("--baseline", default="epochs-3", help="run model name or SavedModel path (default: epochs-3)")
+        group.add_argument("--candidate", default="epochs-6", help="run model name or SavedModel path (default: epochs-6)")
+        group.add_argument("--eval-data", default=None,
+                           help="other evaluation data: IDX folder, .npz, or TFRecord of tf.Example (file, folder or glob)")
+    group.add_argument("--rules", type=Path, default=None, help="gate rules TOML (default: ./gate.toml, else built-in)")
+    group.add_argument("--no-intervals", action="store_true", help="skip jackknife confidence intervals (faster)")
+
+
+def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Everything after a bare `--` goes to Beam untouched."""
+    if "--" in argv:
+        index = argv.index("--")
+        return argv[:index], argv[index + 1 :]
+    return argv, []
+
+
+def analysis_config(args: argparse.Namespace, beam_args: list[str], baseline: str, candidate: str):
+    from analysis.evaluate import AnalysisConfig
+
+    return AnalysisConfig(
+        baseline=baseline,
+        candidate=candidate,
+        eval_data=getattr(args, "eval_data", None),
+        confidence_intervals=not args.no_intervals,
+        beam_args=tuple(beam_args),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser, new_run_allowed=False)
+    add_analysis_args(parser)
+    args = parser.parse_args(own_args)
+
+    def work() -> int:
+        from analysis.evaluate import analyze
+        from gates.rules import load_rules
+
+        rules = load_rules(args.rules)
+        with open_run(args, new_run_allowed=False) as run:
+            result = analyze(run, analysis_config(args, beam_args, args.baseline, args.candidate), rules)
+            print(f"analysis: {run.analysis_dir / 'summary.json'}")
+            del result
+        return 0
+
+    return run_cli(work, debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

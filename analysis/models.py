@@ -1,0 +1,61 @@
+"""Find a model by run name or path and check it is a SavedModel TFMA can use."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from evalsuite.errors import InputError
+from evalsuite.rundir import RunDir, fingerprint_tree
+from training.model import OUTPUT_KEY, SIGNATURE
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model to evaluate: what the user called it and where its SavedModel is."""
+
+    label: str
+    path: Path
+    fingerprint: str
+
+
+def resolve_model(run: RunDir, name_or_path: str, role: str) -> ModelRef:
+    """`epochs-6` (a model of this run) or a path to a SavedModel folder."""
+    candidate = Path(name_or_path)
+    in_run = run.model_dir(name_or_path)
+    if "/" not in name_or_path and in_run.exists():
+        path = in_run
+    elif candidate.exists():
+        path = candidate
+    elif "/" not in name_or_path:
+        known = sorted(p.name for p in run.models_dir.glob("*") if p.is_dir() and not p.name.startswith("."))
+        hint = f" (this run has: {', '.join(known)})" if known else " (this run folder has no models; train first)"
+        raise InputError(f"{in_run}: no {role} model named {name_or_path!r}{hint}")
+    else:
+        raise InputError(f"{candidate}: {role} model not found")
+    check_saved_model(path, role)
+    return ModelRef(label=name_or_path, path=path.resolve(), fingerprint=fingerprint_tree(path))
+
+
+def check_saved_model(path: Path, role: str) -> None:
+    """Fail closed on anything but a SavedModel with our serving signature and output."""
+    import tensorflow as tf
+
+    if not path.is_dir() or not (path / "saved_model.pb").is_file():
+        raise InputError(f"{path}: {role} model is not a SavedModel (no saved_model.pb)")
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as error:
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        raise InputError(f"{path}: {role} SavedModel does not load ({first[:160]})") from None
+    signature = loaded.signatures.get(SIGNATURE)
+    if signature is None:
+        raise InputError(f"{path}: {role} SavedModel has no {SIGNATURE!r} signature")
+    inputs = signature.structured_input_signature[1]
+    if len(inputs) != 1 or next(iter(inputs.values())).dtype != tf.string:
+        raise InputError(f"{path}: {role} {SIGNATURE!r} must take one batch of serialized tf.Example")
+    outputs = signature.structured_outputs
+    if OUTPUT_KEY not in outputs:
+        raise InputError(f"{path}: {role} {SIGNATURE!r} has no {OUTPUT_KEY!r} output (has {', '.join(outputs)})")
+    shape = outputs[OUTPUT_KEY].shape
+    if shape.rank != 2 or shape[-1] != 10:
+        raise InputError(f"{path}: {role} output {OUTPUT_KEY!r} has shape {shape}, expected (None, 10)")

@@ -1,0 +1,5 @@
+import sys
+
+from evalsuite.pipeline import main
+
+sys.exit(main())

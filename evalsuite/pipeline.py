@@ -1,0 +1,113 @@
+"""evalsuite: the whole pipeline in one process - train, analyse, gate, report.
+
+Running every stage in one process imports TensorFlow and TFMA once. Stages
+still talk only through the run folder, and unchanged stages are reused.
+
+Exit codes: 0 the gate passes, 1 the gate says no, 2 bad input or usage.
+
+Examples:
+    evalsuite                                   # new dated run under runs/
+    evalsuite --run-dir runs/demo --data bundled
+    evalsuite --run-dir runs/demo --force       # recompute everything
+    evalsuite --run-dir runs/demo -- --direct_num_workers=2 --direct_running_mode=multi_processing
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+
+from evalsuite import progress
+from evalsuite.cli import add_common_args, open_run
+from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    from analysis.__main__ import add_analysis_args, analysis_config, split_beam_args
+    from training.__main__ import add_training_args, training_config
+
+    own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="evalsuite", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser, new_run_allowed=True)
+    add_training_args(parser)
+    add_analysis_args(parser, models=False)
+    parser.add_argument("--force", action="store_true", help="recompute every stage, reusing nothing")
+    args = parser.parse_args(own_args)
+
+    def work() -> int:
+        from analysis.evaluate import analyze
+        from gates.gate import gate
+        from gates.rules import load_rules
+        from reports.build import build_report
+        from training.train import run_name, train
+
+        started = time.perf_counter()
+        config = training_config(args)
+        rules = load_rules(args.rules)
+        with open_run(args, new_run_allowed=True) as run:
+            try:
+                if args.force:
+                    for stage in ("data", "training", "analysis", "gate", "report"):
+                        run.forget_stage(stage)
+                run.update_manifest(environment=environment(), command=["evalsuite", *sys.argv[1:]])
+                trained = train(run, config)
+                baseline, candidate = run_name(min(config.epochs)), run_name(max(config.epochs))
+                analysis = analyze(run, analysis_config(args, beam_args, baseline, candidate), rules)
+                verdict = gate(run, rules)
+                report = build_report(run)
+                seconds = time.perf_counter() - started
+                run.update_manifest(pipeline_seconds=round(seconds, 3))
+                reused = [name for name, result in (("training", trained), ("analysis", analysis)) if result.reused]
+                progress.log(
+                    f"pipeline: done in {seconds:.1f}s"
+                    + (f" (reused {', '.join(reused)})" if reused else "")
+                )
+                print_locations(run, report)
+            except BaseException:
+                print(f"run folder: {run.path}", file=sys.stderr)
+                raise
+        print(f"gate: {'PASSED' if verdict.passed else 'FAILED'} ({run.gate_dir / 'verdict.json'})")
+        return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
+
+    return run_cli(work, debug=args.debug)
+
+
+def environment() -> dict:
+    import apache_beam
+    import keras
+    import numpy
+    import tensorboard
+    import tensorflow as tf
+    import tensorflow_model_analysis as tfma
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tensorboard": tensorboard.__version__,
+        "tensorflow_model_analysis": tfma.__version__,
+        "apache_beam": apache_beam.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def print_locations(run, report) -> None:
+    progress.log("where everything is:")
+    for label, path in (
+        ("manifest", run.manifest_path),
+        ("models", run.models_dir),
+        ("tensorboard logs", run.logs_root),
+        ("evaluation data", run.data_dir),
+        ("TFMA results", run.analysis_dir),
+        ("gate verdict", run.gate_dir / "verdict.json"),
+        ("report", report.index),
+    ):
+        progress.log(f"  {label:17} {path}")
+    progress.log(f"  analysts:         tensorboard --logdir {run.logs_root}   or   python -m reports view --run-dir {run.path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Gate stage: TFMA's model validation turned into a verdict CI can read."""

@@ -1,0 +1,53 @@
+"""python -m gates: pass or fail the candidate against the baseline.
+
+Exit codes: 0 the gate passes, 1 the rules say no, 2 bad input or usage.
+Writes RUN/gate/verdict.json, junit.xml and summary.md (also appended to
+$GITHUB_STEP_SUMMARY when set).
+
+Examples:
+    python -m gates --run-dir runs/demo
+    python -m gates --run-dir runs/demo --baseline /models/accepted --candidate epochs-6
+    python -m gates --run-dir runs/demo --rules strict-gate.toml
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from analysis.__main__ import add_analysis_args, analysis_config, split_beam_args
+from evalsuite.cli import add_common_args, open_run
+from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m gates", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser, new_run_allowed=False)
+    add_analysis_args(parser)
+    for action in parser._actions:
+        if action.dest in ("baseline", "candidate"):
+            action.default = None
+            action.help = f"{action.help.split(' (')[0]}; given, the models are (re)analysed first"
+    args = parser.parse_args(own_args)
+
+    def work() -> int:
+        from gates.gate import gate
+        from gates.rules import load_rules
+
+        rules = load_rules(args.rules)
+        with open_run(args, new_run_allowed=False) as run:
+            if args.baseline or args.candidate or args.eval_data:
+                from analysis.evaluate import analyze
+
+                config = analysis_config(args, beam_args, args.baseline or "epochs-3", args.candidate or "epochs-6")
+                analyze(run, config, rules)
+            verdict = gate(run, rules)
+        print(f"gate: {'PASSED' if verdict.passed else 'FAILED'} ({run.gate_dir / 'verdict.json'})")
+        return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
+
+    return run_cli(work, debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

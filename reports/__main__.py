@@ -1,0 +1,39 @@
+"""python -m reports: build a run's report, or open its views.
+
+Examples:
+    python -m reports --run-dir runs/demo            # RUN/report/index.html and summary.md
+    python -m reports view --run-dir runs/demo       # TensorBoard and the report side by side
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from evalsuite.cli import add_common_args, open_run
+from evalsuite.errors import run_cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["view"]:
+        from reports.view import main as view_main
+
+        return view_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser, new_run_allowed=False)
+    args = parser.parse_args(argv)
+
+    def work() -> int:
+        from reports.build import build_report
+
+        with open_run(args, new_run_allowed=False) as run:
+            result = build_report(run)
+        print(f"report: {result.index}")
+        return 0
+
+    return run_cli(work, debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

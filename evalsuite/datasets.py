@@ -190,6 +190,9 @@ def load_npz(path: Path) -> Dataset:
 
 def _read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     try:
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"PK\x03\x04":
+                raise InputError(f"{path}: not a readable .npz (not a zip archive)")
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in keys if key not in archive.files]
             if missing:

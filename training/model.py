@@ -56,3 +56,18 @@ def scale_images(images):
     import numpy as np
 
     return images.astype(np.float32) / 255.0
+
+
+def write_op_graph(model, logs_dir: Path) -> None:
+    """Write the model's op graph for TensorBoard's Graphs dashboard.
+
+    Keras 3's TensorBoard callback writes only the conceptual graph.
+    """
+    import tensorflow as tf
+
+    forward = tf.function(lambda images: model(images, training=False))
+    concrete = forward.get_concrete_function(tf.TensorSpec([None, 28, 28], tf.float32, name="images"))
+    writer = tf.summary.create_file_writer(str(logs_dir))
+    with writer.as_default():
+        tf.summary.graph(concrete.graph)
+    writer.close()

@@ -18,7 +18,7 @@ from evalsuite.datasets import Dataset, load_dataset
 from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, write_examples
 from evalsuite.rundir import RunDir, atomic_dir, code_fingerprint, fingerprint, relative
-from training.model import build_model, export_saved_model, scale_images
+from training.model import build_model, export_saved_model, scale_images, write_op_graph
 
 
 @dataclass(frozen=True)
@@ -188,6 +188,7 @@ def _export(run: RunDir, model, name: str) -> None:
     keras_staging = run.models_dir / f".{name}.tmp.keras"  # Keras insists on the suffix
     model.save(str(keras_staging))
     keras_staging.replace(run.keras_model_path(name))
+    write_op_graph(model, run.logs_dir(name) / "train")
 
 
 def _clear(folder: Path) -> None:

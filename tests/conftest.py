@@ -1,0 +1,94 @@
+"""Shared fixtures: tiny real data and tiny real models, built once per session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from evalsuite.datasets import Dataset, load_bundled, save_npz  # noqa: E402
+
+SEED = 7
+
+
+@pytest.fixture(scope="session")
+def bundled() -> Dataset:
+    return load_bundled(SEED)
+
+
+@pytest.fixture(scope="session")
+def tiny_npz(bundled, tmp_path_factory) -> Path:
+    """600 train / 300 eval real digits as an .npz, stratified."""
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    save_npz(path, bundled.subset(600, 300, SEED))
+    return path
+
+
+def train_and_export(x, y, epochs: int, path: Path, seed: int = SEED) -> Path:
+    """A real classic-MLP SavedModel, trained on uint8 images `x`."""
+    import keras
+    import tensorflow as tf
+
+    from training.model import build_model, export_saved_model, scale_images
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    model = build_model()
+    model.fit(scale_images(x), y, epochs=epochs, batch_size=32, verbose=0)
+    export_saved_model(model, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(bundled, tmp_path_factory) -> dict[str, Path]:
+    """weak: 1 epoch on 300 digits; strong: 4 epochs on 2,000; no_sevens: strong without any 7."""
+    root = tmp_path_factory.mktemp("models")
+    small = bundled.subset(300, None, SEED)
+    large = bundled.subset(2000, None, SEED)
+    keep = large.y_train != 7
+    return {
+        "weak": train_and_export(small.x_train, small.y_train, 1, root / "weak"),
+        "strong": train_and_export(large.x_train, large.y_train, 4, root / "strong"),
+        "no_sevens": train_and_export(large.x_train[keep], large.y_train[keep], 4, root / "no_sevens"),
+    }
+
+
+@pytest.fixture(scope="session")
+def eval_npz(bundled, tmp_path_factory) -> Path:
+    """Evaluation digits only (50 per class) from the bundled test split."""
+    subset = bundled.subset(None, 500, SEED)
+    path = tmp_path_factory.mktemp("eval") / "eval.npz"
+    save_npz(path, Dataset(subset.x_test[:10], subset.y_test[:10], subset.x_test, subset.y_test, "eval"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_npz) -> Path:
+    """A whole pipeline run on tiny data: 1- and 2-epoch models, analysed, gated, reported."""
+    from evalsuite.pipeline import main
+
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    code = main(["--run-dir", str(run_dir), "--data", str(tiny_npz), "--epochs", "1", "2", "--seed", str(SEED), "-q"])
+    assert code in (0, 1), code
+    return run_dir
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path) -> Path:
+    """A private copy of the tiny run, for tests that change or break it."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy, ignore=shutil.ignore_patterns(".lock"))
+    return copy
+
+
+def predict_probabilities(model_path: Path, records: list[bytes]) -> np.ndarray:
+    """Plain batched predictions through the SavedModel's serving signature."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(model_path)).signatures["serving_default"]
+    return signature(examples=tf.constant(records))["probabilities"].numpy()

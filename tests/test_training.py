@@ -1,0 +1,104 @@
+"""Training: seeded, snapshot runs equal independent runs, complete logs, servable exports."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evalsuite.examples import read_examples
+from evalsuite.rundir import RunDir
+from tests.conftest import SEED, predict_probabilities
+from training.train import TrainConfig, train
+
+
+def _train(tmp_path_factory, tiny_npz, independent: bool):
+    run = RunDir(tmp_path_factory.mktemp("train") / ("independent" if independent else "snapshot"))
+    config = TrainConfig(data=str(tiny_npz), seed=SEED, epochs=(3, 6), independent_runs=independent, verbose=0)
+    with run:
+        result = train(run, config, log=lambda message: None)
+    return run, result
+
+
+@pytest.fixture(scope="module")
+def snapshot_run(tmp_path_factory, tiny_npz):
+    return _train(tmp_path_factory, tiny_npz, independent=False)
+
+
+@pytest.fixture(scope="module")
+def independent_run(tmp_path_factory, tiny_npz):
+    return _train(tmp_path_factory, tiny_npz, independent=True)
+
+
+def _weights(run: RunDir, name: str) -> list[np.ndarray]:
+    import keras
+
+    return keras.models.load_model(run.keras_model_path(name)).get_weights()
+
+
+@pytest.mark.parametrize("name", ["epochs-3", "epochs-6"])
+def test_snapshot_of_one_trajectory_is_bitwise_an_independent_run(snapshot_run, independent_run, name):
+    """The premise of training both models for the price of one, proven on this machine."""
+    snapshot, independent = _weights(snapshot_run[0], name), _weights(independent_run[0], name)
+    assert len(snapshot) == 4
+    for a, b in zip(snapshot, independent):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_the_two_runs_differ(snapshot_run):
+    three, six = _weights(snapshot_run[0], "epochs-3"), _weights(snapshot_run[0], "epochs-6")
+    assert not all(np.array_equal(a, b) for a, b in zip(three, six))
+
+
+def _scalars(folder, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return accumulator, [event.step for event in accumulator.Tensors(tag)] if tag in accumulator.Tags()["tensors"] else []
+
+
+@pytest.mark.parametrize("mode", ["snapshot", "independent"])
+@pytest.mark.parametrize("name, epochs", [("epochs-3", 3), ("epochs-6", 6)])
+def test_each_run_has_its_own_complete_tensorboard_logs(snapshot_run, independent_run, mode, name, epochs):
+    run = (snapshot_run if mode == "snapshot" else independent_run)[0]
+    train_acc, steps = _scalars(run.logs_dir(name) / "train", "epoch_accuracy")
+    assert steps == list(range(epochs))
+    _, val_steps = _scalars(run.logs_dir(name) / "validation", "epoch_accuracy")
+    assert val_steps == list(range(epochs))
+    _, loss_steps = _scalars(run.logs_dir(name) / "train", "epoch_loss")
+    assert loss_steps == list(range(epochs))
+    tags = train_acc.Tags()["tensors"]
+    assert any("histogram" in tag or tag.endswith("/kernel") for tag in tags), tags
+    assert "keras" in tags  # the conceptual graph
+    assert train_acc.Tags()["graph"]  # the op graph
+
+
+def test_saved_model_serves_serialized_examples_like_the_keras_model(snapshot_run):
+    import keras
+
+    from training.model import scale_images
+
+    run = snapshot_run[0]
+    images, _, records = read_examples(str(run.data_dir / "eval-*.tfrecord"))
+    served = predict_probabilities(run.model_dir("epochs-6"), records)
+    direct = keras.models.load_model(run.keras_model_path("epochs-6")).predict(scale_images(images), verbose=0)
+    assert served.shape == (len(records), 10)
+    np.testing.assert_allclose(served, direct, rtol=1e-5, atol=1e-6)
+
+
+def test_unchanged_inputs_are_reused(snapshot_run, tiny_npz):
+    run, first = snapshot_run
+    config = TrainConfig(data=str(tiny_npz), seed=SEED, epochs=(3, 6), verbose=0)
+    said = []
+    with run:
+        again = train(run, config, log=said.append)
+    assert again.reused and again.runs == first.runs
+    assert any("reused" in line for line in said)
+
+
+def test_bad_epoch_settings_are_usage_errors():
+    from evalsuite.errors import InputError
+
+    with pytest.raises(InputError, match="--epochs"):
+        TrainConfig(epochs=(3, 3))
+    with pytest.raises(InputError, match="--batch-size"):
+        TrainConfig(batch_size=0)

@@ -10,7 +10,9 @@ from analysis.evaluate import load_summary
 from evalsuite import progress
 from evalsuite.errors import InputError
 from evalsuite.rundir import RunDir, relative, write_text_atomic
+from reports.html_report import write_html_report
 from reports.markdown import summary_markdown
+from reports.tensorboard_summaries import write_tfma_summaries
 
 
 @dataclass
@@ -38,17 +40,19 @@ def build_report(run: RunDir, log=progress.log) -> ReportResult:
     verdict = load_verdict(run)
     markdown_path = run.report_dir / "summary.md"
     write_text_atomic(markdown_path, summary_markdown(manifest, summary, verdict))
-    index = markdown_path
-    try:
-        from reports.html_report import write_html_report
-    except ImportError:
-        write_html_report = None
-    if write_html_report is not None:
-        index = write_html_report(run, manifest, summary, verdict)
+    index = write_html_report(run, manifest, summary, verdict)
+    event_folders = write_tfma_summaries(run, manifest, summary)
     seconds = time.perf_counter() - started
     run.record_stage(
         "report",
-        {"seconds": round(seconds, 3), "outputs": {"index": relative(run, index), "summary": relative(run, markdown_path)}},
+        {
+            "seconds": round(seconds, 3),
+            "outputs": {
+                "index": relative(run, index),
+                "summary": relative(run, markdown_path),
+                "tensorboard": [relative(run, folder) for folder in event_folders],
+            },
+        },
     )
     log(f"report: {index} in {seconds:.1f}s")
     return ReportResult(index=index, summary=markdown_path, seconds=seconds)

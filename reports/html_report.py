@@ -1,0 +1,180 @@
+"""RUN/report/index.html: one self-contained page an ML lead reads in a minute.
+
+Everything comes from saved results (manifest, TFMA summary, verdict, event
+files); plots are embedded PNGs; every piece of text from data or config is
+escaped.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from evalsuite.rundir import RunDir, write_text_atomic
+from reports.curves import read_curves
+from reports.markdown import fmt, interval_text, per_digit_rows
+from reports.plots import confusion_figure, curves_figure, per_digit_figure
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:24px;color:#1d2330}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e3e6ec;padding-bottom:4px}
+.verdict{padding:14px 18px;border-radius:8px;margin:14px 0;font-size:16px}
+.pass{background:#e6f4ea;border:1px solid #8cc79b} .fail{background:#fce8e6;border:1px solid #e39a8f}
+table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums}
+th,td{border-bottom:1px solid #e3e6ec;padding:4px 10px;text-align:right} th{background:#f5f6f8}
+td.l,th.l{text-align:left} .bad{color:#b3261e;font-weight:600} .good{color:#1e7d34}
+img{max-width:100%} code{background:#f5f6f8;padding:1px 4px;border-radius:3px} .muted{color:#5f6775}
+"""
+
+
+def esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def write_html_report(run: RunDir, manifest: dict, summary: dict, verdict: dict | None) -> Path:
+    path = run.report_dir / "index.html"
+    write_text_atomic(path, render(run, manifest, summary, verdict))
+    return path
+
+
+def render(run: RunDir, manifest: dict, summary: dict, verdict: dict | None) -> str:
+    base_label, cand_label = summary["baseline"]["label"], summary["candidate"]["label"]
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>Model gate: {esc(cand_label)} vs {esc(base_label)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>Model gate: <code>{esc(cand_label)}</code> vs <code>{esc(base_label)}</code></h1>",
+        f'<div class="muted">run folder {esc(run.path)}</div>',
+    ]
+    parts.append(_verdict_section(verdict))
+    rows = per_digit_rows(summary)
+    max_drop = (verdict or {}).get("rules", {}).get("max_drop")
+    parts.append("<h2>Accuracy per digit</h2>")
+    parts.append(
+        f'<p class="muted">{summary["eval_data"]["examples"]} evaluation examples from '
+        f'{esc(summary["eval_data"]["source"])}; delta = candidate - baseline; intervals: '
+        f'{esc(summary.get("confidence_intervals") or "not computed")}.</p>'
+    )
+    parts.append(_per_digit_table(rows, base_label, cand_label))
+    parts.append(_img(per_digit_figure(rows, base_label, cand_label, max_drop), "accuracy per digit"))
+    parts.append(_confusion_section(summary, base_label, cand_label))
+    parts.append(_curves_section(run, manifest))
+    parts.append(_provenance_section(run, manifest, summary))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _verdict_section(verdict: dict | None) -> str:
+    if verdict is None:
+        return '<div class="verdict fail" id="verdict">Gate not run: no verdict in this run folder.</div>'
+    passed = verdict["passed"]
+    failed = [c for c in verdict["checks"] if not c["passed"]]
+    head = (
+        f'<div class="verdict {"pass" if passed else "fail"}" id="verdict"><strong>'
+        f'{"PASSED" if passed else "FAILED"}</strong>: {len(verdict["checks"]) - len(failed)} of '
+        f'{len(verdict["checks"])} checks passed (rules from {esc(verdict["rules"].get("source", "?"))}).'
+    )
+    if failed:
+        head += "<ul>" + "".join(f"<li>{esc(c['rule'])}: {esc(c['message'])}</li>" for c in failed) + "</ul>"
+    head += "</div>"
+    rows = [
+        "<table><tr><th class=l>rule</th><th class=l>slice</th><th>baseline</th><th>candidate</th><th>delta</th>"
+        "<th class=l>95% CI of delta</th><th class=l>needs</th><th class=l>result</th></tr>"
+    ]
+    for check in verdict["checks"]:
+        result = '<span class="good">pass</span>' if check["passed"] else '<span class="bad">FAIL</span>'
+        rows.append(
+            f"<tr><td class=l>{esc(check['rule'])}</td><td class=l>{esc(check['slice'])}</td>"
+            f"<td>{fmt(check['baseline'])}</td><td>{fmt(check['candidate'])}</td>"
+            f"<td>{fmt(check['delta'], True)}</td><td class=l>{interval_text(check.get('interval'))}</td>"
+            f"<td class=l>{esc(check['threshold'])}</td><td class=l>{result}</td></tr>"
+        )
+    rows.append("</table>")
+    notes = "".join(f'<p class="muted">Note: {esc(note)}</p>' for note in verdict.get("notes", []))
+    return head + "<h2>Rules</h2>" + "".join(rows) + notes
+
+
+def _per_digit_table(rows: list[dict], base_label: str, cand_label: str) -> str:
+    out = [
+        f"<table id=per-digit><tr><th class=l>slice</th><th>examples</th><th>{esc(base_label)}</th>"
+        f"<th>{esc(cand_label)}</th><th>delta</th><th class=l>95% CI of delta</th></tr>"
+    ]
+    for row in rows:
+        delta = row["delta"]
+        css = "bad" if delta is not None and delta < 0 else ("good" if delta and delta > 0 else "")
+        examples = "-" if row["examples"] is None else f"{row['examples']:.0f}"
+        out.append(
+            f"<tr><td class=l>{esc(row['slice'])}</td><td>{examples}</td><td>{fmt(row['baseline'])}</td>"
+            f"<td>{fmt(row['candidate'])}</td><td class='{css}'>{fmt(delta, True)}</td>"
+            f"<td class=l>{interval_text(row['interval'])}</td></tr>"
+        )
+    out.append("</table>")
+    return "".join(out)
+
+
+def most_confused(matrix: list[list[int]], top: int = 5) -> list[tuple[int, int, int]]:
+    """(true, predicted, count) for the largest off-diagonal cells."""
+    cells = [(count, true, predicted) for true, row in enumerate(matrix) for predicted, count in enumerate(row)
+             if true != predicted and count > 0]
+    return [(true, predicted, count) for count, true, predicted in sorted(cells, key=lambda c: (-c[0], c[1], c[2]))[:top]]
+
+
+def _confusion_section(summary: dict, base_label: str, cand_label: str) -> str:
+    matrices = {}
+    for role, label in (("baseline", base_label), ("candidate", cand_label)):
+        matrix = summary.get("confusion_matrices", {}).get(role, {}).get("overall")
+        if matrix:
+            matrices[label] = matrix
+    if not matrices:
+        return "<h2>Confusion matrices</h2><p>Not in the analysis.</p>"
+    out = ["<h2>Confusion matrices</h2>", _img(confusion_figure(matrices), "confusion matrices")]
+    out.append("<table id=confused><tr><th class=l>model</th><th class=l>most confused (true &rarr; predicted: count)</th></tr>")
+    for label, matrix in matrices.items():
+        pairs = ", ".join(f"{t} &rarr; {p}: {c}" for t, p, c in most_confused(matrix))
+        out.append(f"<tr><td class=l>{esc(label)}</td><td class=l>{pairs or 'none'}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _curves_section(run: RunDir, manifest: dict) -> str:
+    runs = manifest.get("stages", {}).get("training", {}).get("runs", {})
+    curves = {name: read_curves(run.path / info["logs"]) for name, info in runs.items()}
+    curves = {name: c for name, c in curves.items() if c}
+    if not curves:
+        return "<h2>Training curves</h2><p>No TensorBoard logs in this run folder.</p>"
+    return "<h2>Training curves</h2>" + _img(curves_figure(curves), "training curves") + (
+        '<p class="muted">Read from the TensorBoard event files in '
+        + ", ".join(f"<code>{esc(info['logs'])}</code>" for info in runs.values())
+        + "</p>"
+    )
+
+
+def _provenance_section(run: RunDir, manifest: dict, summary: dict) -> str:
+    stages = manifest.get("stages", {})
+    data = stages.get("data", {})
+    training = stages.get("training", {})
+    rows = [
+        ("data source", data.get("source", "?")),
+        ("data fingerprint", data.get("fingerprint", "?")),
+        ("train / eval examples", f"{data.get('train_examples', '?')} / {data.get('eval_examples', '?')}"),
+        ("evaluated on", f"{summary['eval_data']['source']} ({summary['eval_data']['examples']} examples)"),
+        ("seed", training.get("config", {}).get("seed", "?")),
+        ("training settings", ", ".join(f"{k}={v}" for k, v in training.get("config", {}).items())),
+    ]
+    rows += [(name, version) for name, version in sorted(manifest.get("environment", {}).items())]
+    rows += [(f"time: {name}", f"{info.get('seconds', 0):.1f}s" + (" (reused)" if info.get("reused") else ""))
+             for name, info in stages.items() if "seconds" in info]
+    artifacts = [
+        ("manifest", run.manifest_path), ("models", run.models_dir), ("TensorBoard logs", run.logs_root),
+        ("evaluation examples", run.data_dir), ("TFMA output", run.analysis_dir / "tfma"),
+        ("verdict", run.gate_dir / "verdict.json"), ("JUnit", run.gate_dir / "junit.xml"),
+    ]
+    out = ["<h2>What ran</h2><table id=provenance>"]
+    out += [f"<tr><th class=l>{esc(k)}</th><td class=l>{esc(v)}</td></tr>" for k, v in rows]
+    out += [f"<tr><th class=l>{esc(k)}</th><td class=l><code>{esc(v)}</code></td></tr>" for k, v in artifacts]
+    out.append("</table>")
+    return "".join(out)

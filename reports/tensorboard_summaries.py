@@ -1,0 +1,57 @@
+"""TFMA's results as TensorBoard summaries, beside each run's training logs.
+
+TensorBoard alone then shows training and evaluation together: per-digit
+accuracy as scalars at the model's epoch count (so the 3- and 6-epoch runs
+line up on one chart), confusion matrices as images, the table as text.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from evalsuite.rundir import RunDir, atomic_dir
+from reports.markdown import fmt, interval_text, per_digit_rows
+from reports.plots import confusion_figure
+
+EVAL_RUN = "tfma"
+
+
+def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict) -> list[Path]:
+    """Write logs/<model>/tfma for each analysed model that is one of this run's."""
+    import tensorflow as tf
+
+    runs = manifest.get("stages", {}).get("training", {}).get("runs", {})
+    rows = per_digit_rows(summary)
+    table = _markdown_table(rows, summary["baseline"]["label"], summary["candidate"]["label"])
+    written = []
+    for role in ("baseline", "candidate"):
+        label = summary[role]["label"]
+        if label not in runs:
+            continue  # a model from elsewhere has no training logs here
+        step = int(runs[label]["epochs"])
+        final = run.logs_dir(label) / EVAL_RUN
+        with atomic_dir(final) as staging:
+            writer = tf.summary.create_file_writer(str(staging))
+            with writer.as_default():
+                for sid, metrics in summary["models"][role].items():
+                    if metrics.get("accuracy") is not None:
+                        tf.summary.scalar(f"tfma/accuracy/{sid}", metrics["accuracy"], step=step,
+                                          description=f"TFMA SparseCategoricalAccuracy on slice {sid}")
+                    if role == "candidate" and summary["deltas"].get(sid, {}).get("accuracy") is not None:
+                        tf.summary.scalar(f"tfma/delta_vs_baseline/{sid}", summary["deltas"][sid]["accuracy"], step=step)
+                matrix = summary.get("confusion_matrices", {}).get(role, {}).get("overall")
+                if matrix:
+                    png = confusion_figure({label: matrix})
+                    image = tf.io.decode_png(png, channels=4)[tf.newaxis]
+                    tf.summary.image("tfma/confusion_matrix", image, step=step)
+                tf.summary.text("tfma/per_digit_accuracy", table, step=step)
+            writer.close()
+        written.append(final)
+    return written
+
+
+def _markdown_table(rows: list[dict], base_label: str, cand_label: str) -> str:
+    lines = [f"| slice | {base_label} | {cand_label} | delta | 95% CI |", "|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['slice']} | {fmt(row['baseline'])} | {fmt(row['candidate'])} | "
+                     f"{fmt(row['delta'], True)} | {interval_text(row['interval'])} |")
+    return "\n".join(lines)

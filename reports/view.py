@@ -1,0 +1,120 @@
+"""python -m reports view: TensorBoard and the report, side by side, on localhost.
+
+Starts a real TensorBoard server over RUN/logs (training runs and the TFMA
+summaries) and a small HTTP server for RUN/report, prints their URLs as its
+first lines, and stops cleanly on Ctrl-C.
+
+Example:
+    python -m reports view --run-dir runs/demo
+    python -m reports view --run-dir runs/demo --port 6006 --report-port 8000
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import html
+import http.server
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from evalsuite.errors import InputError, run_cli
+from evalsuite.rundir import RunDir
+
+SIDE_BY_SIDE = """<!doctype html><html lang=en><head><meta charset=utf-8><title>evalsuite: {run}</title>
+<style>html,body{{margin:0;height:100%;font:13px system-ui,sans-serif}}
+.bar{{padding:4px 10px;background:#1d2330;color:#fff}} .bar a{{color:#9cc3ff;margin-right:14px}}
+.panes{{display:flex;height:calc(100% - 26px)}} iframe{{border:0;flex:1;height:100%}}
+iframe+iframe{{border-left:2px solid #1d2330}}</style></head><body>
+<div class=bar>{run} &mdash; <a href="{report}" target=_blank>report</a><a href="{tensorboard}" target=_blank>TensorBoard</a></div>
+<div class=panes><iframe title=report src="{report}"></iframe><iframe title=TensorBoard src="{tensorboard}"></iframe></div>
+</body></html>"""
+
+
+class ReportHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves RUN/report, plus /side-by-side with the report beside TensorBoard."""
+
+    side_by_side = b""
+
+    def do_GET(self):
+        if self.path.split("?")[0] == "/side-by-side":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(self.side_by_side)))
+            self.end_headers()
+            self.wfile.write(self.side_by_side)
+            return
+        super().do_GET()
+
+    def log_message(self, format, *args):  # one line per request would drown the URLs
+        pass
+
+
+def start_tensorboard(logdir: Path, host: str, port: int) -> str:
+    """A real TensorBoard server in a background thread; returns its URL."""
+    from tensorboard import program
+
+    board = program.TensorBoard()
+    board.configure(argv=[None, "--logdir", str(logdir), "--host", host, "--port", str(port), "--reload_interval", "5"])
+    try:
+        return board.launch()
+    except Exception as error:
+        raise InputError(f"TensorBoard could not start on {host}:{port} ({error})") from None
+
+
+def start_report_server(report_dir: Path, host: str, port: int, tensorboard_url: str, run_name: str):
+    handler = functools.partial(ReportHandler, directory=str(report_dir))
+    try:
+        server = http.server.ThreadingHTTPServer((host, port), handler)
+    except OSError as error:
+        raise InputError(f"report server could not start on {host}:{port} ({error.strerror})") from None
+    url = f"http://{host}:{server.server_address[1]}/"
+    ReportHandler.side_by_side = SIDE_BY_SIDE.format(
+        run=html.escape(run_name), report=html.escape(url), tensorboard=html.escape(tensorboard_url)
+    ).encode("utf-8")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reports view", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=0, help="TensorBoard port (default: a free one)")
+    parser.add_argument("--report-port", type=int, default=0, help="report server port (default: a free one)")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+
+    def work() -> int:
+        run = RunDir(args.run_dir)
+        run.read_manifest()
+        if not run.logs_root.is_dir():
+            raise InputError(f"{run.logs_root}: no TensorBoard logs in this run folder (train first)")
+        if not (run.report_dir / "index.html").is_file():
+            from reports.build import build_report
+
+            with run:
+                build_report(run, log=lambda message: None)
+        tensorboard_url = start_tensorboard(run.logs_root, args.host, args.port)
+        server, report_url = start_report_server(run.report_dir, args.host, args.report_port, tensorboard_url,
+                                                 str(run.path))
+        print(f"tensorboard: {tensorboard_url}", flush=True)
+        print(f"report: {report_url}index.html", flush=True)
+        print(f"side by side: {report_url}side-by-side", flush=True)
+        print("press Ctrl-C to stop", flush=True)
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        stop.wait()
+        server.shutdown()
+        server.server_close()
+        print("stopped", flush=True)
+        return 0
+
+    return run_cli(work, debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,6 +7,7 @@ Examples:
 
 Arguments after `--` are Apache Beam pipeline options (--runner=FlinkRunner ...).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,17 @@ from evalsuite.errors import run_cli
 def add_analysis_args(parser: argparse.ArgumentParser, *, models: bool = True) -> None:
     group = parser.add_argument_group("analysis")
     if models:
-        group.add_argument("--baseline", default="epochs-3", help="run model name or SavedModel path (default: epochs-3)")
-        group.add_argument("--candidate", default="epochs-6", help="run model name or SavedModel path (default: epochs-6)")
-        group.add_argument("--eval-data", default=None,
-                           help="other evaluation data: IDX folder, .npz, or TFRecord of tf.Example (file, folder or glob)")
+        group.add_argument(
+            "--baseline", default="epochs-3", help="run model name or SavedModel path (default: epochs-3)"
+        )
+        group.add_argument(
+            "--candidate", default="epochs-6", help="run model name or SavedModel path (default: epochs-6)"
+        )
+        group.add_argument(
+            "--eval-data",
+            default=None,
+            help="other evaluation data: IDX folder, .npz, or TFRecord of tf.Example (file, folder or glob)",
+        )
     group.add_argument("--rules", type=Path, default=None, help="gate rules TOML (default: ./gate.toml, else built-in)")
     group.add_argument("--no-intervals", action="store_true", help="skip jackknife confidence intervals (faster)")
 
@@ -50,8 +58,9 @@ def analysis_config(args: argparse.Namespace, beam_args: list[str], baseline: st
 
 def main(argv: list[str] | None = None) -> int:
     own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_common_args(parser, new_run_allowed=False)
     add_analysis_args(parser)
     args = parser.parse_args(own_args)

@@ -5,6 +5,7 @@ candidate-minus-baseline diffs, jackknife confidence intervals and the gate's
 validation in the same Beam pipeline. The results stay in TFMA's own format
 (`tfma.load_eval_result`) and are also flattened into `summary.json`.
 """
+
 from __future__ import annotations
 
 import math
@@ -87,7 +88,10 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
             "confidence_intervals": "jackknife" if config.confidence_intervals else None,
             "rules": rules_key(rules),
             "beam_args": list(config.beam_args),
-            "outputs": {"tfma": relative(run, run.analysis_dir / TFMA_DIR), "summary": relative(run, run.analysis_dir / SUMMARY_NAME)},
+            "outputs": {
+                "tfma": relative(run, run.analysis_dir / TFMA_DIR),
+                "summary": relative(run, run.analysis_dir / SUMMARY_NAME),
+            },
         },
     )
     overall_b = summary["models"][BASELINE]["overall"]["accuracy"]
@@ -96,8 +100,9 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
         f"analysis: TFMA on {eval_data['examples']} examples, 2 models, {len(summary['slices'])} slices "
         f"in {tfma_seconds:.1f}s - accuracy {baseline.label} {overall_b:.4f}, {candidate.label} {overall_c:.4f}"
     )
-    return AnalysisResult(summary, run.analysis_dir / TFMA_DIR, reused=False, seconds=seconds,
-                          timings={"tfma": tfma_seconds})
+    return AnalysisResult(
+        summary, run.analysis_dir / TFMA_DIR, reused=False, seconds=seconds, timings={"tfma": tfma_seconds}
+    )
 
 
 def rules_key(rules: GateRules) -> dict:
@@ -151,8 +156,9 @@ def build_eval_config(rules: GateRules, eval_data: dict, confidence_intervals: b
     from tensorflow_model_analysis.proto import config_pb2 as cfg
 
     model_specs = [
-        cfg.ModelSpec(name=BASELINE, label_key="label", signature_name=SIGNATURE, prediction_key=OUTPUT_KEY,
-                      is_baseline=True),
+        cfg.ModelSpec(
+            name=BASELINE, label_key="label", signature_name=SIGNATURE, prediction_key=OUTPUT_KEY, is_baseline=True
+        ),
         cfg.ModelSpec(name=CANDIDATE, label_key="label", signature_name=SIGNATURE, prediction_key=OUTPUT_KEY),
     ]
     metrics = [
@@ -196,7 +202,9 @@ def run_tfma(baseline: ModelRef, candidate: ModelRef, eval_config, pattern: str,
         raise InputError(f"TFMA failed on {pattern}: {first[:240]}") from error
 
 
-def summarize(tfma_path: Path, baseline: ModelRef, candidate: ModelRef, eval_data: dict, config: AnalysisConfig) -> dict:
+def summarize(
+    tfma_path: Path, baseline: ModelRef, candidate: ModelRef, eval_data: dict, config: AnalysisConfig
+) -> dict:
     """Flatten TFMA's results to model -> slice -> metric, with intervals and diffs."""
     import tensorflow_model_analysis as tfma
 

@@ -1,4 +1,5 @@
 """Find a model by run name or path and check it is a SavedModel TFMA can use."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Shared plumbing for the stages: run folders, manifests, data, errors."""
+
 import os
 
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) drowns the stage lines.

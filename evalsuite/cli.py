@@ -1,4 +1,5 @@
 """Flags every stage's command shares, and how they become a locked run folder."""
+
 from __future__ import annotations
 
 import argparse

@@ -3,6 +3,7 @@
 Every loader returns a `Dataset` of uint8 images and int64 labels, checked for
 shape, range and size; anything else is an `InputError` naming the file.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -53,9 +54,7 @@ class Dataset:
             "fingerprint": self.fingerprint,
             "train_examples": int(len(self.y_train)),
             "eval_examples": int(len(self.y_test)),
-            "eval_examples_per_class": {
-                str(c): int(n) for c, n in zip(*np.unique(self.y_test, return_counts=True))
-            },
+            "eval_examples_per_class": {str(c): int(n) for c, n in zip(*np.unique(self.y_test, return_counts=True))},
         }
 
     def subset(self, train: int | None, test: int | None, seed: int) -> "Dataset":
@@ -169,9 +168,7 @@ def read_idx(path: Path) -> np.ndarray:
         raise InputError(f"{path}: not an IDX file (too short)")
     zero, dtype_code, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
     if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
-        raise InputError(
-            f"{path}: bad IDX magic number 0x{raw[:4].hex()} (expected 0x00000801 or 0x00000803)"
-        )
+        raise InputError(f"{path}: bad IDX magic number 0x{raw[:4].hex()} (expected 0x00000801 or 0x00000803)")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise InputError(f"{path}: truncated IDX header")

@@ -1,4 +1,5 @@
 """Errors that become exit codes, and the one place that maps them."""
+
 from __future__ import annotations
 
 import os

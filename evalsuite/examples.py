@@ -3,6 +3,7 @@
 Each example holds the image as 784 raw bytes (`image`, compact and decoded
 inside the serving signature) and the true digit as an int64 `label`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,12 +35,8 @@ def write_examples(folder: Path, images: np.ndarray, labels: np.ndarray) -> list
                 example = tf.train.Example(
                     features=tf.train.Features(
                         feature={
-                            IMAGE_KEY: tf.train.Feature(
-                                bytes_list=tf.train.BytesList(value=[images[index].tobytes()])
-                            ),
-                            LABEL_KEY: tf.train.Feature(
-                                int64_list=tf.train.Int64List(value=[int(labels[index])])
-                            ),
+                            IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[images[index].tobytes()])),
+                            LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(labels[index])])),
                         }
                     )
                 )

@@ -11,6 +11,7 @@ Examples:
     evalsuite --run-dir runs/demo --force       # recompute everything
     evalsuite --run-dir runs/demo -- --direct_num_workers=2 --direct_running_mode=multi_processing
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     from training.__main__ import add_training_args, training_config
 
     own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="evalsuite", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="evalsuite", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_common_args(parser, new_run_allowed=True)
     add_training_args(parser)
     add_analysis_args(parser, models=False)
@@ -60,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds = time.perf_counter() - started
                 run.update_manifest(pipeline_seconds=round(seconds, 3))
                 reused = [name for name, result in (("training", trained), ("analysis", analysis)) if result.reused]
-                progress.log(
-                    f"pipeline: done in {seconds:.1f}s"
-                    + (f" (reused {', '.join(reused)})" if reused else "")
-                )
+                progress.log(f"pipeline: done in {seconds:.1f}s" + (f" (reused {', '.join(reused)})" if reused else ""))
                 print_locations(run, report)
             except BaseException:
                 print(f"run folder: {run.path}", file=sys.stderr)
@@ -106,7 +105,9 @@ def print_locations(run, report) -> None:
         ("report", report.index),
     ):
         progress.log(f"  {label:17} {path}")
-    progress.log(f"  analysts:         tensorboard --logdir {run.logs_root}   or   python -m reports view --run-dir {run.path}")
+    progress.log(
+        f"  analysts:         tensorboard --logdir {run.logs_root}   or   python -m reports view --run-dir {run.path}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """One line per stage: what it did and how long it took; silenced by --quiet."""
+
 from __future__ import annotations
 
 import sys

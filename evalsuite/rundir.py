@@ -5,6 +5,7 @@ through `manifest.json`, and a stage is marked done there only after its
 outputs have been renamed into place, so an interrupted run never looks
 finished.
 """
+
 from __future__ import annotations
 
 import contextlib

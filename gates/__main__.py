@@ -9,6 +9,7 @@ Examples:
     python -m gates --run-dir runs/demo --baseline /models/accepted --candidate epochs-6
     python -m gates --run-dir runs/demo --rules strict-gate.toml
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,9 @@ from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
 
 def main(argv: list[str] | None = None) -> int:
     own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m gates", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m gates", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_common_args(parser, new_run_allowed=False)
     add_analysis_args(parser)
     for action in parser._actions:

@@ -1,4 +1,5 @@
 """The gate stage: decide, write what CI reads, record it in the manifest."""
+
 from __future__ import annotations
 
 import time

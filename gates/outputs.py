@@ -1,4 +1,5 @@
 """What CI reads: verdict.json, junit.xml and a Markdown table for pull requests."""
+
 from __future__ import annotations
 
 import html

@@ -3,13 +3,15 @@
 The verdict is TFMA's own model validation, so what passes here is what TFX's
 Evaluator would bless with the same EvalConfig.
 """
+
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from evalsuite.errors import InputError
 
@@ -123,7 +125,7 @@ def strict_change_bound(min_improvement: float, examples: int) -> float:
 
 
 def inclusive_drop_bound(max_drop: float, examples: int) -> float:
-    """"diff >= -max_drop", with the bound moved half a step down to absorb float noise."""
+    """ "diff >= -max_drop", with the bound moved half a step down to absorb float noise."""
     if examples <= 0:
         return -max_drop
     steps = math.ceil(-max_drop * examples - 1e-9)
@@ -141,8 +143,9 @@ def slice_id(slice_key) -> str:
 
 def is_cross_slice(slice_key) -> bool:
     """TFMA cross-slice keys are (baseline_key, comparison_key); plain keys hold (column, value)."""
-    return len(slice_key) == 2 and all(isinstance(part, tuple) and all(isinstance(x, tuple) for x in part)
-                                       for part in slice_key)
+    return len(slice_key) == 2 and all(
+        isinstance(part, tuple) and all(isinstance(x, tuple) for x in part) for part in slice_key
+    )
 
 
 def tfma_metric_config(rules: GateRules, total_examples: int, examples_per_class: dict[str, int]):
@@ -185,4 +188,6 @@ def tfma_metric_config(rules: GateRules, total_examples: int, examples_per_class
 def gap_cross_slicing_spec():
     from tensorflow_model_analysis.proto import config_pb2 as cfg
 
-    return cfg.CrossSlicingSpec(baseline_spec=cfg.SlicingSpec(), slicing_specs=[cfg.SlicingSpec(feature_keys=["label"])])
+    return cfg.CrossSlicingSpec(
+        baseline_spec=cfg.SlicingSpec(), slicing_specs=[cfg.SlicingSpec(feature_keys=["label"])]
+    )

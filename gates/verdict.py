@@ -5,6 +5,7 @@ Fail closed: anything missing, NaN or inconsistent is an `InputError`
 gate recomputes each decision from the saved numbers and refuses to bless
 when the two disagree.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,27 +72,51 @@ def decide(run: RunDir, rules: GateRules) -> Verdict:
 
     if rules.min_improvement is not None:
         bound = strict_change_bound(rules.min_improvement, total)
-        checks.append(_change_check(
-            "overall improvement", "overall", base, cand, deltas, bound,
-            f"delta > {rules.min_improvement:g}", failures.get(("overall", "change"), False),
-        ))
+        checks.append(
+            _change_check(
+                "overall improvement",
+                "overall",
+                base,
+                cand,
+                deltas,
+                bound,
+                f"delta > {rules.min_improvement:g}",
+                failures.get(("overall", "change"), False),
+            )
+        )
     if rules.min_accuracy is not None:
         value = cand["overall"]["accuracy"]
-        checks.append(Check(
-            rule="overall floor", metric="accuracy", slice="overall", baseline=base["overall"]["accuracy"],
-            candidate=value, delta=deltas["overall"]["accuracy"], threshold=f"candidate >= {rules.min_accuracy:g}",
-            passed=not failures.get(("overall", "value"), False), interval=cand["overall"].get("accuracy_ci"),
-        ))
+        checks.append(
+            Check(
+                rule="overall floor",
+                metric="accuracy",
+                slice="overall",
+                baseline=base["overall"]["accuracy"],
+                candidate=value,
+                delta=deltas["overall"]["accuracy"],
+                threshold=f"candidate >= {rules.min_accuracy:g}",
+                passed=not failures.get(("overall", "value"), False),
+                interval=cand["overall"].get("accuracy_ci"),
+            )
+        )
         _agree(checks[-1], value >= rules.min_accuracy - FLOAT_SLACK)
     if rules.max_drop is not None:
         counts = summary["eval_data"]["examples_per_class"]
         for digit in range(NUM_CLASSES):
             sid = f"label={digit}"
             bound = inclusive_drop_bound(rules.max_drop, int(counts.get(str(digit), 0)))
-            checks.append(_change_check(
-                "per-digit drop", sid, base, cand, deltas, bound, f"delta >= -{rules.max_drop:g}",
-                failures.get((sid, "change"), False),
-            ))
+            checks.append(
+                _change_check(
+                    "per-digit drop",
+                    sid,
+                    base,
+                    cand,
+                    deltas,
+                    bound,
+                    f"delta >= -{rules.max_drop:g}",
+                    failures.get((sid, "change"), False),
+                )
+            )
     if rules.max_gap is not None:
         overall = cand["overall"]["accuracy"]
         for digit in range(NUM_CLASSES):
@@ -100,8 +125,13 @@ def decide(run: RunDir, rules: GateRules) -> Verdict:
             if gap is None:
                 raise InputError(f"{run.analysis_dir}: no cross-slice gap for slice {sid}")
             check = Check(
-                rule="gap to overall", metric="accuracy", slice=sid, baseline=overall,
-                candidate=cand[sid]["accuracy"], delta=-gap, threshold=f"overall - digit <= {rules.max_gap:g}",
+                rule="gap to overall",
+                metric="accuracy",
+                slice=sid,
+                baseline=overall,
+                candidate=cand[sid]["accuracy"],
+                delta=-gap,
+                threshold=f"overall - digit <= {rules.max_gap:g}",
                 passed=not failures.get((f"overall vs {sid}", "value"), False),
             )
             _agree(check, gap <= rules.max_gap + FLOAT_SLACK)
@@ -112,12 +142,19 @@ def decide(run: RunDir, rules: GateRules) -> Verdict:
             raise InputError(
                 f"{run.analysis_dir}: significance.require needs confidence intervals; rerun analysis without --no-intervals"
             )
-        checks.append(Check(
-            rule="significant improvement", metric="accuracy", slice="overall",
-            baseline=base["overall"]["accuracy"], candidate=cand["overall"]["accuracy"],
-            delta=deltas["overall"]["accuracy"], threshold="95% interval of delta above 0",
-            passed=interval[0] > 0, interval=interval,
-        ))
+        checks.append(
+            Check(
+                rule="significant improvement",
+                metric="accuracy",
+                slice="overall",
+                baseline=base["overall"]["accuracy"],
+                candidate=cand["overall"]["accuracy"],
+                delta=deltas["overall"]["accuracy"],
+                threshold="95% interval of delta above 0",
+                passed=interval[0] > 0,
+                interval=interval,
+            )
+        )
 
     for check in checks:
         if not check.passed and not check.message:
@@ -144,8 +181,15 @@ def decide(run: RunDir, rules: GateRules) -> Verdict:
 def _change_check(rule, sid, base, cand, deltas, bound, threshold, tfma_failed) -> Check:
     delta = deltas[sid]["accuracy"]
     check = Check(
-        rule=rule, metric="accuracy", slice=sid, baseline=base[sid]["accuracy"], candidate=cand[sid]["accuracy"],
-        delta=delta, threshold=threshold, passed=not tfma_failed, interval=deltas[sid].get("accuracy_ci"),
+        rule=rule,
+        metric="accuracy",
+        slice=sid,
+        baseline=base[sid]["accuracy"],
+        candidate=cand[sid]["accuracy"],
+        delta=delta,
+        threshold=threshold,
+        passed=not tfma_failed,
+        interval=deltas[sid].get("accuracy_ci"),
     )
     _agree(check, delta >= bound)
     return check
@@ -171,8 +215,12 @@ def _failure_message(check: Check) -> str:
 
 
 def _explained(checks: list[Check]) -> set:
-    kinds = {"overall improvement": "change", "per-digit drop": "change", "overall floor": "value",
-             "gap to overall": "value"}
+    kinds = {
+        "overall improvement": "change",
+        "per-digit drop": "change",
+        "overall floor": "value",
+        "gap to overall": "value",
+    }
     keys = set()
     for check in checks:
         if check.rule in kinds:

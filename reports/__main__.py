@@ -4,6 +4,7 @@ Examples:
     python -m reports --run-dir runs/demo            # RUN/report/index.html and summary.md
     python -m reports view --run-dir runs/demo       # TensorBoard and the report side by side
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         from reports.view import main as view_main
 
         return view_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m reports", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_common_args(parser, new_run_allowed=False)
     args = parser.parse_args(argv)
 

@@ -1,4 +1,5 @@
 """The report stage: built from saved results only; nothing is recomputed to draw."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Training curves read back from the TensorBoard event files the runs wrote."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ Everything comes from saved results (manifest, TFMA summary, verdict, event
 files); plots are embedded PNGs; every piece of text from data or config is
 escaped.
 """
+
 from __future__ import annotations
 
 import base64
@@ -44,7 +45,7 @@ def write_html_report(run: RunDir, manifest: dict, summary: dict, verdict: dict 
 def render(run: RunDir, manifest: dict, summary: dict, verdict: dict | None) -> str:
     base_label, cand_label = summary["baseline"]["label"], summary["candidate"]["label"]
     parts = [
-        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        '<!doctype html><html lang=en><head><meta charset=utf-8><link rel=icon href="data:,">',
         f"<title>Model gate: {esc(cand_label)} vs {esc(base_label)}</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>Model gate: <code>{esc(cand_label)}</code> vs <code>{esc(base_label)}</code></h1>",
@@ -56,8 +57,8 @@ def render(run: RunDir, manifest: dict, summary: dict, verdict: dict | None) -> 
     parts.append("<h2>Accuracy per digit</h2>")
     parts.append(
         f'<p class="muted">{summary["eval_data"]["examples"]} evaluation examples from '
-        f'{esc(summary["eval_data"]["source"])}; delta = candidate - baseline; intervals: '
-        f'{esc(summary.get("confidence_intervals") or "not computed")}.</p>'
+        f"{esc(summary['eval_data']['source'])}; delta = candidate - baseline; intervals: "
+        f"{esc(summary.get('confidence_intervals') or 'not computed')}.</p>"
     )
     parts.append(_per_digit_table(rows, base_label, cand_label))
     parts.append(_img(per_digit_figure(rows, base_label, cand_label, max_drop), "accuracy per digit"))
@@ -75,8 +76,8 @@ def _verdict_section(verdict: dict | None) -> str:
     failed = [c for c in verdict["checks"] if not c["passed"]]
     head = (
         f'<div class="verdict {"pass" if passed else "fail"}" id="verdict"><strong>'
-        f'{"PASSED" if passed else "FAILED"}</strong>: {len(verdict["checks"]) - len(failed)} of '
-        f'{len(verdict["checks"])} checks passed (rules from {esc(verdict["rules"].get("source", "?"))}).'
+        f"{'PASSED' if passed else 'FAILED'}</strong>: {len(verdict['checks']) - len(failed)} of "
+        f"{len(verdict['checks'])} checks passed (rules from {esc(verdict['rules'].get('source', '?'))})."
     )
     if failed:
         head += "<ul>" + "".join(f"<li>{esc(c['rule'])}: {esc(c['message'])}</li>" for c in failed) + "</ul>"
@@ -118,9 +119,15 @@ def _per_digit_table(rows: list[dict], base_label: str, cand_label: str) -> str:
 
 def most_confused(matrix: list[list[int]], top: int = 5) -> list[tuple[int, int, int]]:
     """(true, predicted, count) for the largest off-diagonal cells."""
-    cells = [(count, true, predicted) for true, row in enumerate(matrix) for predicted, count in enumerate(row)
-             if true != predicted and count > 0]
-    return [(true, predicted, count) for count, true, predicted in sorted(cells, key=lambda c: (-c[0], c[1], c[2]))[:top]]
+    cells = [
+        (count, true, predicted)
+        for true, row in enumerate(matrix)
+        for predicted, count in enumerate(row)
+        if true != predicted and count > 0
+    ]
+    return [
+        (true, predicted, count) for count, true, predicted in sorted(cells, key=lambda c: (-c[0], c[1], c[2]))[:top]
+    ]
 
 
 def _confusion_section(summary: dict, base_label: str, cand_label: str) -> str:
@@ -132,7 +139,9 @@ def _confusion_section(summary: dict, base_label: str, cand_label: str) -> str:
     if not matrices:
         return "<h2>Confusion matrices</h2><p>Not in the analysis.</p>"
     out = ["<h2>Confusion matrices</h2>", _img(confusion_figure(matrices), "confusion matrices")]
-    out.append("<table id=confused><tr><th class=l>model</th><th class=l>most confused (true &rarr; predicted: count)</th></tr>")
+    out.append(
+        "<table id=confused><tr><th class=l>model</th><th class=l>most confused (true &rarr; predicted: count)</th></tr>"
+    )
     for label, matrix in matrices.items():
         pairs = ", ".join(f"{t} &rarr; {p}: {c}" for t, p, c in most_confused(matrix))
         out.append(f"<tr><td class=l>{esc(label)}</td><td class=l>{pairs or 'none'}</td></tr>")
@@ -146,10 +155,14 @@ def _curves_section(run: RunDir, manifest: dict) -> str:
     curves = {name: c for name, c in curves.items() if c}
     if not curves:
         return "<h2>Training curves</h2><p>No TensorBoard logs in this run folder.</p>"
-    return "<h2>Training curves</h2>" + _img(curves_figure(curves), "training curves") + (
-        '<p class="muted">Read from the TensorBoard event files in '
-        + ", ".join(f"<code>{esc(info['logs'])}</code>" for info in runs.values())
-        + "</p>"
+    return (
+        "<h2>Training curves</h2>"
+        + _img(curves_figure(curves), "training curves")
+        + (
+            '<p class="muted">Read from the TensorBoard event files in '
+            + ", ".join(f"<code>{esc(info['logs'])}</code>" for info in runs.values())
+            + "</p>"
+        )
     )
 
 
@@ -166,12 +179,19 @@ def _provenance_section(run: RunDir, manifest: dict, summary: dict) -> str:
         ("training settings", ", ".join(f"{k}={v}" for k, v in training.get("config", {}).items())),
     ]
     rows += [(name, version) for name, version in sorted(manifest.get("environment", {}).items())]
-    rows += [(f"time: {name}", f"{info.get('seconds', 0):.1f}s" + (" (reused)" if info.get("reused") else ""))
-             for name, info in stages.items() if "seconds" in info]
+    rows += [
+        (f"time: {name}", f"{info.get('seconds', 0):.1f}s" + (" (reused)" if info.get("reused") else ""))
+        for name, info in stages.items()
+        if "seconds" in info
+    ]
     artifacts = [
-        ("manifest", run.manifest_path), ("models", run.models_dir), ("TensorBoard logs", run.logs_root),
-        ("evaluation examples", run.data_dir), ("TFMA output", run.analysis_dir / "tfma"),
-        ("verdict", run.gate_dir / "verdict.json"), ("JUnit", run.gate_dir / "junit.xml"),
+        ("manifest", run.manifest_path),
+        ("models", run.models_dir),
+        ("TensorBoard logs", run.logs_root),
+        ("evaluation examples", run.data_dir),
+        ("TFMA output", run.analysis_dir / "tfma"),
+        ("verdict", run.gate_dir / "verdict.json"),
+        ("JUnit", run.gate_dir / "junit.xml"),
     ]
     out = ["<h2>What ran</h2><table id=provenance>"]
     out += [f"<tr><th class=l>{esc(k)}</th><td class=l>{esc(v)}</td></tr>" for k, v in rows]

@@ -1,4 +1,5 @@
 """The short report: verdict and per-digit accuracy as Markdown, for pull requests."""
+
 from __future__ import annotations
 
 import html

@@ -1,4 +1,5 @@
 """Matplotlib figures for the report, returned as PNG bytes (embedded, no network)."""
+
 from __future__ import annotations
 
 import io
@@ -60,8 +61,15 @@ def confusion_figure(matrices: dict[str, list[list[int]]]) -> bytes:
         axis.imshow(rates, cmap="Blues", vmin=0, vmax=1)
         for (i, j), count in np.ndenumerate(counts):
             if count:
-                axis.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                          color="white" if rates[i, j] > 0.5 else "black")
+                axis.text(
+                    j,
+                    i,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black",
+                )
         axis.set_title(title)
         axis.set_xlabel("predicted")
         axis.set_ylabel("true")
@@ -81,8 +89,15 @@ def curves_figure(curves: dict[str, dict]) -> bytes:
                 points = splits.get(split, {}).get(tag, [])
                 if points:
                     epochs, values = zip(*points)
-                    axis.plot([e + 1 for e in epochs], values, style, marker="o", markersize=3, color=color,
-                              label=f"{run} {split}")
+                    axis.plot(
+                        [e + 1 for e in epochs],
+                        values,
+                        style,
+                        marker="o",
+                        markersize=3,
+                        color=color,
+                        label=f"{run} {split}",
+                    )
     for axis, name in zip(axes, ("loss", "accuracy")):
         axis.set_xlabel("epoch")
         axis.set_ylabel(name)

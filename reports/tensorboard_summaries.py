@@ -4,6 +4,7 @@ TensorBoard alone then shows training and evaluation together: per-digit
 accuracy as scalars at the model's epoch count (so the 3- and 6-epoch runs
 line up on one chart), confusion matrices as images, the table as text.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,10 +35,16 @@ def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict) -> list[Pat
             with writer.as_default():
                 for sid, metrics in summary["models"][role].items():
                     if metrics.get("accuracy") is not None:
-                        tf.summary.scalar(f"tfma/accuracy/{sid}", metrics["accuracy"], step=step,
-                                          description=f"TFMA SparseCategoricalAccuracy on slice {sid}")
+                        tf.summary.scalar(
+                            f"tfma/accuracy/{sid}",
+                            metrics["accuracy"],
+                            step=step,
+                            description=f"TFMA SparseCategoricalAccuracy on slice {sid}",
+                        )
                     if role == "candidate" and summary["deltas"].get(sid, {}).get("accuracy") is not None:
-                        tf.summary.scalar(f"tfma/delta_vs_baseline/{sid}", summary["deltas"][sid]["accuracy"], step=step)
+                        tf.summary.scalar(
+                            f"tfma/delta_vs_baseline/{sid}", summary["deltas"][sid]["accuracy"], step=step
+                        )
                 matrix = summary.get("confusion_matrices", {}).get(role, {}).get("overall")
                 if matrix:
                     png = confusion_figure({label: matrix})
@@ -52,6 +59,8 @@ def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict) -> list[Pat
 def _markdown_table(rows: list[dict], base_label: str, cand_label: str) -> str:
     lines = [f"| slice | {base_label} | {cand_label} | delta | 95% CI |", "|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['slice']} | {fmt(row['baseline'])} | {fmt(row['candidate'])} | "
-                     f"{fmt(row['delta'], True)} | {interval_text(row['interval'])} |")
+        lines.append(
+            f"| {row['slice']} | {fmt(row['baseline'])} | {fmt(row['candidate'])} | "
+            f"{fmt(row['delta'], True)} | {interval_text(row['interval'])} |"
+        )
     return "\n".join(lines)

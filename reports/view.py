@@ -8,6 +8,7 @@ Example:
     python -m reports view --run-dir runs/demo
     python -m reports view --run-dir runs/demo --port 6006 --report-port 8000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ from pathlib import Path
 from evalsuite.errors import InputError, run_cli
 from evalsuite.rundir import RunDir
 
-SIDE_BY_SIDE = """<!doctype html><html lang=en><head><meta charset=utf-8><title>evalsuite: {run}</title>
+SIDE_BY_SIDE = """<!doctype html><html lang=en><head><meta charset=utf-8><link rel=icon href="data:,"><title>evalsuite: {run}</title>
 <style>html,body{{margin:0;height:100%;font:13px system-ui,sans-serif}}
 .bar{{padding:4px 10px;background:#1d2330;color:#fff}} .bar a{{color:#9cc3ff;margin-right:14px}}
 .panes{{display:flex;height:calc(100% - 26px)}} iframe{{border:0;flex:1;height:100%}}
@@ -78,8 +79,9 @@ def start_report_server(report_dir: Path, host: str, port: int, tensorboard_url:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports view", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m reports view", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=0, help="TensorBoard port (default: a free one)")
@@ -98,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             with run:
                 build_report(run, log=lambda message: None)
         tensorboard_url = start_tensorboard(run.logs_root, args.host, args.port)
-        server, report_url = start_report_server(run.report_dir, args.host, args.report_port, tensorboard_url,
-                                                 str(run.path))
+        server, report_url = start_report_server(
+            run.report_dir, args.host, args.report_port, tensorboard_url, str(run.path)
+        )
         print(f"tensorboard: {tensorboard_url}", flush=True)
         print(f"report: {report_url}index.html", flush=True)
         print(f"side by side: {report_url}side-by-side", flush=True)

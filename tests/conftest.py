@@ -1,17 +1,16 @@
 """Shared fixtures: tiny real data and tiny real models, built once per session."""
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from evalsuite.datasets import Dataset, load_bundled, save_npz  # noqa: E402
-
-SEED = 7
+from tests.helpers import SEED, train_and_export  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -24,21 +23,6 @@ def tiny_npz(bundled, tmp_path_factory) -> Path:
     """600 train / 300 eval real digits as an .npz, stratified."""
     path = tmp_path_factory.mktemp("data") / "tiny.npz"
     save_npz(path, bundled.subset(600, 300, SEED))
-    return path
-
-
-def train_and_export(x, y, epochs: int, path: Path, seed: int = SEED) -> Path:
-    """A real classic-MLP SavedModel, trained on uint8 images `x`."""
-    import keras
-    import tensorflow as tf
-
-    from training.model import build_model, export_saved_model, scale_images
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    model = build_model()
-    model.fit(scale_images(x), y, epochs=epochs, batch_size=32, verbose=0)
-    export_saved_model(model, path)
     return path
 
 
@@ -84,11 +68,3 @@ def run_copy(tiny_run, tmp_path) -> Path:
     copy = tmp_path / "run"
     shutil.copytree(tiny_run, copy, ignore=shutil.ignore_patterns(".lock"))
     return copy
-
-
-def predict_probabilities(model_path: Path, records: list[bytes]) -> np.ndarray:
-    """Plain batched predictions through the SavedModel's serving signature."""
-    import tensorflow as tf
-
-    signature = tf.saved_model.load(str(model_path)).signatures["serving_default"]
-    return signature(examples=tf.constant(records))["probabilities"].numpy()

@@ -1,4 +1,5 @@
 """Analysis: TFMA's numbers are the SavedModels' own, sliced per true digit."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ import pytest
 
 from evalsuite.examples import read_examples
 from evalsuite.rundir import RunDir
-from tests.conftest import predict_probabilities
+from tests.helpers import predict_probabilities
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +68,23 @@ def test_other_evaluation_data(run_copy, eval_npz):
     """python -m analysis --eval-data evaluates the same models on other data."""
     from analysis.__main__ import main
 
-    assert main(["--run-dir", str(run_copy), "--baseline", "epochs-1", "--candidate", "epochs-2",
-                 "--eval-data", str(eval_npz), "--no-intervals", "-q"]) == 0
+    assert (
+        main(
+            [
+                "--run-dir",
+                str(run_copy),
+                "--baseline",
+                "epochs-1",
+                "--candidate",
+                "epochs-2",
+                "--eval-data",
+                str(eval_npz),
+                "--no-intervals",
+                "-q",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((run_copy / "analysis" / "summary.json").read_text())
     assert summary["eval_data"]["examples"] == 500
     assert summary["eval_data"]["source"].startswith("npz:")

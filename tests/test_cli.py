@@ -1,4 +1,5 @@
 """Command lines: exit codes and one-line messages, checked together."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,9 @@ import pytest
 
 def run_module(module: str, *args: str, cwd=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -37,8 +39,9 @@ def test_gate_without_analysis_is_exit_2(tmp_path):
     (tmp_path / "run").mkdir()
     result = run_module("gates", "--run-dir", str(tmp_path / "run"))
     assert result.returncode == 2
-    assert error_lines(result.stderr) == [f"error: {tmp_path / 'run'}: no finished analysis in this run folder "
-                                          "(run the analysis stage first)"]
+    assert error_lines(result.stderr) == [
+        f"error: {tmp_path / 'run'}: no finished analysis in this run folder (run the analysis stage first)"
+    ]
 
 
 def test_usage_errors_are_exit_2():

@@ -1,4 +1,5 @@
 """Data loading: every supported format, and a clear error for every bad one."""
+
 from __future__ import annotations
 
 import gzip
@@ -56,8 +57,13 @@ def test_idx_folder_round_trip(tmp_path, bundled, gzipped):
 def test_npz_round_trip_and_float_pixels(tmp_path, bundled):
     small = bundled.subset(50, 20, 0)
     path = tmp_path / "d.npz"
-    np.savez(path, x_train=small.x_train / 255.0, y_train=small.y_train,
-             x_test=small.x_test.reshape(-1, 784).astype(np.float32), y_test=small.y_test)
+    np.savez(
+        path,
+        x_train=small.x_train / 255.0,
+        y_train=small.y_train,
+        x_test=small.x_test.reshape(-1, 784).astype(np.float32),
+        y_test=small.y_test,
+    )
     loaded = load_npz(path)
     np.testing.assert_array_equal(loaded.x_train, small.x_train)
     np.testing.assert_array_equal(loaded.x_test, small.x_test)
@@ -130,15 +136,46 @@ def test_missing_inputs(tmp_path):
 @pytest.mark.parametrize(
     "arrays, expected",
     [
-        ({"x_train": np.zeros((2, 28, 28)), "y_train": np.zeros(2), "x_test": np.zeros((2, 28, 28))}, "missing key 'y_test'"),
-        ({"x_train": np.full((2, 28, 28), np.nan), "y_train": np.zeros(2, int), "x_test": np.zeros((2, 28, 28)),
-          "y_test": np.zeros(2, int)}, "NaN or infinite"),
-        ({"x_train": np.full((2, 28, 28), np.inf), "y_train": np.zeros(2, int), "x_test": np.zeros((2, 28, 28)),
-          "y_test": np.zeros(2, int)}, "NaN or infinite"),
-        ({"x_train": np.zeros((2, 28, 28)), "y_train": np.zeros(2, int), "x_test": np.zeros((0, 28, 28)),
-          "y_test": np.zeros(0, int)}, "test split is empty"),
-        ({"x_train": np.zeros((2, 28, 28)), "y_train": np.zeros(2, int), "x_test": np.full((2, 28, 28), 300.0),
-          "y_test": np.zeros(2, int)}, "outside 0..255"),
+        (
+            {"x_train": np.zeros((2, 28, 28)), "y_train": np.zeros(2), "x_test": np.zeros((2, 28, 28))},
+            "missing key 'y_test'",
+        ),
+        (
+            {
+                "x_train": np.full((2, 28, 28), np.nan),
+                "y_train": np.zeros(2, int),
+                "x_test": np.zeros((2, 28, 28)),
+                "y_test": np.zeros(2, int),
+            },
+            "NaN or infinite",
+        ),
+        (
+            {
+                "x_train": np.full((2, 28, 28), np.inf),
+                "y_train": np.zeros(2, int),
+                "x_test": np.zeros((2, 28, 28)),
+                "y_test": np.zeros(2, int),
+            },
+            "NaN or infinite",
+        ),
+        (
+            {
+                "x_train": np.zeros((2, 28, 28)),
+                "y_train": np.zeros(2, int),
+                "x_test": np.zeros((0, 28, 28)),
+                "y_test": np.zeros(0, int),
+            },
+            "test split is empty",
+        ),
+        (
+            {
+                "x_train": np.zeros((2, 28, 28)),
+                "y_train": np.zeros(2, int),
+                "x_test": np.full((2, 28, 28), 300.0),
+                "y_test": np.zeros(2, int),
+            },
+            "outside 0..255",
+        ),
     ],
 )
 def test_bad_npz(tmp_path, arrays, expected):

@@ -1,4 +1,5 @@
 """The gate: TFMA validation with tiny real models, failing closed, read by CI."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,20 @@ from gates.rules import inclusive_drop_bound, strict_change_bound
 
 
 def run_gate(run_dir: Path, baseline: Path | str, candidate: Path | str, eval_data: Path, *extra: str) -> int:
-    return gate_main(["--run-dir", str(run_dir), "--baseline", str(baseline), "--candidate", str(candidate),
-                      "--eval-data", str(eval_data), "-q", *extra])
+    return gate_main(
+        [
+            "--run-dir",
+            str(run_dir),
+            "--baseline",
+            str(baseline),
+            "--candidate",
+            str(candidate),
+            "--eval-data",
+            str(eval_data),
+            "-q",
+            *extra,
+        ]
+    )
 
 
 def verdict(run_dir: Path) -> dict:
@@ -93,8 +106,18 @@ def test_significance_rule_uses_the_interval(tmp_path, tiny_models, eval_npz, ca
 def test_gap_to_overall_rule_checks_every_digit(tmp_path, tiny_models, eval_npz):
     rules = tmp_path / "gate.toml"
     rules.write_text("[overall]\nmin_improvement = 0.0\n[gap_to_overall]\nmax_gap = 0.5\n")
-    assert run_gate(tmp_path / "run", tiny_models["weak"], tiny_models["no_sevens"], eval_npz,
-                    "--rules", str(rules), "--no-intervals") == 1
+    assert (
+        run_gate(
+            tmp_path / "run",
+            tiny_models["weak"],
+            tiny_models["no_sevens"],
+            eval_npz,
+            "--rules",
+            str(rules),
+            "--no-intervals",
+        )
+        == 1
+    )
     gaps = [check for check in verdict(tmp_path / "run")["checks"] if check["rule"] == "gap to overall"]
     assert len(gaps) == 10
     assert [check["slice"] for check in gaps if not check["passed"]] == ["label=7"]

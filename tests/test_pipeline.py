@@ -1,4 +1,5 @@
 """The whole pipeline, end to end, as `tox -e gate` runs it."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ ROOT = Path(__file__).parents[1]
 
 def evalsuite(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "evalsuite", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "evalsuite", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=1800
+    )
 
 
 @pytest.mark.slow
@@ -24,9 +26,15 @@ def test_full_pipeline_on_the_bundled_digits_then_reuse(tmp_path):
     first = evalsuite("--run-dir", str(run_dir), "--data", "bundled", cwd=ROOT)
     assert first.returncode in (0, 1), first.stderr[-2000:]
     out = first.stdout
-    for line in ("run folder:", "data: bundled", "training: epochs-3 + epochs-6", "analysis: TFMA on 1000 examples",
-                 "gate: PASS overall improvement" if first.returncode == 0 else "gate: FAIL", "report:",
-                 "where everything is:"):
+    for line in (
+        "run folder:",
+        "data: bundled",
+        "training: epochs-3 + epochs-6",
+        "analysis: TFMA on 1000 examples",
+        "gate: PASS overall improvement" if first.returncode == 0 else "gate: FAIL",
+        "report:",
+        "where everything is:",
+    ):
         assert line in out, line
     assert "Epoch 6/6" in out  # Keras' own progress
     verdict = json.loads((run_dir / "gate" / "verdict.json").read_text())
@@ -34,9 +42,18 @@ def test_full_pipeline_on_the_bundled_digits_then_reuse(tmp_path):
     assert {"passed", "baseline", "candidate", "checks"} <= set(verdict)
     for check in verdict["checks"]:
         assert {"metric", "slice", "baseline", "candidate", "threshold", "passed"} <= set(check)
-    for path in ("models/epochs-3/saved_model.pb", "models/epochs-6/saved_model.pb", "models/epochs-3.keras",
-                 "logs/epochs-3/train", "logs/epochs-6/validation", "analysis/summary.json",
-                 "gate/junit.xml", "gate/summary.md", "report/summary.md", "manifest.json"):
+    for path in (
+        "models/epochs-3/saved_model.pb",
+        "models/epochs-6/saved_model.pb",
+        "models/epochs-3.keras",
+        "logs/epochs-3/train",
+        "logs/epochs-6/validation",
+        "analysis/summary.json",
+        "gate/junit.xml",
+        "gate/summary.md",
+        "report/summary.md",
+        "manifest.json",
+    ):
         assert (run_dir / path).exists(), path
     summary = json.loads((run_dir / "analysis" / "summary.json").read_text())
 

@@ -1,4 +1,5 @@
 """Training: seeded, snapshot runs equal independent runs, complete logs, servable exports."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 
 from evalsuite.examples import read_examples
 from evalsuite.rundir import RunDir
-from tests.conftest import SEED, predict_probabilities
+from tests.helpers import SEED, predict_probabilities
 from training.train import TrainConfig, train
 
 
@@ -53,7 +54,9 @@ def _scalars(folder, tag):
 
     accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0})
     accumulator.Reload()
-    return accumulator, [event.step for event in accumulator.Tensors(tag)] if tag in accumulator.Tags()["tensors"] else []
+    return accumulator, [event.step for event in accumulator.Tensors(tag)] if tag in accumulator.Tags()[
+        "tensors"
+    ] else []
 
 
 @pytest.mark.parametrize("mode", ["snapshot", "independent"])

@@ -3,6 +3,7 @@
 Example:
     python -m training --run-dir runs/demo --data bundled
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,9 @@ def training_config(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_common_args(parser, new_run_allowed=True)
     add_training_args(parser)
     args = parser.parse_args(argv)

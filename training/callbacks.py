@@ -1,4 +1,5 @@
 """Callbacks that let one training trajectory yield several complete runs."""
+
 from __future__ import annotations
 
 from typing import Callable

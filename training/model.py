@@ -1,4 +1,5 @@
 """The classic Keras MNIST MLP and its export as a SavedModel TFMA can read."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,9 +46,7 @@ def export_saved_model(model, path: Path) -> None:
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        name=SIGNATURE, fn=serve, input_signature=[tf.TensorSpec([None], tf.string, name="examples")]
-    )
+    archive.add_endpoint(name=SIGNATURE, fn=serve, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     archive.write_out(str(path), verbose=False)
 
 

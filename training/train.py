@@ -7,6 +7,7 @@ machine it runs on), for the price of one run. `independent_runs=True` trains
 each run on its own. Either way every run gets its own complete TensorBoard
 logs and its own SavedModel.
 """
+
 from __future__ import annotations
 
 import time

@@ -21,18 +21,17 @@ class ModelRef:
 
 def resolve_model(run: RunDir, name_or_path: str, role: str) -> ModelRef:
     """`epochs-6` (a model of this run) or a path to a SavedModel folder."""
-    candidate = Path(name_or_path)
-    in_run = run.model_dir(name_or_path)
-    if "/" not in name_or_path and in_run.exists():
-        path = in_run
-    elif candidate.exists():
-        path = candidate
-    elif "/" not in name_or_path:
+    is_plain_name = "/" not in name_or_path and not name_or_path.startswith(".")
+    if is_plain_name and run.model_dir(name_or_path).exists():
+        path = run.model_dir(name_or_path)
+    elif Path(name_or_path).exists():
+        path = Path(name_or_path)
+    elif is_plain_name:
         known = sorted(p.name for p in run.models_dir.glob("*") if p.is_dir() and not p.name.startswith("."))
         hint = f" (this run has: {', '.join(known)})" if known else " (this run folder has no models; train first)"
-        raise InputError(f"{in_run}: no {role} model named {name_or_path!r}{hint}")
+        raise InputError(f"{run.model_dir(name_or_path)}: no {role} model named {name_or_path!r}{hint}")
     else:
-        raise InputError(f"{candidate}: {role} model not found")
+        raise InputError(f"{name_or_path}: {role} model not found")
     check_saved_model(path, role)
     return ModelRef(label=name_or_path, path=path.resolve(), fingerprint=fingerprint_tree(path))
 

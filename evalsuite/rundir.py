@@ -164,13 +164,13 @@ class RunDir:
         return self.path / "report"
 
     def model_dir(self, name: str) -> Path:
-        return self.models_dir / name
+        return self.models_dir / plain_name(name)
 
     def keras_model_path(self, name: str) -> Path:
-        return self.models_dir / f"{name}.keras"
+        return self.models_dir / f"{plain_name(name)}.keras"
 
     def logs_dir(self, name: str) -> Path:
-        return self.logs_root / name
+        return self.logs_root / plain_name(name)
 
     # Lock -------------------------------------------------------------------
     def acquire(self) -> "RunDir":
@@ -193,7 +193,20 @@ class RunDir:
                 ) from None
             raise
         self._lock_handle = handle
+        self._remove_stale_temporaries()
         return self
+
+    def _remove_stale_temporaries(self) -> None:
+        """Drop what an interrupted run left half-written; we hold the lock, so nobody is writing."""
+        for folder in (self.path, self.models_dir, *self.logs_root.glob("*")):
+            if not folder.is_dir():
+                continue
+            for entry in folder.iterdir():
+                if entry.name.startswith(".") and (".tmp" in entry.name or ".old-" in entry.name):
+                    if entry.is_dir():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
 
     def release(self) -> None:
         if self._lock_handle is not None:
@@ -260,6 +273,13 @@ class RunDir:
         if not record or record.get("status") != "done":
             raise InputError(f"{self.path}: no finished {what} in this run folder (run the {name} stage first)")
         return record
+
+
+def plain_name(name: str) -> str:
+    """A model or run name used as a folder name: it may not climb out of the run folder."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        raise InputError(f"{name!r}: not a valid model name (use a plain name such as epochs-6, or a path)")
+    return name
 
 
 def _flatten_paths(outputs: Any) -> list[str]:

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from evalsuite.cli import add_common_args, open_run
+from evalsuite.cli import add_common_args, open_run, pin_hash_seed
 from evalsuite.errors import run_cli
 
 
@@ -32,6 +32,7 @@ def add_analysis_args(parser: argparse.ArgumentParser, *, models: bool = True) -
             default=None,
             help="other evaluation data: IDX folder, .npz, or TFRecord of tf.Example (file, folder or glob)",
         )
+        group.add_argument("--seed", type=int, default=42, help="seed for the jackknife's buckets (default 42)")
     group.add_argument("--rules", type=Path, default=None, help="gate rules TOML (default: ./gate.toml, else built-in)")
     group.add_argument("--no-intervals", action="store_true", help="skip jackknife confidence intervals (faster)")
 
@@ -53,10 +54,13 @@ def analysis_config(args: argparse.Namespace, beam_args: list[str], baseline: st
         eval_data=getattr(args, "eval_data", None),
         confidence_intervals=not args.no_intervals,
         beam_args=tuple(beam_args),
+        seed=args.seed,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        pin_hash_seed()
     own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="python -m analysis", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

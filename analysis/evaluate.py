@@ -36,6 +36,7 @@ class AnalysisConfig:
     eval_data: str | None = None
     confidence_intervals: bool = True
     beam_args: tuple[str, ...] = ()
+    seed: int = 42
 
 
 @dataclass
@@ -58,6 +59,7 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
         candidate.fingerprint,
         eval_data["fingerprint"],
         eval_config.SerializeToString(deterministic=True),
+        config.seed,
         code_fingerprint("analysis", "gates", "evalsuite"),
         _versions(),
     )
@@ -71,7 +73,9 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
     run.forget_stage("gate")
     with atomic_dir(run.analysis_dir) as staging:
         tfma_started = time.perf_counter()
-        run_tfma(baseline, candidate, eval_config, eval_data["pattern"], staging / TFMA_DIR, config.beam_args)
+        run_tfma(
+            baseline, candidate, eval_config, eval_data["pattern"], staging / TFMA_DIR, config.beam_args, config.seed
+        )
         tfma_seconds = time.perf_counter() - tfma_started
         summary = summarize(staging / TFMA_DIR, baseline, candidate, eval_data, config)
         write_json_atomic(staging / SUMMARY_NAME, summary)
@@ -88,6 +92,7 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
             "confidence_intervals": "jackknife" if config.confidence_intervals else None,
             "rules": rules_key(rules),
             "beam_args": list(config.beam_args),
+            "seed": config.seed,
             "outputs": {
                 "tfma": relative(run, run.analysis_dir / TFMA_DIR),
                 "summary": relative(run, run.analysis_dir / SUMMARY_NAME),
@@ -180,7 +185,9 @@ def build_eval_config(rules: GateRules, eval_data: dict, confidence_intervals: b
     return eval_config
 
 
-def run_tfma(baseline: ModelRef, candidate: ModelRef, eval_config, pattern: str, output: Path, beam_args) -> None:
+def run_tfma(
+    baseline: ModelRef, candidate: ModelRef, eval_config, pattern: str, output: Path, beam_args, seed: int = 42
+) -> None:
     """One Beam pipeline: read the examples once, evaluate both models, validate."""
     import tensorflow_model_analysis as tfma
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -196,6 +203,9 @@ def run_tfma(baseline: ModelRef, candidate: ModelRef, eval_config, pattern: str,
             data_location=pattern,
             output_path=str(output),
             pipeline_options=PipelineOptions(list(beam_args)),
+            # The jackknife assigns examples to buckets at random; TFMA's only hook to seed
+            # that is this argument, and without it the intervals change from run to run.
+            random_seed_for_testing=seed,
         )
     except Exception as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[-1]

@@ -32,3 +32,20 @@ def open_run(args: argparse.Namespace, *, new_run_allowed: bool) -> RunDir:
     run.read_manifest()  # a corrupt or foreign manifest stops the run before anything is written
     progress.log(f"run folder: {run.path}")
     return run
+
+
+def pin_hash_seed() -> None:
+    """Re-run this command with PYTHONHASHSEED=0 unless it is already pinned.
+
+    Beam orders some of TFMA's work by Python's per-process string hashes, and the
+    jackknife's buckets follow that order: without a fixed hash seed the
+    confidence intervals change from run to run. Called only by real command
+    lines, before TensorFlow is imported.
+    """
+    import os
+    import sys
+
+    if os.environ.get("PYTHONHASHSEED") == "0":
+        return
+    os.environ["PYTHONHASHSEED"] = "0"
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])

@@ -20,11 +20,13 @@ import sys
 import time
 
 from evalsuite import progress
-from evalsuite.cli import add_common_args, open_run
+from evalsuite.cli import add_common_args, open_run, pin_hash_seed
 from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        pin_hash_seed()
     from analysis.__main__ import add_analysis_args, analysis_config, split_beam_args
     from training.__main__ import add_training_args, training_config
 

@@ -16,11 +16,13 @@ import argparse
 import sys
 
 from analysis.__main__ import add_analysis_args, analysis_config, split_beam_args
-from evalsuite.cli import add_common_args, open_run
+from evalsuite.cli import add_common_args, open_run, pin_hash_seed
 from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        pin_hash_seed()
     own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="python -m gates", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from evalsuite.cli import add_common_args, open_run
+from evalsuite.cli import add_common_args, open_run, pin_hash_seed
 from evalsuite.errors import run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        pin_hash_seed()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["view"]:
         from reports.view import main as view_main

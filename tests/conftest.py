@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from evalsuite.datasets import Dataset, load_bundled, save_npz  # noqa: E402
-from tests.helpers import SEED, train_and_export  # noqa: E402
+from tests.helpers import SEED, run_pipeline, train_and_export  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +52,11 @@ def eval_npz(bundled, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_npz) -> Path:
     """A whole pipeline run on tiny data: 1- and 2-epoch models, analysed, gated, reported."""
-    from evalsuite.pipeline import main
-
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    code = main(["--run-dir", str(run_dir), "--data", str(tiny_npz), "--epochs", "1", "2", "--seed", str(SEED), "-q"])
-    assert code in (0, 1), code
+    result = run_pipeline(
+        "--run-dir", str(run_dir), "--data", str(tiny_npz), "--epochs", "1", "2", "--seed", str(SEED), "-q"
+    )
+    assert result.returncode in (0, 1), result.stderr[-3000:]
     return run_dir
 
 

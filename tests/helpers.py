@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,3 +33,11 @@ def predict_probabilities(model_path: Path, records: list[bytes]) -> np.ndarray:
 
     signature = tf.saved_model.load(str(model_path)).signatures["serving_default"]
     return signature(examples=tf.constant(records))["probabilities"].numpy()
+
+
+def run_pipeline(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """The pipeline as users run it: its own process, its own command line."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "evalsuite", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )

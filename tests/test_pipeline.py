@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_pipeline
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -69,11 +71,11 @@ def test_full_pipeline_on_the_bundled_digits_then_reuse(tmp_path):
 
 @pytest.mark.slow
 def test_fresh_run_reproduces_the_numbers(tmp_path, tiny_npz, tiny_run):
-    """Determinism: a second run from scratch in another folder gives identical results."""
-    from evalsuite.pipeline import main
-
+    """Determinism: a second run from scratch in another folder gives identical results, intervals included."""
     other = tmp_path / "again"
-    assert main(["--run-dir", str(other), "--data", str(tiny_npz), "--epochs", "1", "2", "--seed", "7", "-q"]) in (0, 1)
+    result = run_pipeline("--run-dir", str(other), "--data", str(tiny_npz), "--epochs", "1", "2", "--seed", "7", "-q")
+    assert result.returncode in (0, 1), result.stderr[-2000:]
     first = json.loads((tiny_run / "analysis" / "summary.json").read_text())
     second = json.loads((other / "analysis" / "summary.json").read_text())
+    assert first["deltas"]["overall"]["accuracy_ci"] is not None
     assert first["models"] == second["models"] and first["deltas"] == second["deltas"]

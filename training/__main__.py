@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from evalsuite.cli import add_common_args, open_run
+from evalsuite.cli import add_common_args, open_run, pin_hash_seed
 from evalsuite.errors import run_cli
 
 
@@ -50,6 +50,8 @@ def training_config(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        pin_hash_seed()
     parser = argparse.ArgumentParser(
         prog="python -m training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

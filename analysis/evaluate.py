@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis.models import ModelRef, resolve_model
+from analysis.models import ModelRef, check_saved_model, resolve_model
 from evalsuite import progress
 from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, read_examples, write_examples
@@ -26,6 +26,7 @@ ACCURACY = "sparse_categorical_accuracy"
 CROSSENTROPY = "sparse_categorical_crossentropy"
 EXAMPLE_COUNT = "example_count"
 SUMMARY_NAME = "summary.json"
+VALIDATION_NAME = "validation.json"
 TFMA_DIR = "tfma"
 
 
@@ -53,14 +54,15 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
     baseline = resolve_model(run, config.baseline, "baseline")
     candidate = resolve_model(run, config.candidate, "candidate")
     eval_data = _eval_data(run, config.eval_data, log)
-    eval_config = build_eval_config(rules, eval_data, config.confidence_intervals)
+    # Everything the EvalConfig is built from, so an unchanged analysis is recognised without TFMA.
     stage_fingerprint = fingerprint(
         baseline.fingerprint,
         candidate.fingerprint,
-        eval_data["fingerprint"],
-        eval_config.SerializeToString(deterministic=True),
+        {k: eval_data[k] for k in ("fingerprint", "examples", "examples_per_class")},
+        rules_key(rules),
+        config.confidence_intervals,
         config.seed,
-        code_fingerprint("analysis", "gates", "evalsuite"),
+        code_fingerprint("analysis", "gates", "evalsuite", "training"),
         _versions(),
     )
     record = run.reusable("analysis", stage_fingerprint)
@@ -71,6 +73,9 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
 
     run.forget_stage("analysis")
     run.forget_stage("gate")
+    check_saved_model(baseline.path, "baseline")
+    check_saved_model(candidate.path, "candidate")
+    eval_config = build_eval_config(rules, eval_data, config.confidence_intervals)
     with atomic_dir(run.analysis_dir) as staging:
         tfma_started = time.perf_counter()
         run_tfma(
@@ -79,6 +84,7 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
         tfma_seconds = time.perf_counter() - tfma_started
         summary = summarize(staging / TFMA_DIR, baseline, candidate, eval_data, config)
         write_json_atomic(staging / SUMMARY_NAME, summary)
+        write_json_atomic(staging / VALIDATION_NAME, validation_as_json(staging / TFMA_DIR))
     seconds = time.perf_counter() - started
     run.record_stage(
         "analysis",
@@ -320,7 +326,15 @@ def _confusion_matrices(result) -> dict[str, list[list[int]]]:
 
 
 def _versions() -> dict:
-    import apache_beam
-    import tensorflow_model_analysis as tfma
+    from importlib.metadata import version  # no TFMA import just to compare versions
 
-    return {"tfma": tfma.__version__, "beam": apache_beam.__version__}
+    return {name: version(name) for name in ("tensorflow-model-analysis", "apache-beam", "tensorflow")}
+
+
+def validation_as_json(tfma_path: Path) -> dict:
+    """TFMA's ValidationResult as plain JSON, so the gate reads it without importing TFMA."""
+    import tensorflow_model_analysis as tfma
+    from google.protobuf import json_format
+
+    result = tfma.load_validation_result(str(tfma_path))
+    return json_format.MessageToDict(result, preserving_proto_field_name=True)

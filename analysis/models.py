@@ -15,6 +15,7 @@ class ModelRef:
     """A model to evaluate: what the user called it and where its SavedModel is."""
 
     label: str
+    role: str
     path: Path
     fingerprint: str
 
@@ -32,8 +33,9 @@ def resolve_model(run: RunDir, name_or_path: str, role: str) -> ModelRef:
         raise InputError(f"{run.model_dir(name_or_path)}: no {role} model named {name_or_path!r}{hint}")
     else:
         raise InputError(f"{name_or_path}: {role} model not found")
-    check_saved_model(path, role)
-    return ModelRef(label=name_or_path, path=path.resolve(), fingerprint=fingerprint_tree(path))
+    if not path.is_dir() or not (path / "saved_model.pb").is_file():
+        raise InputError(f"{path}: {role} model is not a SavedModel (no saved_model.pb)")
+    return ModelRef(label=name_or_path, role=role, path=path.resolve(), fingerprint=fingerprint_tree(path))
 
 
 def check_saved_model(path: Path, role: str) -> None:

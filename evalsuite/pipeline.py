@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.force:
                     for stage in ("data", "training", "analysis", "gate", "report"):
                         run.forget_stage(stage)
-                run.update_manifest(environment=environment(), command=["evalsuite", *sys.argv[1:]])
                 trained = train(run, config)
+                # Recorded once the input is known good: bad input leaves the run folder untouched.
+                run.update_manifest(environment=environment(), command=["evalsuite", *sys.argv[1:]])
                 baseline, candidate = run_name(min(config.epochs)), run_name(max(config.epochs))
                 analysis = analyze(run, analysis_config(args, beam_args, baseline, candidate), rules)
                 verdict = gate(run, rules)
@@ -76,22 +77,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def environment() -> dict:
-    import apache_beam
-    import keras
-    import numpy
-    import tensorboard
-    import tensorflow as tf
-    import tensorflow_model_analysis as tfma
+    """Versions of what ran, read from package metadata (no heavy imports)."""
+    from importlib.metadata import version
 
+    packages = ("tensorflow", "keras", "tensorboard", "tensorflow-model-analysis", "apache-beam", "numpy", "mlxtend")
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "tensorboard": tensorboard.__version__,
-        "tensorflow_model_analysis": tfma.__version__,
-        "apache_beam": apache_beam.__version__,
-        "numpy": numpy.__version__,
+        **{name: version(name) for name in packages},
     }
 
 

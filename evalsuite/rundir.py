@@ -115,6 +115,17 @@ def fingerprint_tree(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def fingerprint_files(paths: list[Path]) -> str:
+    """Hash the named files' contents, in the given order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\x00")
+    return digest.hexdigest()[:16]
+
+
 def code_fingerprint(*packages: str) -> str:
     """Hash the Python sources of the named packages: changed code means rerun."""
     import importlib

@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from analysis.evaluate import ACCURACY, BASELINE, CANDIDATE, TFMA_DIR, load_summary, rules_key
+from analysis.evaluate import ACCURACY, BASELINE, CANDIDATE, VALIDATION_NAME, load_summary, rules_key
 from evalsuite.errors import InputError
 from evalsuite.rundir import RunDir
 from gates.rules import FLOAT_SLACK, NUM_CLASSES, GateRules, inclusive_drop_bound, strict_change_bound
@@ -61,7 +61,7 @@ def decide(run: RunDir, rules: GateRules) -> Verdict:
             "rerun the analysis (python -m analysis) or the whole pipeline"
         )
     summary = load_summary(run)
-    validation = _load_validation(run.analysis_dir / TFMA_DIR)
+    validation = _load_validation(run.analysis_dir / VALIDATION_NAME)
     failures = _tfma_failures(validation)
     _check_complete(summary, rules, validation, run.analysis_dir)
 
@@ -159,11 +159,16 @@ def decide(run: RunDir, rules: GateRules) -> Verdict:
     for check in checks:
         if not check.passed and not check.message:
             check.message = _failure_message(check)
+    spurious_cross = bool(validation.get("missing_cross_slices")) and rules.max_gap is not None
+    if not validation.get("validation_ok", False) and not failures and not spurious_cross:
+        raise InputError(
+            f"{run.analysis_dir}: TFMA validation is not ok for no reason the gate knows; refusing to bless"
+        )
     unexplained = set(failures) - _explained(checks)
     if unexplained:
         raise InputError(f"{run.analysis_dir}: TFMA validation failed on {sorted(unexplained)} that no rule explains")
     notes = []
-    if validation.missing_cross_slices and rules.max_gap is not None:
+    if spurious_cross:
         # TFMA 0.52 files cross-slice validation details under an empty SlicingSpec, so it
         # always reports them missing; every digit's gap was checked above instead.
         notes.append("TFMA reported cross slices missing (a known TFMA 0.52 defect); each digit's gap was checked")
@@ -229,48 +234,55 @@ def _explained(checks: list[Check]) -> set:
     return keys
 
 
-def _load_validation(path: Path):
-    import tensorflow_model_analysis as tfma
+def _load_validation(path: Path) -> dict:
+    """TFMA's ValidationResult, as the analysis stage saved it (plain JSON)."""
+    import json
 
-    if not path.is_dir():
-        raise InputError(f"{path}: missing TFMA output (run the analysis stage)")
     try:
-        return tfma.load_validation_result(str(path))
-    except Exception as error:
-        first = (str(error).splitlines() or [type(error).__name__])[0]
-        raise InputError(f"{path}: corrupt or missing TFMA validation result ({first[:160]})") from None
+        validation = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing TFMA validation result (run the analysis stage)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"{path}: corrupt TFMA validation result ({error})") from None
+    if not isinstance(validation, dict) or not isinstance(validation.get("metric_validations_per_slice", []), list):
+        raise InputError(f"{path}: corrupt TFMA validation result (not a ValidationResult)")
+    return validation
 
 
-def _tfma_failures(validation) -> dict[tuple[str, str], bool]:
+def _tfma_failures(validation: dict) -> dict[tuple[str, str], bool]:
     """(slice id, 'change' | 'value') for each failed threshold of the candidate."""
     failures = {}
-    for per_slice in validation.metric_validations_per_slice:
-        if per_slice.HasField("cross_slice_key"):
-            comparison = _slice_key_id(per_slice.cross_slice_key.comparison_slice_key)
-            sid = f"{_slice_key_id(per_slice.cross_slice_key.baseline_slice_key)} vs {comparison}"
+    for per_slice in validation.get("metric_validations_per_slice", []):
+        if "cross_slice_key" in per_slice:
+            cross = per_slice["cross_slice_key"]
+            sid = (
+                f"{_slice_key_id(cross.get('baseline_slice_key', {}))} vs "
+                f"{_slice_key_id(cross.get('comparison_slice_key', {}))}"
+            )
         else:
-            sid = _slice_key_id(per_slice.slice_key)
-        for failure in per_slice.failures:
-            if failure.metric_key.name != ACCURACY:
-                raise InputError(f"TFMA validation failed on unexpected metric {failure.metric_key.name!r} ({sid})")
-            failures[(sid, "change" if failure.metric_key.is_diff else "value")] = True
+            sid = _slice_key_id(per_slice.get("slice_key", {}))
+        for failure in per_slice.get("failures", []):
+            metric_key = failure.get("metric_key", {})
+            if metric_key.get("name") != ACCURACY:
+                raise InputError(f"TFMA validation failed on unexpected metric {metric_key.get('name')!r} ({sid})")
+            failures[(sid, "change" if metric_key.get("is_diff") else "value")] = True
     return failures
 
 
-def _slice_key_id(slice_key) -> str:
+def _slice_key_id(slice_key: dict) -> str:
     parts = []
-    for single in slice_key.single_slice_keys:
-        kind = single.WhichOneof("kind")
-        parts.append(f"{single.column}={getattr(single, kind) if kind else ''}")
+    for single in slice_key.get("single_slice_keys", []):
+        value = next((v for k, v in single.items() if k.endswith("_value")), "")
+        parts.append(f"{single.get('column')}={value}")
     return ",".join(parts) or "overall"
 
 
 def _check_complete(summary: dict, rules: GateRules, validation, where: Path) -> None:
     """Every slice present for both models, no NaN, same examples on both sides."""
-    if validation.missing_thresholds:
+    if validation.get("missing_thresholds"):
         raise InputError(f"{where}: TFMA ran without thresholds; refusing to bless")
-    for spec in validation.missing_slices:
-        values = ",".join(f"{k}={v}" for k, v in spec.feature_values.items()) or "overall"
+    for spec in validation.get("missing_slices", []):
+        values = ",".join(f"{k}={v}" for k, v in spec.get("feature_values", {}).items()) or "overall"
         raise InputError(f"{where}: slice {values} is missing from the evaluation (no examples of that class?)")
     expected = ["overall"] + [f"label={d}" for d in range(NUM_CLASSES)]
     for name in (BASELINE, CANDIDATE):

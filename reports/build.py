@@ -10,7 +10,7 @@ from pathlib import Path
 from analysis.evaluate import load_summary
 from evalsuite import progress
 from evalsuite.errors import InputError
-from evalsuite.rundir import RunDir, relative, write_text_atomic
+from evalsuite.rundir import RunDir, code_fingerprint, fingerprint, relative, write_text_atomic
 from reports.html_report import write_html_report
 from reports.markdown import summary_markdown
 from reports.tensorboard_summaries import write_tfma_summaries
@@ -39,6 +39,20 @@ def build_report(run: RunDir, log=progress.log) -> ReportResult:
     run.require_stage("analysis", "analysis")
     summary = load_summary(run)
     verdict = load_verdict(run)
+    stages = manifest["stages"]
+    report_fingerprint = fingerprint(
+        summary,
+        verdict,
+        stages.get("training", {}).get("runs"),
+        stages.get("data", {}).get("fingerprint"),
+        code_fingerprint("reports"),
+    )
+    record = run.reusable("report", report_fingerprint)
+    if record is not None:
+        index = run.path / record["outputs"]["index"]
+        log(f"report: reused {index} (results unchanged)")
+        return ReportResult(index=index, summary=run.path / record["outputs"]["summary"], seconds=0.0)
+    run.forget_stage("report")
     markdown_path = run.report_dir / "summary.md"
     write_text_atomic(markdown_path, summary_markdown(manifest, summary, verdict))
     index = write_html_report(run, manifest, summary, verdict)
@@ -47,6 +61,7 @@ def build_report(run: RunDir, log=progress.log) -> ReportResult:
     run.record_stage(
         "report",
         {
+            "fingerprint": report_fingerprint,
             "seconds": round(seconds, 3),
             "outputs": {
                 "index": relative(run, index),

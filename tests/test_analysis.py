@@ -59,7 +59,7 @@ def test_manifest_records_everything_a_reader_needs(tiny_run):
     assert all(stage["status"] == "done" for stage in stages.values())
     assert stages["data"]["fingerprint"] and stages["data"]["eval_examples"] == 300
     assert stages["training"]["config"]["seed"] == 7
-    assert manifest["environment"]["tensorflow_model_analysis"] == "0.52.0"
+    assert manifest["environment"]["tensorflow-model-analysis"] == "0.52.0"
     for name in ("epochs-1", "epochs-2"):
         assert (tiny_run / stages["training"]["runs"][name]["saved_model"] / "saved_model.pb").is_file()
 

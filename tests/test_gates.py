@@ -141,7 +141,7 @@ def test_broken_analysis_is_exit_2(run_copy, breakage, capsys):
         (analysis / "summary.json").write_text("{not json")
         expected = "corrupt analysis summary"
     elif breakage == "missing validation":
-        (analysis / "tfma" / "validations.tfrecord").unlink()
+        (analysis / "validation.json").unlink()
         expected = "validation result"
     else:
         import shutil

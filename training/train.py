@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from evalsuite import progress
-from evalsuite.datasets import Dataset, load_dataset
+from evalsuite.datasets import KERAS_CACHE, Dataset, load_dataset, source_identity
 from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, write_examples
 from evalsuite.rundir import RunDir, atomic_dir, code_fingerprint, fingerprint, relative
@@ -54,17 +54,39 @@ def run_name(epochs: int) -> str:
 
 
 def train(run: RunDir, config: TrainConfig, log=progress.log) -> TrainResult:
-    """Prepare evaluation examples and train/export one model per epoch count."""
+    """Prepare evaluation examples and train/export one model per epoch count.
+
+    When the data files, settings and code are unchanged, nothing is decoded,
+    trained or even imported: the run folder's models are reused.
+    """
     started = time.perf_counter()
-    dataset = load_dataset(config.data, config.seed, log=log)
+    spec = _resolve_auto(run, config.data)
+    settings = {k: v for k, v in asdict(config).items() if k not in ("data", "verbose")}
+    limits = [config.train_limit, config.eval_limit]
+    identity = source_identity(spec, config.seed)
+
+    data_record = run.stage("data")
+    if identity is not None and data_record and data_record.get("input_fingerprint") == fingerprint(identity, limits):
+        record = run.reusable("training", _stage_fingerprint(data_record, settings))
+        if record is not None and run.reusable("data", data_record["fingerprint"]):
+            log(f"data: reused {data_record['source']} (fingerprint {data_record['fingerprint']})")
+            log(f"training: reused {', '.join(record['runs'])} (code, config, seed and data unchanged)")
+            return TrainResult(data_record, record["runs"], reused=True, seconds=time.perf_counter() - started)
+
+    dataset = load_dataset(spec, config.seed, log=log)
+    resolved = _resolved_spec(spec, dataset)
     if config.train_limit or config.eval_limit:
         dataset = dataset.subset(config.train_limit, config.eval_limit, config.seed)
-    data_record = _prepare_examples(run, dataset, log)
-
-    settings = {k: v for k, v in asdict(config).items() if k not in ("data", "verbose")}
-    stage_fingerprint = fingerprint(
-        data_record["fingerprint"], settings, code_fingerprint("training", "evalsuite"), _versions()
+    resolved_identity = source_identity(resolved, config.seed)
+    data_record = _prepare_examples(
+        run,
+        dataset,
+        log,
+        requested=config.data,
+        spec=resolved,
+        input_fingerprint=None if resolved_identity is None else fingerprint(resolved_identity, limits),
     )
+    stage_fingerprint = _stage_fingerprint(data_record, settings)
     record = run.reusable("training", stage_fingerprint)
     if record is not None:
         log(f"training: reused {', '.join(record['runs'])} (code, config, seed and data unchanged)")
@@ -96,7 +118,29 @@ def train(run: RunDir, config: TrainConfig, log=progress.log) -> TrainResult:
     return TrainResult(data_record, runs, reused=False, seconds=seconds)
 
 
-def _prepare_examples(run: RunDir, dataset: Dataset, log) -> dict:
+def _stage_fingerprint(data_record: dict, settings: dict) -> str:
+    return fingerprint(data_record["fingerprint"], settings, code_fingerprint("training", "evalsuite"), _versions())
+
+
+def _resolve_auto(run: RunDir, spec: str) -> str:
+    """'auto' sticks, within one run folder, to what it resolved to the first time."""
+    if spec != "auto":
+        return spec
+    record = run.stage("data")
+    if record and record.get("requested") == "auto" and record.get("spec") in ("keras", "bundled"):
+        return record["spec"]
+    return "keras" if KERAS_CACHE.is_file() else "auto"
+
+
+def _resolved_spec(spec: str, dataset: Dataset) -> str:
+    if spec != "auto":
+        return spec
+    return "keras" if dataset.source.startswith("keras:") else "bundled"
+
+
+def _prepare_examples(
+    run: RunDir, dataset: Dataset, log, requested: str, spec: str, input_fingerprint: str | None
+) -> dict:
     described = dataset.describe()
     record = run.reusable("data", described["fingerprint"])
     if record is None:
@@ -106,7 +150,9 @@ def _prepare_examples(run: RunDir, dataset: Dataset, log) -> dict:
             write_examples(staging, dataset.x_test, dataset.y_test)
         record = {
             **described,
-            "fingerprint": described["fingerprint"],
+            "requested": requested,
+            "spec": spec,
+            "input_fingerprint": input_fingerprint,
             "outputs": {"eval_examples": relative(run, final)},
             "pattern": f"{relative(run, final)}/{SHARD_PATTERN}",
             "seconds": round(time.perf_counter() - started, 3),
@@ -131,10 +177,9 @@ def _set_determinism(seed: int) -> None:
 
 
 def _versions() -> dict:
-    import keras
-    import tensorflow as tf
+    from importlib.metadata import version  # no TensorFlow import just to compare versions
 
-    return {"tensorflow": tf.__version__, "keras": keras.__version__}
+    return {"tensorflow": version("tensorflow"), "keras": version("keras")}
 
 
 def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int], log) -> dict[str, dict]:

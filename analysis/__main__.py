@@ -14,25 +14,26 @@ import argparse
 import sys
 from pathlib import Path
 
-from evalsuite.cli import add_common_args, open_run, pin_hash_seed
+from evalsuite.cli import new_parser, open_run, pin_hash_seed
 from evalsuite.errors import run_cli
 
 
-def add_analysis_args(parser: argparse.ArgumentParser, *, models: bool = True) -> None:
+def add_analysis_args(parser: argparse.ArgumentParser, *, models: bool = True, on_demand: bool = False) -> None:
+    """Flags for what to analyse; `on_demand`: the models are analysed only when named."""
     group = parser.add_argument_group("analysis")
     if models:
-        group.add_argument(
-            "--baseline", default="epochs-3", help="run model name or SavedModel path (default: epochs-3)"
-        )
-        group.add_argument(
-            "--candidate", default="epochs-6", help="run model name or SavedModel path (default: epochs-6)"
-        )
+        for flag, default in (("--baseline", "epochs-3"), ("--candidate", "epochs-6")):
+            when = "; given, the models are (re)analysed first" if on_demand else f" (default: {default})"
+            group.add_argument(
+                flag, default=None if on_demand else default, help=f"run model name or SavedModel path{when}"
+            )
         group.add_argument(
             "--eval-data",
             default=None,
             help="other evaluation data: IDX folder, .npz, or TFRecord of tf.Example (file, folder or glob)",
         )
         group.add_argument("--seed", type=int, default=42, help="seed for the jackknife's buckets (default 42)")
+        group.add_argument("--force", action="store_true", help="recompute even when nothing changed")
     group.add_argument("--rules", type=Path, default=None, help="gate rules TOML (default: ./gate.toml, else built-in)")
     group.add_argument("--no-intervals", action="store_true", help="skip jackknife confidence intervals (faster)")
 
@@ -62,10 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         pin_hash_seed()
     own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_args(parser, new_run_allowed=False)
+    parser = new_parser("python -m analysis", __doc__, new_run_allowed=False)
     add_analysis_args(parser)
     args = parser.parse_args(own_args)
 
@@ -75,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
 
         rules = load_rules(args.rules)
         with open_run(args, new_run_allowed=False) as run:
-            result = analyze(run, analysis_config(args, beam_args, args.baseline, args.candidate), rules)
+            if args.force:
+                run.forget_stage("analysis")
+            analyze(run, analysis_config(args, beam_args, args.baseline, args.candidate), rules)
             print(f"analysis: {run.analysis_dir / 'summary.json'}")
-            del result
         return 0
 
     return run_cli(work, debug=args.debug)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.models import ModelRef, check_saved_model, resolve_model
@@ -46,10 +46,10 @@ class AnalysisResult:
     tfma_path: Path
     reused: bool = False
     seconds: float = 0.0
-    timings: dict = field(default_factory=dict)
 
 
 def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.log) -> AnalysisResult:
+    """Evaluate baseline and candidate with TFMA, or reuse the results if nothing changed."""
     started = time.perf_counter()
     baseline = resolve_model(run, config.baseline, "baseline")
     candidate = resolve_model(run, config.candidate, "candidate")
@@ -94,7 +94,7 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
             "tfma_seconds": round(tfma_seconds, 3),
             "baseline": {"label": baseline.label, "path": str(baseline.path)},
             "candidate": {"label": candidate.label, "path": str(candidate.path)},
-            "eval_data": {k: v for k, v in eval_data.items() if k != "pattern_abs"},
+            "eval_data": eval_data,
             "confidence_intervals": "jackknife" if config.confidence_intervals else None,
             "rules": rules_key(rules),
             "beam_args": list(config.beam_args),
@@ -102,6 +102,7 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
             "outputs": {
                 "tfma": relative(run, run.analysis_dir / TFMA_DIR),
                 "summary": relative(run, run.analysis_dir / SUMMARY_NAME),
+                "validation": relative(run, run.analysis_dir / VALIDATION_NAME),
             },
         },
     )
@@ -111,9 +112,7 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
         f"analysis: TFMA on {eval_data['examples']} examples, 2 models, {len(summary['slices'])} slices "
         f"in {tfma_seconds:.1f}s - accuracy {baseline.label} {overall_b:.4f}, {candidate.label} {overall_c:.4f}"
     )
-    return AnalysisResult(
-        summary, run.analysis_dir / TFMA_DIR, reused=False, seconds=seconds, timings={"tfma": tfma_seconds}
-    )
+    return AnalysisResult(summary, run.analysis_dir / TFMA_DIR, reused=False, seconds=seconds)
 
 
 def rules_key(rules: GateRules) -> dict:

@@ -10,6 +10,13 @@ from evalsuite.errors import InputError
 from evalsuite.rundir import RunDir, new_run_path
 
 
+def new_parser(prog: str, doc: str | None, *, new_run_allowed: bool) -> argparse.ArgumentParser:
+    """A command's parser: its docstring as --help (examples kept as written) and the shared flags."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser, new_run_allowed=new_run_allowed)
+    return parser
+
+
 def add_common_args(parser: argparse.ArgumentParser, *, new_run_allowed: bool) -> None:
     default = "a new dated folder under runs/" if new_run_allowed else "required"
     parser.add_argument("--run-dir", type=Path, default=None, help=f"run folder ({default})")

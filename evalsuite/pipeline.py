@@ -14,13 +14,12 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import time
 
 from evalsuite import progress
-from evalsuite.cli import add_common_args, open_run, pin_hash_seed
+from evalsuite.cli import new_parser, open_run, pin_hash_seed
 from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
 
 
@@ -31,10 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.__main__ import add_training_args, training_config
 
     own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="evalsuite", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_args(parser, new_run_allowed=True)
+    parser = new_parser("evalsuite", __doc__, new_run_allowed=True)
     add_training_args(parser)
     add_analysis_args(parser, models=False)
     parser.add_argument("--force", action="store_true", help="recompute every stage, reusing nothing")

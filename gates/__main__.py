@@ -12,11 +12,10 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from analysis.__main__ import add_analysis_args, analysis_config, split_beam_args
-from evalsuite.cli import add_common_args, open_run, pin_hash_seed
+from evalsuite.cli import new_parser, open_run, pin_hash_seed
 from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
 
 
@@ -24,15 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         pin_hash_seed()
     own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="python -m gates", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_args(parser, new_run_allowed=False)
-    add_analysis_args(parser)
-    for action in parser._actions:
-        if action.dest in ("baseline", "candidate"):
-            action.default = None
-            action.help = f"{action.help.split(' (')[0]}; given, the models are (re)analysed first"
+    parser = new_parser("python -m gates", __doc__, new_run_allowed=False)
+    add_analysis_args(parser, on_demand=True)
     args = parser.parse_args(own_args)
 
     def work() -> int:
@@ -41,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
 
         rules = load_rules(args.rules)
         with open_run(args, new_run_allowed=False) as run:
-            if args.baseline or args.candidate or args.eval_data:
+            if args.force:
+                run.forget_stage("analysis")
+            if args.baseline or args.candidate or args.eval_data or args.force:
                 from analysis.evaluate import analyze
 
                 config = analysis_config(args, beam_args, args.baseline or "epochs-3", args.candidate or "epochs-6")

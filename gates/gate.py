@@ -12,6 +12,7 @@ from gates.verdict import Verdict, decide
 
 
 def gate(run: RunDir, rules: GateRules, log=progress.log) -> Verdict:
+    """Judge the run's analysis, write verdict.json, junit.xml and summary.md, print one line per check."""
     started = time.perf_counter()
     run.forget_stage("gate")
     verdict = decide(run, rules)

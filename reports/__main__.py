@@ -7,10 +7,9 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from evalsuite.cli import add_common_args, open_run, pin_hash_seed
+from evalsuite.cli import new_parser, open_run, pin_hash_seed
 from evalsuite.errors import run_cli
 
 
@@ -22,10 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         from reports.view import main as view_main
 
         return view_main(argv[1:])
-    parser = argparse.ArgumentParser(
-        prog="python -m reports", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_args(parser, new_run_allowed=False)
+    parser = new_parser("python -m reports", __doc__, new_run_allowed=False)
     args = parser.parse_args(argv)
 
     def work() -> int:

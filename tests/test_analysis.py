@@ -89,3 +89,44 @@ def test_other_evaluation_data(run_copy, eval_npz):
     assert summary["eval_data"]["examples"] == 500
     assert summary["eval_data"]["source"].startswith("npz:")
     assert summary["deltas"]["overall"]["accuracy_ci"] is None
+
+
+def _point_values(summary: dict) -> dict:
+    return {
+        role: {sid: {k: v for k, v in metrics.items() if not k.endswith("_ci")} for sid, metrics in slices.items()}
+        for role, slices in summary["models"].items()
+    }
+
+
+@pytest.mark.slow
+def test_multi_processing_direct_runner_gives_the_same_metrics_bit_for_bit(run_copy, tiny_run):
+    """Beam options change where the work runs, never the numbers."""
+    from analysis.__main__ import main
+
+    code = main(
+        [
+            "--run-dir",
+            str(run_copy),
+            "--baseline",
+            "epochs-1",
+            "--candidate",
+            "epochs-2",
+            "--seed",
+            "7",
+            "--force",
+            "-q",
+            "--",
+            "--direct_num_workers=2",
+            "--direct_running_mode=multi_processing",
+        ]
+    )
+    assert code == 0
+    parallel = json.loads((run_copy / "analysis" / "summary.json").read_text())
+    default = json.loads((tiny_run / "analysis" / "summary.json").read_text())
+    assert _point_values(parallel) == _point_values(default)
+    assert parallel["confusion_matrices"] == default["confusion_matrices"]
+    manifest = json.loads((run_copy / "manifest.json").read_text())
+    assert manifest["stages"]["analysis"]["beam_args"] == [
+        "--direct_num_workers=2",
+        "--direct_running_mode=multi_processing",
+    ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from evalsuite.cli import add_common_args, open_run, pin_hash_seed
+from evalsuite.cli import new_parser, open_run, pin_hash_seed
 from evalsuite.errors import run_cli
 
 
@@ -52,10 +52,7 @@ def training_config(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         pin_hash_seed()
-    parser = argparse.ArgumentParser(
-        prog="python -m training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_args(parser, new_run_allowed=True)
+    parser = new_parser("python -m training", __doc__, new_run_allowed=True)
     add_training_args(parser)
     args = parser.parse_args(argv)
 

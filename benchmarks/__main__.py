@@ -1,0 +1,149 @@
+"""python -m benchmarks: each stage against its raw floor, measured side by side in one run.
+
+Prints a table of seconds, peak memory and ratios (the targets are ratios, not
+absolute times, because machines differ), and writes the rows as JSON.
+
+Examples:
+    python -m benchmarks                                    # bundled digits
+    python -m benchmarks --data /usr/share/datasets/fashion-mnist --json bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGETS = {
+    "training stage / bare fit": 1.05,
+    "both models / one 6-epoch fit": 1.10,
+    "analysis (CI) / raw floor": 3.0,
+    "gate warm / gate cold": 0.10,
+}
+
+
+def measure(task: str, **arguments) -> dict:
+    """Run one task in its own process; wall time includes start-up and imports."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"}
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.tasks", task, json.dumps(arguments)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    wall = time.perf_counter() - started
+    if completed.returncode != 0:
+        tail = completed.stderr.strip().splitlines()[-3:]
+        raise SystemExit(f"benchmark task {task} failed: {' | '.join(tail)}")
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["wall"] = wall
+    return result
+
+
+def bench_dataset(data: str, workdir: Path, repeat: int, log) -> list[dict]:
+    def best(task, **arguments):
+        runs = [measure(task, **arguments) for _ in range(repeat)]
+        return min(runs, key=lambda r: r["seconds"])
+
+    label = Path(data).name if data not in ("bundled", "keras", "auto") else data
+    log(f"[{label}] bare model.fit ...")
+    bare = best("bare_fit", data=data, logdir=str(workdir / "bare-logs"))
+    log(f"[{label}] training stage ...")
+    stage = measure("train_stage", data=data, run_dir=str(workdir / "run"))
+    log(f"[{label}] independent runs ...")
+    independent = measure("train_stage", data=data, run_dir=str(workdir / "independent"), independent=True)
+    log(f"[{label}] raw floor ...")
+    floor = best("raw_floor", run_dir=str(workdir / "run"))
+    log(f"[{label}] analysis with and without intervals ...")
+    with_ci = best("analysis_stage", run_dir=str(workdir / "run"), intervals=True)
+    without_ci = best("analysis_stage", run_dir=str(workdir / "run"), intervals=False)
+    log(f"[{label}] gate, cold then warm ...")
+    cold = measure("pipeline", run_dir=str(workdir / "gate"), data=data)
+    warm = measure("pipeline", run_dir=str(workdir / "gate"), data=data)
+
+    per_thousand = with_ci["eval_examples"] / 1000
+    rows = [
+        _row(label, "bare model.fit, 6 epochs + TensorBoard", bare),
+        _row(label, "training stage (3 + 6 from one run)", stage, bare, "training stage / bare fit"),
+        _row(label, "  same, as one 6-epoch fit", stage, bare, "both models / one 6-epoch fit"),
+        _row(label, "training, independent runs (3 then 6)", independent, bare, "independent / bare fit"),
+        _row(label, "raw floor: both signatures + numpy", floor),
+        _row(label, "analysis, 2 models, jackknife CI", with_ci, floor, "analysis (CI) / raw floor"),
+        _row(label, "analysis, 2 models, no CI", without_ci, floor, "analysis (no CI) / raw floor"),
+        _row(label, "gate pipeline, cold (process wall)", {**cold, "seconds": cold["wall"]}),
+        _row(
+            label,
+            "gate pipeline, warm (process wall)",
+            {**warm, "seconds": warm["wall"]},
+            {"seconds": cold["wall"]},
+            "gate warm / gate cold",
+        ),
+        {
+            "dataset": label,
+            "measure": "analysis s per 1,000 eval examples (CI / no CI)",
+            "seconds": with_ci["seconds"] / per_thousand,
+            "seconds_no_ci": without_ci["seconds"] / per_thousand,
+            "eval_examples": with_ci["eval_examples"],
+        },
+    ]
+    return rows
+
+
+def _row(dataset, name, result, floor=None, ratio_name=None) -> dict:
+    row = {"dataset": dataset, "measure": name, "seconds": result["seconds"], "peak_rss_mb": result.get("peak_rss_mb")}
+    if floor is not None:
+        row["ratio"] = result["seconds"] / floor["seconds"]
+        row["ratio_name"] = ratio_name
+        row["target"] = TARGETS.get(ratio_name)
+    return row
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"{'dataset':<14} {'measure':<47} {'seconds':>8} {'peak MB':>8} {'ratio':>7}  target"]
+    for row in rows:
+        ratio = f"{row['ratio']:.2f}" if "ratio" in row else ""
+        target = ""
+        if row.get("target") is not None:
+            met = row["ratio"] <= row["target"]
+            target = f"<= {row['target']:.2f} {'met' if met else 'MISSED'}"
+        peak = f"{row['peak_rss_mb']:.0f}" if row.get("peak_rss_mb") else ""
+        seconds = f"{row['seconds']:.2f}"
+        if "seconds_no_ci" in row:
+            seconds = f"{row['seconds']:.2f} / {row['seconds_no_ci']:.2f}"
+        lines.append(f"{row['dataset']:<14} {row['measure']:<47} {seconds:>8} {peak:>8} {ratio:>7}  {target}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        action="append",
+        default=None,
+        help="data to measure on (repeatable; default: bundled). A full-size set shows cost growth",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="repeat the floors and analyses, keep the fastest")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="evalsuite-bench-") as scratch:
+        for index, data in enumerate(args.data or ["bundled"]):
+            rows += bench_dataset(data, Path(scratch) / str(index), args.repeat, log)
+    print(format_table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

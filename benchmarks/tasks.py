@@ -1,0 +1,129 @@
+"""One measured task per process, so each peak memory is its own.
+
+Each task imports its heavy libraries before its clock starts, so a stage and
+its floor are timed on the same footing; the gate runs are timed as whole
+processes (what a user waits for) by the caller.
+
+Usage (by benchmarks/__main__.py): python -m benchmarks.tasks TASK JSON-ARGS
+Prints one JSON line: {"seconds": ..., "peak_rss_mb": ..., ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def bare_fit(data: str, logdir: str, seed: int = 42) -> dict:
+    """The floor for training: one 6-epoch model.fit with the same model, data and TensorBoard callback."""
+    import keras
+    import tensorflow as tf
+
+    from evalsuite.datasets import load_dataset
+    from training.model import build_model, scale_images
+
+    started = time.perf_counter()
+    dataset = load_dataset(data, seed, log=lambda message: None)
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    model = build_model()
+    model.fit(
+        scale_images(dataset.x_train),
+        dataset.y_train,
+        batch_size=32,
+        epochs=6,
+        validation_data=(scale_images(dataset.x_test), dataset.y_test),
+        callbacks=[keras.callbacks.TensorBoard(log_dir=logdir, histogram_freq=1)],
+        verbose=0,
+    )
+    return {"seconds": time.perf_counter() - started, "eval_examples": int(len(dataset.y_test))}
+
+
+def train_stage(data: str, run_dir: str, independent: bool = False, seed: int = 42) -> dict:
+    import keras  # noqa: F401  (imported before the clock starts, as in bare_fit)
+    import tensorflow  # noqa: F401
+
+    from evalsuite.rundir import RunDir
+    from training.train import TrainConfig, train
+
+    started = time.perf_counter()
+    with RunDir(Path(run_dir)) as run:
+        result = train(run, TrainConfig(data=data, seed=seed, independent_runs=independent, verbose=0), log=_quiet)
+    return {"seconds": time.perf_counter() - started, "eval_examples": result.data["eval_examples"]}
+
+
+def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = None) -> dict:
+    import tensorflow  # noqa: F401  (imported before the clock starts, as in raw_floor)
+    import tensorflow_model_analysis  # noqa: F401
+
+    from analysis.evaluate import AnalysisConfig, analyze
+    from evalsuite.rundir import RunDir
+    from gates.rules import load_rules
+
+    rules = load_rules(None)
+    with RunDir(Path(run_dir)) as run:
+        run.forget_stage("analysis")  # measure the work, not the reuse
+        started = time.perf_counter()
+        result = analyze(
+            run, AnalysisConfig(confidence_intervals=intervals, beam_args=tuple(beam_args or ())), rules, log=_quiet
+        )
+    return {"seconds": time.perf_counter() - started, "eval_examples": result.summary["eval_data"]["examples"]}
+
+
+def raw_floor(run_dir: str) -> dict:
+    """Both SavedModels' signatures over the same examples, batched, plus numpy per-digit accuracy."""
+    import numpy as np
+    import tensorflow as tf
+
+    started = time.perf_counter()
+    files = sorted(str(p) for p in (Path(run_dir) / "data").glob("eval-*.tfrecord"))
+    records = list(tf.data.TFRecordDataset(files).batch(1024).as_numpy_iterator())
+    labels = np.concatenate(
+        [
+            tf.io.parse_example(batch, {"label": tf.io.FixedLenFeature([], tf.int64)})["label"].numpy()
+            for batch in records
+        ]
+    )
+    accuracy = {}
+    for name in ("epochs-3", "epochs-6"):
+        serve = tf.saved_model.load(str(Path(run_dir) / "models" / name)).signatures["serving_default"]
+        predicted = np.concatenate(
+            [serve(examples=tf.constant(batch))["probabilities"].numpy().argmax(1) for batch in records]
+        )
+        accuracy[name] = [float(np.mean(predicted[labels == d] == d)) for d in range(10)]
+    return {"seconds": time.perf_counter() - started, "eval_examples": int(len(labels)), "accuracy": accuracy}
+
+
+def pipeline(run_dir: str, data: str) -> dict:
+    from evalsuite.pipeline import main
+
+    started = time.perf_counter()
+    code = main(["--run-dir", run_dir, "--data", data, "-q"])
+    return {"seconds": time.perf_counter() - started, "exit": code}
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+TASKS = {
+    "bare_fit": bare_fit,
+    "train_stage": train_stage,
+    "analysis_stage": analysis_stage,
+    "raw_floor": raw_floor,
+    "pipeline": pipeline,
+}
+
+
+if __name__ == "__main__":
+    import contextlib
+    import io
+
+    task, arguments = sys.argv[1], json.loads(sys.argv[2])
+    with contextlib.redirect_stdout(io.StringIO()):  # only the result line goes to stdout
+        result = TASKS[task](**arguments)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))

@@ -91,15 +91,15 @@ def test_other_evaluation_data(run_copy, eval_npz):
     assert summary["deltas"]["overall"]["accuracy_ci"] is None
 
 
-def _point_values(summary: dict) -> dict:
+def _point_values(summary: dict, metrics=("accuracy", "examples")) -> dict:
     return {
-        role: {sid: {k: v for k, v in metrics.items() if not k.endswith("_ci")} for sid, metrics in slices.items()}
+        role: {sid: {k: values[k] for k in metrics} for sid, values in slices.items()}
         for role, slices in summary["models"].items()
     }
 
 
 @pytest.mark.slow
-def test_multi_processing_direct_runner_gives_the_same_metrics_bit_for_bit(run_copy, tiny_run):
+def test_multi_processing_direct_runner_gives_the_same_metrics(run_copy, tiny_run):
     """Beam options change where the work runs, never the numbers."""
     from analysis.__main__ import main
 
@@ -123,7 +123,12 @@ def test_multi_processing_direct_runner_gives_the_same_metrics_bit_for_bit(run_c
     assert code == 0
     parallel = json.loads((run_copy / "analysis" / "summary.json").read_text())
     default = json.loads((tiny_run / "analysis" / "summary.json").read_text())
+    # Counts and accuracies are bit for bit; a mean of floats (cross-entropy) follows how
+    # Beam splits the work, so it agrees to float32 rounding only.
     assert _point_values(parallel) == _point_values(default)
+    for role, slices in default["models"].items():
+        for sid, values in slices.items():
+            assert parallel["models"][role][sid]["crossentropy"] == pytest.approx(values["crossentropy"], rel=1e-6)
     assert parallel["confusion_matrices"] == default["confusion_matrices"]
     manifest = json.loads((run_copy / "manifest.json").read_text())
     assert manifest["stages"]["analysis"]["beam_args"] == [

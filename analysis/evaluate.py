@@ -28,6 +28,7 @@ EXAMPLE_COUNT = "example_count"
 SUMMARY_NAME = "summary.json"
 VALIDATION_NAME = "validation.json"
 TFMA_DIR = "tfma"
+INFERENCE_BATCH_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -165,11 +166,18 @@ def build_eval_config(rules: GateRules, eval_data: dict, confidence_intervals: b
     """Baseline and candidate in one EvalConfig, sliced overall and per true digit."""
     from tensorflow_model_analysis.proto import config_pb2 as cfg
 
+    # A fixed inference batch: Beam's adaptive batching starts tiny and grows. On 10,000
+    # examples 256 per call took 9.9 s against 12.8 s adaptive (1,000: 10.1 s, 4,096: 11.5 s).
     model_specs = [
         cfg.ModelSpec(
-            name=BASELINE, label_key="label", signature_name=SIGNATURE, prediction_key=OUTPUT_KEY, is_baseline=True
-        ),
-        cfg.ModelSpec(name=CANDIDATE, label_key="label", signature_name=SIGNATURE, prediction_key=OUTPUT_KEY),
+            name=name,
+            label_key="label",
+            signature_name=SIGNATURE,
+            prediction_key=OUTPUT_KEY,
+            is_baseline=name == BASELINE,
+            inference_batch_size=INFERENCE_BATCH_SIZE,
+        )
+        for name in (BASELINE, CANDIDATE)
     ]
     metrics = [
         cfg.MetricConfig(class_name="ExampleCount"),

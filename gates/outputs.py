@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import html
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from evalsuite.formatting import esc, fmt, interval_text
 from evalsuite.rundir import RunDir, write_bytes_atomic, write_json_atomic, write_text_atomic
 from gates.verdict import Verdict
 
@@ -50,17 +50,11 @@ def junit_xml(verdict: Verdict) -> bytes:
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
 
 
-def _fmt(value, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:+.4f}" if signed else f"{value:.4f}"
-
-
 def summary_markdown(verdict: Verdict) -> str:
     """A table fit for a pull-request comment; text from data is escaped."""
     state = "PASSED" if verdict.passed else "FAILED"
     lines = [
-        f"### Model gate {state}: `{_md(verdict.candidate['label'])}` vs `{_md(verdict.baseline['label'])}`",
+        f"### Model gate {state}: `{esc(verdict.candidate['label'])}` vs `{esc(verdict.baseline['label'])}`",
         "",
         f"{len(verdict.checks) - len(verdict.failures)} of {len(verdict.checks)} checks passed "
         f"on {verdict.eval_examples} evaluation examples.",
@@ -69,15 +63,10 @@ def summary_markdown(verdict: Verdict) -> str:
         "|---|---|---:|---:|---:|---|---|---|",
     ]
     for check in verdict.checks:
-        interval = f"{check.interval[0]:+.4f} .. {check.interval[1]:+.4f}" if check.interval else "-"
         lines.append(
-            f"| {_md(check.rule)} | {_md(check.slice)} | {_fmt(check.baseline)} | {_fmt(check.candidate)} | "
-            f"{_fmt(check.delta, True)} | {interval} | {_md(check.threshold)} | {'pass' if check.passed else '**FAIL**'} |"
+            f"| {esc(check.rule)} | {esc(check.slice)} | {fmt(check.baseline)} | {fmt(check.candidate)} | "
+            f"{fmt(check.delta, True)} | {interval_text(check.interval)} | {esc(check.threshold)} | {'pass' if check.passed else '**FAIL**'} |"
         )
     for note in verdict.notes:
-        lines += ["", f"Note: {_md(note)}"]
+        lines += ["", f"Note: {esc(note)}"]
     return "\n".join(lines) + "\n"
-
-
-def _md(text: str) -> str:
-    return html.escape(str(text)).replace("|", "&#124;").replace("`", "&#96;")

@@ -11,9 +11,10 @@ import base64
 import html
 from pathlib import Path
 
+from evalsuite.formatting import fmt, interval_text
 from evalsuite.rundir import RunDir, write_text_atomic
 from reports.curves import read_curves
-from reports.markdown import fmt, interval_text, per_digit_rows
+from reports.markdown import per_digit_rows
 from reports.plots import confusion_figure, curves_figure, per_digit_figure
 
 STYLE = """

@@ -2,22 +2,7 @@
 
 from __future__ import annotations
 
-import html
-
-
-def esc(text) -> str:
-    """Escape text from data or config for Markdown rendered as HTML."""
-    return html.escape(str(text)).replace("|", "&#124;").replace("`", "&#96;")
-
-
-def fmt(value, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:+.4f}" if signed else f"{value:.4f}"
-
-
-def interval_text(interval) -> str:
-    return f"{interval[0]:+.4f} .. {interval[1]:+.4f}" if interval else "-"
+from evalsuite.formatting import esc, fmt, interval_text
 
 
 def per_digit_rows(summary: dict) -> list[dict]:

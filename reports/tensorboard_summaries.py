@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evalsuite.formatting import fmt, interval_text
 from evalsuite.rundir import RunDir, atomic_dir
-from reports.markdown import fmt, interval_text, per_digit_rows
+from reports.markdown import per_digit_rows
 from reports.plots import confusion_figure
 
 EVAL_RUN = "tfma"

@@ -1,0 +1,20 @@
+"""How numbers and text from data appear in Markdown, the same in every stage."""
+
+from __future__ import annotations
+
+import html
+
+
+def esc(text) -> str:
+    """Escape text from data or config for Markdown rendered as HTML (tables included)."""
+    return html.escape(str(text)).replace("|", "&#124;").replace("`", "&#96;")
+
+
+def fmt(value, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def interval_text(interval) -> str:
+    return f"{interval[0]:+.4f} .. {interval[1]:+.4f}" if interval else "-"

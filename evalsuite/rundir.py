@@ -109,9 +109,7 @@ def fingerprint_tree(path: Path) -> str:
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(str(file.relative_to(path)).encode("utf-8"))
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        _hash_file_into(digest, file)
     return digest.hexdigest()[:16]
 
 
@@ -119,11 +117,15 @@ def fingerprint_files(paths: list[Path]) -> str:
     """Hash the named files' contents, in the given order."""
     digest = hashlib.sha256()
     for path in paths:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        _hash_file_into(digest, path)
         digest.update(b"\x00")
     return digest.hexdigest()[:16]
+
+
+def _hash_file_into(digest, path: Path) -> None:
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
 
 
 def code_fingerprint(*packages: str) -> str:

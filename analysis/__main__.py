@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from evalsuite.cli import new_parser, open_run, pin_hash_seed
+from evalsuite.cli import command_args, new_parser, open_run
 from evalsuite.errors import run_cli
 
 
@@ -38,14 +38,6 @@ def add_analysis_args(parser: argparse.ArgumentParser, *, models: bool = True, o
     group.add_argument("--no-intervals", action="store_true", help="skip jackknife confidence intervals (faster)")
 
 
-def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Everything after a bare `--` goes to Beam untouched."""
-    if "--" in argv:
-        index = argv.index("--")
-        return argv[:index], argv[index + 1 :]
-    return argv, []
-
-
 def analysis_config(args: argparse.Namespace, beam_args: list[str], baseline: str, candidate: str):
     from analysis.evaluate import AnalysisConfig
 
@@ -59,23 +51,28 @@ def analysis_config(args: argparse.Namespace, beam_args: list[str], baseline: st
     )
 
 
+def run_requested_analysis(run, args: argparse.Namespace, beam_args: list[str], rules):
+    """Analyse the models named by --baseline/--candidate (epochs-3/epochs-6 unless given); --force recomputes."""
+    from analysis.evaluate import analyze
+
+    if args.force:
+        run.forget_stage("analysis")
+    config = analysis_config(args, beam_args, args.baseline or "epochs-3", args.candidate or "epochs-6")
+    return analyze(run, config, rules)
+
+
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:
-        pin_hash_seed()
-    own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
+    own_args, beam_args = command_args(argv)
     parser = new_parser("python -m analysis", __doc__, new_run_allowed=False)
     add_analysis_args(parser)
     args = parser.parse_args(own_args)
 
     def work() -> int:
-        from analysis.evaluate import analyze
         from gates.rules import load_rules
 
         rules = load_rules(args.rules)
         with open_run(args, new_run_allowed=False) as run:
-            if args.force:
-                run.forget_stage("analysis")
-            analyze(run, analysis_config(args, beam_args, args.baseline, args.candidate), rules)
+            run_requested_analysis(run, args, beam_args, rules)
             print(f"analysis: {run.analysis_dir / 'summary.json'}")
         return 0
 

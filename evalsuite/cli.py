@@ -41,6 +41,22 @@ def open_run(args: argparse.Namespace, *, new_run_allowed: bool) -> RunDir:
     return run
 
 
+def command_args(argv: list[str] | None) -> tuple[list[str], list[str]]:
+    """The command's own arguments, and Beam's: everything after a bare `--`, untouched.
+
+    A real command line (argv None) first pins the hash seed (see pin_hash_seed).
+    """
+    import sys
+
+    if argv is None:
+        pin_hash_seed()
+        argv = sys.argv[1:]
+    if "--" in argv:
+        index = argv.index("--")
+        return argv[:index], argv[index + 1 :]
+    return argv, []
+
+
 def pin_hash_seed() -> None:
     """Re-run this command with PYTHONHASHSEED=0 unless it is already pinned.
 

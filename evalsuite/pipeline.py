@@ -19,17 +19,15 @@ import sys
 import time
 
 from evalsuite import progress
-from evalsuite.cli import new_parser, open_run, pin_hash_seed
+from evalsuite.cli import command_args, new_parser, open_run
 from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:
-        pin_hash_seed()
-    from analysis.__main__ import add_analysis_args, analysis_config, split_beam_args
+    own_args, beam_args = command_args(argv)
+    from analysis.__main__ import add_analysis_args, analysis_config
     from training.__main__ import add_training_args, training_config
 
-    own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
     parser = new_parser("evalsuite", __doc__, new_run_allowed=True)
     add_training_args(parser)
     add_analysis_args(parser, models=False)

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import sys
 
-from analysis.__main__ import add_analysis_args, analysis_config, split_beam_args
-from evalsuite.cli import new_parser, open_run, pin_hash_seed
+from analysis.__main__ import add_analysis_args, run_requested_analysis
+from evalsuite.cli import command_args, new_parser, open_run
 from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:
-        pin_hash_seed()
-    own_args, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
+    own_args, beam_args = command_args(argv)
     parser = new_parser("python -m gates", __doc__, new_run_allowed=False)
     add_analysis_args(parser, on_demand=True)
     args = parser.parse_args(own_args)
@@ -33,13 +31,8 @@ def main(argv: list[str] | None = None) -> int:
 
         rules = load_rules(args.rules)
         with open_run(args, new_run_allowed=False) as run:
-            if args.force:
-                run.forget_stage("analysis")
             if args.baseline or args.candidate or args.eval_data or args.force:
-                from analysis.evaluate import analyze
-
-                config = analysis_config(args, beam_args, args.baseline or "epochs-3", args.candidate or "epochs-6")
-                analyze(run, config, rules)
+                run_requested_analysis(run, args, beam_args, rules)
             verdict = gate(run, rules)
         print(f"gate: {'PASSED' if verdict.passed else 'FAILED'} ({run.gate_dir / 'verdict.json'})")
         return EXIT_OK if verdict.passed else EXIT_GATE_FAILED

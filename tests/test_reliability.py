@@ -18,7 +18,7 @@ from evalsuite.errors import InputError
 from evalsuite.pipeline import main as pipeline_main
 from evalsuite.rundir import RunDir
 from gates.__main__ import main as gate_main
-from tests.helpers import SEED
+from tests.helpers import SEED, run_pipeline
 
 
 def tree_state(folder: Path) -> dict[str, str]:
@@ -196,23 +196,14 @@ def test_report_escapes_text_from_paths_and_data(tmp_path, tiny_models, eval_npz
 # Interrupted runs -----------------------------------------------------------------------------------------------
 
 
-def _start(run_dir: Path, data: Path) -> subprocess.Popen:
-    args = [
-        sys.executable,
-        "-m",
-        "evalsuite",
-        "--run-dir",
-        str(run_dir),
-        "--data",
-        str(data),
-        "--epochs",
-        "3",
-        "6",
-        "--seed",
-        str(SEED),
-    ]
+def interrupted_args(run_dir: Path, data: Path) -> list[str]:
+    """The 3- and 6-epoch pipeline the interruption tests kill and then run again."""
+    return ["--run-dir", str(run_dir), "--data", str(data), "--epochs", "3", "6", "--seed", str(SEED)]
+
+
+def _start(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        args,
+        [sys.executable, "-m", "evalsuite", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -242,7 +233,7 @@ def _events_written(run_dir: Path):
 @pytest.mark.parametrize("moment", ["training", "export", "analysis"])
 def test_sigkill_never_leaves_a_run_that_looks_finished(tmp_path, tiny_npz, moment, capsys):
     run_dir = tmp_path / "run"
-    process = _start(run_dir, tiny_npz)
+    process = _start(*interrupted_args(run_dir, tiny_npz))
     ready = {
         "training": _events_written(run_dir),
         "export": _staging(run_dir / "models", ".epochs-"),
@@ -261,26 +252,7 @@ def test_sigkill_never_leaves_a_run_that_looks_finished(tmp_path, tiny_npz, mome
     assert gate_main(["--run-dir", str(run_dir), "-q"]) == 2
     capsys.readouterr()
     # ... and the same command finishes the job, reusing what was complete.
-    rerun = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "evalsuite",
-            "--run-dir",
-            str(run_dir),
-            "--data",
-            str(tiny_npz),
-            "--epochs",
-            "3",
-            "6",
-            "--seed",
-            str(SEED),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        timeout=900,
-    )
+    rerun = run_pipeline(*interrupted_args(run_dir, tiny_npz), timeout=900)
     assert rerun.returncode in (0, 1), rerun.stderr[-2000:]
     if moment == "analysis":
         assert "training: reused" in rerun.stdout
@@ -294,17 +266,7 @@ def test_sigkill_never_leaves_a_run_that_looks_finished(tmp_path, tiny_npz, mome
 
 @pytest.mark.slow
 def test_two_pipelines_at_once_match_a_run_alone(tmp_path, tiny_npz, tiny_run):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "evalsuite", *tiny_args(tmp_path / name, tiny_npz)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for name in ("a", "b")
-    ]
+    processes = [_start(*tiny_args(tmp_path / name, tiny_npz)) for name in ("a", "b")]
     codes = [process.wait(timeout=900) for process in processes]
     alone = json.loads((tiny_run / "analysis" / "summary.json").read_text())
     for name, code in zip(("a", "b"), codes):
@@ -316,15 +278,10 @@ def test_two_pipelines_at_once_match_a_run_alone(tmp_path, tiny_npz, tiny_run):
 @pytest.mark.slow
 def test_second_pipeline_on_a_busy_run_folder_is_refused(tmp_path, tiny_npz):
     run_dir = tmp_path / "busy"
-    first = _start(run_dir, tiny_npz)
+    first = _start(*interrupted_args(run_dir, tiny_npz))
     try:
         assert first.stdout.readline().startswith("run folder:")
-        second = subprocess.run(
-            [sys.executable, "-m", "evalsuite", *tiny_args(run_dir, tiny_npz)],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        )
+        second = run_pipeline(*tiny_args(run_dir, tiny_npz))
         assert second.returncode == 2
         assert f"error: {run_dir}: run folder is in use by another run" in second.stderr
     finally:

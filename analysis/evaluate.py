@@ -1,9 +1,11 @@
 """The analysis stage: both models through one TFMA pipeline, read once.
 
-TFMA computes per-slice metrics (overall and per true digit), the
-candidate-minus-baseline diffs, jackknife confidence intervals and the gate's
-validation in the same Beam pipeline. The results stay in TFMA's own format
-(`tfma.load_eval_result`) and are also flattened into `summary.json`.
+TFMA computes per-slice metrics (overall and per true class), the
+candidate-minus-baseline diffs, the paired counts (`analysis/paired.py`), the
+confusion matrices and the gate's validation in the same Beam pipeline. The
+results stay in TFMA's own format (`tfma.load_eval_result`) and are also
+flattened into `summary.json`; the examples whose outcome changed go to
+`changed.json`, and their counts must equal TFMA's.
 """
 
 from __future__ import annotations
@@ -14,21 +16,41 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.models import ModelRef, check_saved_model, resolve_model
-from evalsuite import progress
+from analysis.thresholds import attach_thresholds, gap_cross_slicing_spec
+from evalsuite import paired_stats, progress
+from evalsuite.contract import (
+    ACCURACY,
+    BASELINE,
+    CANDIDATE,
+    CHANGED_NAME,
+    CROSSENTROPY,
+    EXAMPLE_COUNT,
+    LABEL_KEY,
+    NEWLY_RIGHT,
+    NEWLY_WRONG,
+    OUTPUT_KEY,
+    SIGNATURE,
+    SUMMARY_NAME,
+    TFMA_DIR,
+    VALIDATION_NAME,
+    load_summary,
+)
 from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, read_examples, write_examples
-from evalsuite.rundir import RunDir, atomic_dir, code_fingerprint, fingerprint, relative, write_json_atomic
-from gates.rules import GateRules, gap_cross_slicing_spec, is_cross_slice, slice_id, tfma_metric_config
-from training.model import OUTPUT_KEY, SIGNATURE
+from evalsuite.rules import GateRules, tfma_thresholds
+from evalsuite.rundir import (
+    RunDir,
+    atomic_dir,
+    fingerprint,
+    fingerprint_files,
+    relative,
+    stage_code_fingerprint,
+    write_json_atomic,
+)
 
-BASELINE, CANDIDATE = "baseline", "candidate"
-ACCURACY = "sparse_categorical_accuracy"
-CROSSENTROPY = "sparse_categorical_crossentropy"
-EXAMPLE_COUNT = "example_count"
-SUMMARY_NAME = "summary.json"
-VALIDATION_NAME = "validation.json"
-TFMA_DIR = "tfma"
 INFERENCE_BATCH_SIZE = 256
+DEFAULT_RUNNER = "DirectRunner"
+PAIRED_INTERVALS = "Tango score interval of the paired delta (95%)"
 
 
 @dataclass(frozen=True)
@@ -36,7 +58,7 @@ class AnalysisConfig:
     baseline: str = "epochs-3"
     candidate: str = "epochs-6"
     eval_data: str | None = None
-    confidence_intervals: bool = True
+    jackknife: bool = False
     beam_args: tuple[str, ...] = ()
     seed: int = 42
 
@@ -49,92 +71,140 @@ class AnalysisResult:
     seconds: float = 0.0
 
 
+def runner_of(beam_args: tuple[str, ...]) -> str:
+    """The Beam runner the options name; DirectRunner when none is named."""
+    for index, arg in enumerate(beam_args):
+        if arg.startswith("--runner="):
+            return arg.split("=", 1)[1]
+        if arg == "--runner" and index + 1 < len(beam_args):
+            return beam_args[index + 1]
+    return DEFAULT_RUNNER
+
+
+def with_explicit_runner(beam_args: tuple[str, ...]) -> tuple[str, ...]:
+    # Since Beam 2.68 an unnamed runner may be swapped for Prism on a machine that can
+    # download it: name the runner so the one that runs is the one recorded.
+    if any(arg == "--runner" or arg.startswith("--runner=") for arg in beam_args):
+        return tuple(beam_args)
+    return (f"--runner={DEFAULT_RUNNER}", *beam_args)
+
+
 def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.log) -> AnalysisResult:
     """Evaluate baseline and candidate with TFMA, or reuse the results if nothing changed."""
     started = time.perf_counter()
     baseline = resolve_model(run, config.baseline, "baseline")
     candidate = resolve_model(run, config.candidate, "candidate")
     eval_data = _eval_data(run, config.eval_data, log)
+    beam_args = with_explicit_runner(config.beam_args)
+    thresholds = tfma_thresholds(rules, eval_data["examples"], eval_data["examples_per_class"])
     # Everything the EvalConfig is built from, so an unchanged analysis is recognised without TFMA.
     stage_fingerprint = fingerprint(
         baseline.fingerprint,
         candidate.fingerprint,
-        {k: eval_data[k] for k in ("fingerprint", "examples", "examples_per_class")},
-        rules_key(rules),
-        config.confidence_intervals,
+        {k: eval_data[k] for k in ("fingerprint", "files_fingerprint", "examples", "examples_per_class")},
+        [vars(t) for t in thresholds],
+        rules.key(),
+        config.jackknife,
         config.seed,
-        code_fingerprint("analysis", "gates", "evalsuite", "training"),
+        beam_args,
+        stage_code_fingerprint("analysis"),
         _versions(),
     )
     record = run.reusable("analysis", stage_fingerprint)
     if record is not None:
-        summary = load_summary(run)
+        summary = load_summary(run.analysis_dir)
         log(f"analysis: reused TFMA results in {run.analysis_dir} (models, data and rules unchanged)")
-        return AnalysisResult(summary, run.analysis_dir / TFMA_DIR, reused=True, seconds=time.perf_counter() - started)
+        return AnalysisResult(summary, run.tfma_dir, reused=True, seconds=time.perf_counter() - started)
 
-    run.forget_stage("analysis")
-    run.forget_stage("gate")
+    # Nothing downstream may look done while the analysis changes under it.
+    run.invalidate_from("analysis")
     check_saved_model(baseline.path, "baseline")
     check_saved_model(candidate.path, "candidate")
-    eval_config = build_eval_config(rules, eval_data, config.confidence_intervals)
+    eval_config = build_eval_config(rules, eval_data, config.jackknife)
+    runner = runner_of(beam_args)
+    log(
+        f"analysis: TFMA on {eval_data['examples']} examples, 2 models, 11 slices, runner {runner} "
+        f"(paired counts{', jackknife' if config.jackknife else ''}) ..."
+    )
     with atomic_dir(run.analysis_dir) as staging:
         tfma_started = time.perf_counter()
-        run_tfma(
-            baseline, candidate, eval_config, eval_data["pattern"], staging / TFMA_DIR, config.beam_args, config.seed
-        )
+        run_tfma(baseline, candidate, eval_config, eval_data["pattern"], staging / TFMA_DIR, beam_args, config.seed)
         tfma_seconds = time.perf_counter() - tfma_started
-        summary = summarize(staging / TFMA_DIR, baseline, candidate, eval_data, config)
+        summary = summarize(staging / TFMA_DIR, baseline, candidate, eval_data, config, runner)
+        log(f"analysis: TFMA done in {tfma_seconds:.1f}s; listing the examples whose outcome changed ...")
+        changed = changed_examples(baseline, candidate, eval_data["pattern"])
+        _check_changed_against_tfma(changed, summary)
         write_json_atomic(staging / SUMMARY_NAME, summary)
         write_json_atomic(staging / VALIDATION_NAME, validation_as_json(staging / TFMA_DIR))
+        write_json_atomic(staging / CHANGED_NAME, changed)
     seconds = time.perf_counter() - started
     run.record_stage(
         "analysis",
         {
             "fingerprint": stage_fingerprint,
+            # What the gate re-checks before it trusts these results (chain of custody).
+            "outputs_fingerprint": run.analysis_outputs_fingerprint(),
             "seconds": round(seconds, 3),
             "tfma_seconds": round(tfma_seconds, 3),
-            "baseline": {"label": baseline.label, "path": str(baseline.path)},
-            "candidate": {"label": candidate.label, "path": str(candidate.path)},
-            "eval_data": eval_data,
-            "confidence_intervals": "jackknife" if config.confidence_intervals else None,
-            "rules": rules_key(rules),
-            "beam_args": list(config.beam_args),
+            "baseline": {"label": baseline.label, "path": str(baseline.path), "fingerprint": baseline.fingerprint},
+            "candidate": {"label": candidate.label, "path": str(candidate.path), "fingerprint": candidate.fingerprint},
+            "eval_data": {k: v for k, v in eval_data.items() if k != "pattern"},
+            "pattern": eval_data["pattern"],
+            "intervals": summary["confidence_intervals"],
+            "rules": rules.key(),
+            "runner": runner,
+            "beam_args": list(beam_args),
             "seed": config.seed,
             "outputs": {
-                "tfma": relative(run, run.analysis_dir / TFMA_DIR),
+                "tfma": relative(run, run.tfma_dir),
                 "summary": relative(run, run.analysis_dir / SUMMARY_NAME),
                 "validation": relative(run, run.analysis_dir / VALIDATION_NAME),
+                "changed": relative(run, run.analysis_dir / CHANGED_NAME),
             },
         },
     )
     overall_b = summary["models"][BASELINE]["overall"]["accuracy"]
     overall_c = summary["models"][CANDIDATE]["overall"]["accuracy"]
+    paired = summary["paired"]["overall"]
     log(
-        f"analysis: TFMA on {eval_data['examples']} examples, 2 models, {len(summary['slices'])} slices "
-        f"in {tfma_seconds:.1f}s - accuracy {baseline.label} {overall_b:.4f}, {candidate.label} {overall_c:.4f}"
+        f"analysis: accuracy {baseline.label} {overall_b:.4f}, {candidate.label} {overall_c:.4f}; "
+        f"{paired[NEWLY_RIGHT]} newly right, {paired[NEWLY_WRONG]} newly wrong ({seconds:.1f}s in all)"
     )
-    return AnalysisResult(summary, run.analysis_dir / TFMA_DIR, reused=False, seconds=seconds)
-
-
-def rules_key(rules: GateRules) -> dict:
-    """The part of the rules that shapes TFMA's validation (not where they came from)."""
-    return {k: v for k, v in rules.as_dict().items() if k != "source"}
+    return AnalysisResult(summary, run.tfma_dir, reused=False, seconds=seconds)
 
 
 def _eval_data(run: RunDir, eval_data: str | None, log) -> dict:
-    """The run's own evaluation examples, or PATH converted into the run folder."""
+    """The run's own evaluation examples, or PATH converted into the run folder.
+
+    `files_fingerprint` hashes the shards' bytes as they are on disk now, so a
+    replaced or truncated shard is never taken for the data that was judged.
+    """
+    import glob
+
     if eval_data is None:
         record = run.require_stage("data", "evaluation examples")
+        pattern = str(run.path / record["pattern"])
+        files = sorted(Path(p) for p in glob.glob(pattern))
+        if not files:
+            raise InputError(f"{pattern}: the run's evaluation examples are missing (rerun training)")
+        files_fingerprint = fingerprint_files(files)
+        if record.get("files_fingerprint") not in (None, files_fingerprint):
+            raise InputError(
+                f"{run.data_dir}: evaluation examples changed on disk since the data stage wrote them; "
+                "rerun with --force"
+            )
         return {
             "source": record["source"],
             "fingerprint": record["fingerprint"],
+            "files_fingerprint": files_fingerprint,
             "examples": record["eval_examples"],
             "examples_per_class": record["eval_examples_per_class"],
-            "pattern": str(run.path / record["pattern"]),
+            "class_names": record.get("class_names"),
+            "pattern": pattern,
         }
     import numpy as np
 
-    from evalsuite.datasets import load_eval_split
+    from evalsuite.datasets import class_names_for, load_eval_split
 
     path = Path(eval_data)
     if path.suffix == ".tfrecord" or "*" in eval_data or (path.is_dir() and list(path.glob("*.tfrecord"))):
@@ -142,6 +212,7 @@ def _eval_data(run: RunDir, eval_data: str | None, log) -> dict:
         _, labels, records = read_examples(pattern)
         data_fingerprint = fingerprint(*records)
         source = f"tfrecord:{pattern}"
+        names = None
     else:
         images, labels = load_eval_split(path)
         data_fingerprint = fingerprint(images.tobytes(), labels.tobytes())
@@ -151,27 +222,32 @@ def _eval_data(run: RunDir, eval_data: str | None, log) -> dict:
                 write_examples(staging, images, labels)
         pattern = str(folder / SHARD_PATTERN)
         source = f"{'idx' if path.is_dir() else 'npz'}:{path.resolve()}"
+        names = class_names_for(path)
     counts = {str(c): int(n) for c, n in zip(*np.unique(labels, return_counts=True))}
     log(f"analysis: evaluation data {source} - {len(labels)} examples")
     return {
         "source": source,
         "fingerprint": data_fingerprint,
+        "files_fingerprint": fingerprint_files(sorted(Path(p) for p in glob.glob(pattern))),
         "examples": int(len(labels)),
         "examples_per_class": counts,
+        "class_names": names,
         "pattern": pattern,
     }
 
 
-def build_eval_config(rules: GateRules, eval_data: dict, confidence_intervals: bool):
-    """Baseline and candidate in one EvalConfig, sliced overall and per true digit."""
+def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool):
+    """Baseline and candidate in one EvalConfig, sliced overall and per true class."""
     from tensorflow_model_analysis.proto import config_pb2 as cfg
+
+    from analysis.paired import PAIRED_METRICS, paired_metric_configs
 
     # A fixed inference batch: Beam's adaptive batching starts tiny and grows. On 10,000
     # examples 256 per call took 9.9 s against 12.8 s adaptive (1,000: 10.1 s, 4,096: 11.5 s).
     model_specs = [
         cfg.ModelSpec(
             name=name,
-            label_key="label",
+            label_key=LABEL_KEY,
             signature_name=SIGNATURE,
             prediction_key=OUTPUT_KEY,
             is_baseline=name == BASELINE,
@@ -179,20 +255,27 @@ def build_eval_config(rules: GateRules, eval_data: dict, confidence_intervals: b
         )
         for name in (BASELINE, CANDIDATE)
     ]
-    metrics = [
+    by_metric = {ACCURACY: cfg.MetricConfig(class_name="SparseCategoricalAccuracy"), **paired_metric_configs()}
+    attach_thresholds(by_metric, rules, eval_data["examples"], eval_data["examples_per_class"])
+    per_model = [
         cfg.MetricConfig(class_name="ExampleCount"),
-        tfma_metric_config(rules, eval_data["examples"], eval_data["examples_per_class"]),
+        by_metric[ACCURACY],
         cfg.MetricConfig(class_name="SparseCategoricalCrossentropy"),
         cfg.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
     ]
+    # The paired metrics read both models' predictions of each example; they belong to the candidate.
+    paired = [by_metric[name] for name in PAIRED_METRICS]
     eval_config = cfg.EvalConfig(
         model_specs=model_specs,
-        slicing_specs=[cfg.SlicingSpec(), cfg.SlicingSpec(feature_keys=["label"])],
-        metrics_specs=[cfg.MetricsSpec(metrics=metrics, model_names=[BASELINE, CANDIDATE])],
+        slicing_specs=[cfg.SlicingSpec(), cfg.SlicingSpec(feature_keys=[LABEL_KEY])],
+        metrics_specs=[
+            cfg.MetricsSpec(metrics=per_model, model_names=[BASELINE, CANDIDATE]),
+            cfg.MetricsSpec(metrics=paired, model_names=[CANDIDATE]),
+        ],
     )
     if rules.max_gap is not None:
         eval_config.cross_slicing_specs.append(gap_cross_slicing_spec())
-    if confidence_intervals:
+    if jackknife:
         eval_config.options.compute_confidence_intervals.value = True
         eval_config.options.confidence_intervals.method = cfg.ConfidenceIntervalOptions.JACKKNIFE
     return eval_config
@@ -226,60 +309,131 @@ def run_tfma(
 
 
 def summarize(
-    tfma_path: Path, baseline: ModelRef, candidate: ModelRef, eval_data: dict, config: AnalysisConfig
+    tfma_path: Path, baseline: ModelRef, candidate: ModelRef, eval_data: dict, config: AnalysisConfig, runner: str
 ) -> dict:
-    """Flatten TFMA's results to model -> slice -> metric, with intervals and diffs."""
+    """Flatten TFMA's results to model -> slice -> metric, with diffs, paired counts and intervals."""
     import tensorflow_model_analysis as tfma
 
-    models, deltas, confusion, cross_slices = {}, {}, {}, {}
-    slices: list[str] = []
+    from analysis.paired import paired_counts_from_metrics
+    from evalsuite.contract import slice_ids
+
+    models, deltas, confusion, cross_slices, paired = {}, {}, {}, {}, {}
     for name in (BASELINE, CANDIDATE):
         result = tfma.load_eval_result(str(tfma_path), model_name=name)
         per_slice = {}
         for slice_key, outputs in result.slicing_metrics:
             values = ((outputs or {}).get("") or {}).get("") or {}
-            if is_cross_slice(slice_key):
+            if _is_cross_slice(slice_key):
                 if name == CANDIDATE and ACCURACY in values:
-                    cross_slices[slice_id(slice_key)] = {"accuracy_gap": _number(values[ACCURACY])}
+                    cross_slices[_slice_id(slice_key)] = {"accuracy_gap": _number(values[ACCURACY])}
                 continue
-            sid = slice_id(slice_key)
+            sid = _slice_id(slice_key)
             per_slice[sid] = {
-                "examples": _number(values.get(EXAMPLE_COUNT)),
+                "examples": _count(values.get(EXAMPLE_COUNT)),
                 "accuracy": _number(values.get(ACCURACY)),
-                "accuracy_ci": _interval(values.get(ACCURACY)),
                 "crossentropy": _number(values.get(CROSSENTROPY)),
             }
-            if name == CANDIDATE and f"{ACCURACY}_diff" in values:
-                deltas[sid] = {
-                    "accuracy": _number(values[f"{ACCURACY}_diff"]),
-                    "accuracy_ci": _interval(values[f"{ACCURACY}_diff"]),
-                }
+            if config.jackknife:
+                per_slice[sid]["accuracy_ci"] = _interval(values.get(ACCURACY))
+            if name == CANDIDATE:
+                counts = paired_counts_from_metrics(values, _number)
+                if counts is not None:
+                    paired[sid] = counts
+                if f"{ACCURACY}_diff" in values:
+                    deltas[sid] = {"accuracy": _number(values[f"{ACCURACY}_diff"])}
         models[name] = dict(sorted(per_slice.items(), key=lambda item: _slice_order(item[0])))
-        slices = list(models[name])
         confusion[name] = _confusion_matrices(result)
+    for sid, counts in paired.items():
+        n = sum(counts.values())
+        if sid in deltas and n:
+            low, high = paired_stats.tango_interval(counts[NEWLY_RIGHT], counts[NEWLY_WRONG], n)
+            deltas[sid]["accuracy_ci"] = [round(low, 6), round(high, 6)]
+            deltas[sid]["mcnemar_mid_p"] = paired_stats.mcnemar_mid_p(counts[NEWLY_RIGHT], counts[NEWLY_WRONG])
     return {
-        "baseline": {"label": baseline.label, "path": str(baseline.path)},
-        "candidate": {"label": candidate.label, "path": str(candidate.path)},
-        "eval_data": {k: eval_data[k] for k in ("source", "fingerprint", "examples", "examples_per_class")},
-        "confidence_intervals": "jackknife (95%)" if config.confidence_intervals else None,
-        "slices": slices,
+        "baseline": {"label": baseline.label, "path": str(baseline.path), "fingerprint": baseline.fingerprint},
+        "candidate": {"label": candidate.label, "path": str(candidate.path), "fingerprint": candidate.fingerprint},
+        "eval_data": {
+            k: eval_data.get(k)
+            for k in ("source", "fingerprint", "files_fingerprint", "examples", "examples_per_class", "class_names")
+        },
+        "confidence_intervals": PAIRED_INTERVALS + ("; per-model accuracy: TFMA jackknife" if config.jackknife else ""),
+        "runner": runner,
+        "slices": [sid for sid in slice_ids() if sid in models[CANDIDATE]],
         "models": models,
         "deltas": dict(sorted(deltas.items(), key=lambda item: _slice_order(item[0]))),
+        "paired": dict(sorted(paired.items(), key=lambda item: _slice_order(item[0]))),
         "cross_slices": cross_slices,
         "confusion_matrices": confusion,
     }
 
 
-def load_summary(run: RunDir) -> dict:
-    import json
+def changed_examples(baseline: ModelRef, candidate: ModelRef, pattern: str) -> dict:
+    """Every example the two models disagree on in outcome, with both predictions and confidences.
 
-    path = run.analysis_dir / SUMMARY_NAME
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: missing analysis summary (run the analysis stage)") from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(f"{path}: corrupt analysis summary ({error})") from None
+    Computed outside TFMA (plain batched calls of each serving signature) so the
+    report can show the images; its counts are checked against TFMA's.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    _, labels, records = read_examples(pattern)
+    predictions = {}
+    for role, model in ((BASELINE, baseline), (CANDIDATE, candidate)):
+        serve = tf.saved_model.load(str(model.path)).signatures[SIGNATURE]
+        batches = [
+            serve(tf.constant(records[i : i + INFERENCE_BATCH_SIZE]))[OUTPUT_KEY].numpy()
+            for i in range(0, len(records), INFERENCE_BATCH_SIZE)
+        ]
+        predictions[role] = np.concatenate(batches)
+    base_pred = predictions[BASELINE].argmax(axis=1)
+    cand_pred = predictions[CANDIDATE].argmax(axis=1)
+    base_right, cand_right = base_pred == labels, cand_pred == labels
+    examples = []
+    for index in np.flatnonzero(base_right != cand_right):
+        examples.append(
+            {
+                "index": int(index),
+                "label": int(labels[index]),
+                "change": NEWLY_RIGHT if cand_right[index] else NEWLY_WRONG,
+                "baseline": {"class": int(base_pred[index]), "confidence": round(float(predictions[BASELINE][index].max()), 4)},
+                "candidate": {"class": int(cand_pred[index]), "confidence": round(float(predictions[CANDIDATE][index].max()), 4)},
+            }
+        )
+    counts: dict[str, dict[str, int]] = {}
+    for sid, mask in [("overall", np.ones_like(labels, dtype=bool))] + [
+        (f"{LABEL_KEY}={c}", labels == c) for c in sorted(set(int(x) for x in labels))
+    ]:
+        counts[sid] = {
+            NEWLY_RIGHT: int(np.sum(mask & cand_right & ~base_right)),
+            NEWLY_WRONG: int(np.sum(mask & base_right & ~cand_right)),
+        }
+    return {"examples": examples, "counts": counts, "pattern": pattern}
+
+
+def _check_changed_against_tfma(changed: dict, summary: dict) -> None:
+    for sid, counts in changed["counts"].items():
+        tfma_counts = summary["paired"].get(sid)
+        if tfma_counts is None or any(tfma_counts[k] != counts[k] for k in (NEWLY_RIGHT, NEWLY_WRONG)):
+            raise InputError(
+                f"the examples listed as changed on {sid} ({counts}) disagree with TFMA's paired counts "
+                f"({tfma_counts}); refusing to hand on an analysis that contradicts itself"
+            )
+
+
+def _slice_id(slice_key) -> str:
+    """'overall', 'label=3' or 'overall vs label=3' for a TFMA (cross-)slice key."""
+    if not slice_key:
+        return "overall"
+    if _is_cross_slice(slice_key):
+        return f"{_slice_id(slice_key[0])} vs {_slice_id(slice_key[1])}"
+    return ",".join(f"{column}={value}" for column, value in slice_key)
+
+
+def _is_cross_slice(slice_key) -> bool:
+    """TFMA cross-slice keys are (baseline_key, comparison_key); plain keys hold (column, value)."""
+    return len(slice_key) == 2 and all(
+        isinstance(part, tuple) and all(isinstance(x, tuple) for x in part) for part in slice_key
+    )
 
 
 def _slice_order(sid: str):
@@ -299,6 +453,11 @@ def _number(value) -> float | None:
             return float(value["doubleValue"])
         return None
     return float(value)
+
+
+def _count(value) -> int | None:
+    number = _number(value)
+    return None if number is None else int(round(number))
 
 
 def _interval(value) -> list[float] | None:
@@ -328,7 +487,7 @@ def _confusion_matrices(result) -> dict[str, list[list[int]]]:
             actual, predicted = int(entry.get("actualClassId", 0)), int(entry.get("predictedClassId", 0))
             if 0 <= actual < 10 and 0 <= predicted < 10:
                 matrix[actual][predicted] = int(round(float(entry.get("numWeightedExamples", 0))))
-        matrices[slice_id(slice_key)] = matrix
+        matrices[_slice_id(slice_key)] = matrix
     return matrices
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalsuite.contract import NUM_CLASSES, OUTPUT_KEY, SIGNATURE
 from evalsuite.errors import InputError
 from evalsuite.rundir import RunDir, fingerprint_tree
-from training.model import OUTPUT_KEY, SIGNATURE
 
 
 @dataclass(frozen=True)
@@ -21,10 +21,29 @@ class ModelRef:
 
 
 def resolve_model(run: RunDir, name_or_path: str, role: str) -> ModelRef:
-    """`epochs-6` (a model of this run) or a path to a SavedModel folder."""
+    """`epochs-6` (a model of this run) or a path to a SavedModel folder.
+
+    A model of this run must be the one training finished and recorded: a
+    model swapped in since, or one whose training never finished, is refused.
+    """
+    if not name_or_path:
+        raise InputError(f"--{role}: empty model name")
     is_plain_name = "/" not in name_or_path and not name_or_path.startswith(".")
-    if is_plain_name and run.model_dir(name_or_path).exists():
+    if is_plain_name and (run.model_dir(name_or_path).exists() or run.model_dir(name_or_path).is_symlink()):
         path = run.model_dir(name_or_path)
+        root = run.models_dir.resolve()
+        if root not in path.resolve().parents:
+            raise InputError(f"{path}: {role} model resolves outside the run folder ({path.resolve()})")
+        record = run.require_stage("training", "training")
+        info = record.get("runs", {}).get(name_or_path)
+        if info is None:
+            raise InputError(f"{path}: {role} model {name_or_path!r} is not one this run's training produced")
+        model_fingerprint = fingerprint_tree(path)
+        if info.get("fingerprint") not in (None, model_fingerprint):
+            raise InputError(
+                f"{path}: {role} model changed since training exported it; rerun training (or the pipeline)"
+            )
+        return ModelRef(label=name_or_path, role=role, path=path.resolve(), fingerprint=model_fingerprint)
     elif Path(name_or_path).exists():
         path = Path(name_or_path)
     elif is_plain_name:
@@ -59,5 +78,5 @@ def check_saved_model(path: Path, role: str) -> None:
     if OUTPUT_KEY not in outputs:
         raise InputError(f"{path}: {role} {SIGNATURE!r} has no {OUTPUT_KEY!r} output (has {', '.join(outputs)})")
     shape = outputs[OUTPUT_KEY].shape
-    if shape.rank != 2 or shape[-1] != 10:
+    if shape.rank != 2 or shape[-1] != NUM_CLASSES:
         raise InputError(f"{path}: {role} output {OUTPUT_KEY!r} has shape {shape}, expected (None, 10)")

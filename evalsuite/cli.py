@@ -24,6 +24,45 @@ def add_common_args(parser: argparse.ArgumentParser, *, new_run_allowed: bool) -
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
 
+def add_analysis_args(parser: argparse.ArgumentParser, *, models: bool = True, on_demand: bool = False) -> None:
+    """Flags for what to analyse; `on_demand`: the models are analysed only when named."""
+    group = parser.add_argument_group("analysis")
+    if models:
+        for flag, default in (("--baseline", "epochs-3"), ("--candidate", "epochs-6")):
+            when = "; given, the models are (re)analysed first" if on_demand else f" (default: {default})"
+            group.add_argument(
+                flag, default=None if on_demand else default, help=f"run model name or SavedModel path{when}"
+            )
+        group.add_argument(
+            "--eval-data",
+            default=None,
+            help="other evaluation data: IDX folder, .npz, or TFRecord of tf.Example (file, folder or glob)",
+        )
+        group.add_argument(
+            "--seed", type=int, default=42, help="seed for the optional jackknife's buckets (default 42)"
+        )
+        group.add_argument("--force", action="store_true", help="recompute even when nothing changed")
+    group.add_argument("--rules", type=Path, default=None, help="gate rules TOML (default: ./gate.toml, else built-in)")
+    group.add_argument(
+        "--jackknife",
+        action="store_true",
+        help="also compute TFMA's jackknife intervals of each model's accuracy (slower; the delta's "
+        "paired intervals are always computed)",
+    )
+
+
+def analysis_argv(args: argparse.Namespace, beam_args: list[str]) -> list[str]:
+    """The `python -m analysis` command line that analyses what these flags name."""
+    argv = ["--run-dir", str(args.run_dir)]
+    for flag in ("baseline", "candidate", "eval_data", "rules"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(value)]
+    argv += ["--seed", str(args.seed)]
+    argv += [flag for flag, on in (("--force", args.force), ("--jackknife", args.jackknife), ("-q", args.quiet)) if on]
+    return argv + (["--", *beam_args] if beam_args else [])
+
+
 def open_run(args: argparse.Namespace, *, new_run_allowed: bool) -> RunDir:
     """Lock the run folder named by --run-dir (or a new dated one) and say where it is."""
     progress.set_quiet(args.quiet)
@@ -35,6 +74,8 @@ def open_run(args: argparse.Namespace, *, new_run_allowed: bool) -> RunDir:
         path = args.run_dir
         if path.exists() and not path.is_dir():
             raise InputError(f"{path}: --run-dir is a file, not a folder")
+        if not new_run_allowed and not path.is_dir():
+            raise InputError(f"{path}: no such run folder")
     run = RunDir(path).acquire()
     run.read_manifest()  # a corrupt or foreign manifest stops the run before anything is written
     progress.log(f"run folder: {run.path}")

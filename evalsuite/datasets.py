@@ -6,6 +6,7 @@ shape, range and size; anything else is an `InputError` naming the file.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -39,6 +40,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    class_names: tuple[str, ...] | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -55,13 +57,14 @@ class Dataset:
             "train_examples": int(len(self.y_train)),
             "eval_examples": int(len(self.y_test)),
             "eval_examples_per_class": {str(c): int(n) for c, n in zip(*np.unique(self.y_test, return_counts=True))},
+            "class_names": list(self.class_names) if self.class_names else None,
         }
 
     def subset(self, train: int | None, test: int | None, seed: int) -> "Dataset":
         """A seeded, stratified subset, for quick runs and tests."""
         x_train, y_train = _stratified_take(self.x_train, self.y_train, train, seed)
         x_test, y_test = _stratified_take(self.x_test, self.y_test, test, seed + 1)
-        return Dataset(x_train, y_train, x_test, y_test, f"{self.source} (subset)")
+        return Dataset(x_train, y_train, x_test, y_test, f"{self.source} (subset)", self.class_names)
 
 
 def load_dataset(spec: str, seed: int, log=print) -> Dataset:
@@ -159,10 +162,28 @@ def load_path(path: Path) -> Dataset:
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
-        return load_idx_folder(path)
-    if path.suffix == ".npz":
-        return load_npz(path)
-    raise InputError(f"{path}: expected a folder of MNIST-format IDX files or an .npz file")
+        dataset = load_idx_folder(path)
+    elif path.suffix == ".npz":
+        dataset = load_npz(path)
+    else:
+        raise InputError(f"{path}: expected a folder of MNIST-format IDX files or an .npz file")
+    names = class_names_for(path)
+    return dataclasses.replace(dataset, class_names=tuple(names)) if names else dataset
+
+
+def class_names_for(path: Path) -> list[str] | None:
+    """Names from class_names.txt beside the data, else a recognised data set's, else None (digits)."""
+    from evalsuite.class_names import names_beside, recognised
+
+    names = names_beside(path)
+    if names is None and path.is_dir():
+        try:
+            label_file = _find_idx(path, "y_test")
+            raw = label_file.read_bytes()
+            names = recognised(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+        except (InputError, OSError, EOFError, zlib.error, gzip.BadGzipFile):
+            names = None
+    return names
 
 
 def load_eval_split(path: Path) -> tuple[np.ndarray, np.ndarray]:

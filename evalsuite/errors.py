@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Callable
 
 EXIT_OK = 0
@@ -35,3 +36,21 @@ def run_cli(main: Callable[[], int], debug: bool | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as error:
+        # A full disk, a permission, a vanished file: the environment, not the rules.
+        if debug:
+            traceback.print_exc()
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as error:  # noqa: BLE001 - exit 1 is reserved for "the rules said no"
+        if debug:
+            traceback.print_exc()
+        frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+        place = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+        message = (str(error).strip().splitlines() or [""])[0][:300]
+        print(
+            f"error: unexpected {type(error).__name__}{place}: {message} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT

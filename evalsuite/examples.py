@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from evalsuite.contract import IMAGE_KEY, LABEL_KEY
 from evalsuite.errors import InputError
 
-IMAGE_KEY = "image"
-LABEL_KEY = "label"
 EXAMPLES_PER_SHARD = 5000
 SHARD_PATTERN = "eval-*.tfrecord"
 

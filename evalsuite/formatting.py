@@ -18,3 +18,9 @@ def fmt(value, signed: bool = False) -> str:
 
 def interval_text(interval) -> str:
     return f"{interval[0]:+.4f} .. {interval[1]:+.4f}" if interval else "-"
+
+
+def p_value_text(p_value) -> str:
+    if p_value is None:
+        return "-"
+    return "<0.0001" if p_value < 1e-4 else f"{p_value:.4f}"

@@ -20,9 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from evalsuite import contract
 from evalsuite.errors import InputError
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = contract.MANIFEST_NAME
 MANIFEST_VERSION = 1
 LOCK_NAME = ".lock"
 
@@ -128,15 +129,31 @@ def _hash_file_into(digest, path: Path) -> None:
             digest.update(block)
 
 
-def code_fingerprint(*packages: str) -> str:
-    """Hash the Python sources of the named packages: changed code means rerun."""
-    import importlib
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# The code each stage runs, file by file (as DVC's `deps`): editing how the report
+# formats a number must never retrain a model or rerun TFMA.
+STAGE_CODE = {
+    "training": ["training/*.py", "evalsuite/datasets.py", "evalsuite/examples.py"],
+    "analysis": ["analysis/*.py", "evalsuite/examples.py", "evalsuite/datasets.py", "evalsuite/paired_stats.py"],
+    "report": ["reports/*.py", "evalsuite/formatting.py", "evalsuite/class_names.py"],
+}
+# Names from the contract a stage bakes into what it writes.
+STAGE_CONTRACT = {
+    "training": ("SIGNATURE", "SIGNATURE_INPUT", "OUTPUT_KEY", "IMAGE_KEY", "LABEL_KEY"),
+    "analysis": ("SIGNATURE", "OUTPUT_KEY", "IMAGE_KEY", "LABEL_KEY", "ACCURACY", "PAIRED_CELLS"),
+    "report": (),
+}
+
+
+def stage_code_fingerprint(stage: str, root: Path = REPO_ROOT) -> str:
+    """Hash the source files a stage runs and the contract names it writes, nothing else."""
     digest = hashlib.sha256()
-    for name in packages:
-        root = Path(importlib.import_module(name).__file__).parent
-        for file in sorted(root.rglob("*.py")):
+    for pattern in STAGE_CODE[stage]:
+        for file in sorted(root.glob(pattern)):
+            digest.update(str(file.relative_to(root)).encode("utf-8"))
             digest.update(file.read_bytes())
+    digest.update(json.dumps({name: getattr(contract, name) for name in STAGE_CONTRACT[stage]}).encode("utf-8"))
     return digest.hexdigest()[:16]
 
 
@@ -154,27 +171,56 @@ class RunDir:
 
     @property
     def data_dir(self) -> Path:
-        return self.path / "data"
+        return self.path / contract.DATA_DIR
 
     @property
     def models_dir(self) -> Path:
-        return self.path / "models"
+        return self.path / contract.MODELS_DIR
 
     @property
     def logs_root(self) -> Path:
-        return self.path / "logs"
+        return self.path / contract.LOGS_DIR
 
     @property
     def analysis_dir(self) -> Path:
-        return self.path / "analysis"
+        return self.path / contract.ANALYSIS_DIR
+
+    @property
+    def tfma_dir(self) -> Path:
+        return self.analysis_dir / contract.TFMA_DIR
 
     @property
     def gate_dir(self) -> Path:
-        return self.path / "gate"
+        return self.path / contract.GATE_DIR
+
+    @property
+    def verdict_path(self) -> Path:
+        return self.gate_dir / contract.VERDICT_NAME
+
+    @property
+    def junit_path(self) -> Path:
+        return self.gate_dir / contract.JUNIT_NAME
+
+    @property
+    def gate_summary_path(self) -> Path:
+        return self.gate_dir / contract.GATE_SUMMARY_NAME
 
     @property
     def report_dir(self) -> Path:
-        return self.path / "report"
+        return self.path / contract.REPORT_DIR
+
+    @property
+    def report_index(self) -> Path:
+        return self.report_dir / contract.REPORT_INDEX_NAME
+
+    @property
+    def report_summary(self) -> Path:
+        return self.report_dir / contract.REPORT_SUMMARY_NAME
+
+    def analysis_outputs_fingerprint(self) -> str:
+        """The bytes of what the analysis hands the gate: its summary, validation and changed list."""
+        names = (contract.SUMMARY_NAME, contract.VALIDATION_NAME, contract.CHANGED_NAME)
+        return fingerprint_files([self.analysis_dir / name for name in names])
 
     def model_dir(self, name: str) -> Path:
         return self.models_dir / plain_name(name)
@@ -190,6 +236,7 @@ class RunDir:
         """Take the run folder's lock, or fail if another process holds it."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
+            self._created_lock = not (self.path / LOCK_NAME).exists()
             handle = open(self.path / LOCK_NAME, "a+")
         except OSError as error:
             raise InputError(f"{self.path}: cannot use run folder: {error.strerror}") from None
@@ -211,18 +258,26 @@ class RunDir:
 
     def _remove_stale_temporaries(self) -> None:
         """Drop what an interrupted run left half-written; we hold the lock, so nobody is writing."""
-        for folder in (self.path, self.models_dir, *self.logs_root.glob("*")):
-            if not folder.is_dir():
+        # Never through a symlink: a link under logs/ or models/ may point anywhere.
+        root = self.path.resolve()
+        folders = [self.path, self.models_dir]
+        if self.logs_root.is_dir() and not self.logs_root.is_symlink():
+            folders += list(self.logs_root.iterdir())
+        for folder in folders:
+            if folder.is_symlink() or not folder.is_dir() or not _inside(folder.resolve(), root):
                 continue
             for entry in folder.iterdir():
                 if entry.name.startswith(".") and (".tmp" in entry.name or ".old-" in entry.name):
-                    if entry.is_dir():
+                    if entry.is_dir() and not entry.is_symlink():
                         shutil.rmtree(entry, ignore_errors=True)
                     else:
                         entry.unlink(missing_ok=True)
 
     def release(self) -> None:
         if self._lock_handle is not None:
+            if getattr(self, "_created_lock", False):
+                # A lock file this run created goes with it: the folder is left as it was found.
+                (self.path / LOCK_NAME).unlink(missing_ok=True)
             fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
             self._lock_handle.close()
             self._lock_handle = None
@@ -257,6 +312,11 @@ class RunDir:
         write_json_atomic(self.manifest_path, manifest)
         return manifest
 
+    def update_stage(self, name: str, **fields: Any) -> None:
+        manifest = self.read_manifest()
+        manifest["stages"][name].update(fields)
+        write_json_atomic(self.manifest_path, manifest)
+
     def stage(self, name: str) -> dict | None:
         return self.read_manifest()["stages"].get(name)
 
@@ -265,6 +325,21 @@ class RunDir:
         manifest = self.read_manifest()
         manifest["stages"][name] = {"status": "done", **record}
         write_json_atomic(self.manifest_path, manifest)
+
+    def invalidate_from(self, name: str) -> None:
+        """Before a stage writes anything: it and every stage after it stop looking done.
+
+        The manifest goes first, then what downstream stages wrote that a reader
+        could take for a verdict (the gate's files, the report), so an
+        interrupted rerun never leaves a stale PASS behind.
+        """
+        downstream = STAGES[STAGES.index(name) :]
+        manifest = self.read_manifest()
+        if any(manifest["stages"].pop(stage, None) is not None for stage in list(downstream)):
+            write_json_atomic(self.manifest_path, manifest)
+        for stage in downstream:
+            for path in DOWNSTREAM_FILES.get(stage, ()):
+                (self.path / path).unlink(missing_ok=True)
 
     def forget_stage(self, name: str) -> None:
         manifest = self.read_manifest()
@@ -288,11 +363,30 @@ class RunDir:
         return record
 
 
+STAGES = ("data", "training", "analysis", "gate", "report")
+# Files a reader could take for a judged state; removed when their stage is redone.
+DOWNSTREAM_FILES = {
+    "gate": [
+        f"{contract.GATE_DIR}/{contract.VERDICT_NAME}",
+        f"{contract.GATE_DIR}/{contract.JUNIT_NAME}",
+        f"{contract.GATE_DIR}/{contract.GATE_SUMMARY_NAME}",
+    ],
+    "report": [
+        f"{contract.REPORT_DIR}/{contract.REPORT_INDEX_NAME}",
+        f"{contract.REPORT_DIR}/{contract.REPORT_SUMMARY_NAME}",
+    ],
+}
+
+
 def plain_name(name: str) -> str:
     """A model or run name used as a folder name: it may not climb out of the run folder."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
         raise InputError(f"{name!r}: not a valid model name (use a plain name such as epochs-6, or a path)")
     return name
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 def _flatten_paths(outputs: Any) -> list[str]:

@@ -1,22 +1,26 @@
 """python -m gates: pass or fail the candidate against the baseline.
 
-Exit codes: 0 the gate passes, 1 the rules say no, 2 bad input or usage.
-Writes RUN/gate/verdict.json, junit.xml and summary.md (also appended to
+Exit codes: 0 the gate passes, 1 the rules say no, 2 bad input or usage
+(the gate's files then say "unjudged", never passed). Writes
+RUN/gate/verdict.json, junit.xml and summary.md (also appended to
 $GITHUB_STEP_SUMMARY when set).
 
 Examples:
     python -m gates --run-dir runs/demo
     python -m gates --run-dir runs/demo --baseline /models/accepted --candidate epochs-6
     python -m gates --run-dir runs/demo --rules strict-gate.toml
+
+With --baseline, --candidate, --eval-data or --force the models are analysed
+first (by `python -m analysis`, in its own process).
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
-from analysis.__main__ import add_analysis_args, run_requested_analysis
-from evalsuite.cli import command_args, new_parser, open_run
-from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
+from evalsuite.cli import add_analysis_args, analysis_argv, command_args, new_parser, open_run
+from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, InputError, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,15 +30,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(own_args)
 
     def work() -> int:
+        from evalsuite.contract import VERDICT_NAME
+        from evalsuite.rules import load_rules
         from gates.gate import gate
-        from gates.rules import load_rules
 
         rules = load_rules(args.rules)
+        if args.baseline is not None or args.candidate is not None or args.eval_data or args.force:
+            if args.run_dir is None or not args.run_dir.is_dir():
+                raise InputError(f"{args.run_dir}: no such run folder")
+            # Stages meet in files: the analysis runs as its own command, then the gate reads what it wrote.
+            analysed = subprocess.run([sys.executable, "-m", "analysis", *analysis_argv(args, beam_args)])
+            if analysed.returncode != EXIT_OK:
+                return analysed.returncode
         with open_run(args, new_run_allowed=False) as run:
-            if args.baseline or args.candidate or args.eval_data or args.force:
-                run_requested_analysis(run, args, beam_args, rules)
             verdict = gate(run, rules)
-        print(f"gate: {'PASSED' if verdict.passed else 'FAILED'} ({run.gate_dir / 'verdict.json'})")
+        print(f"gate: {'PASSED' if verdict.passed else 'FAILED'} ({run.gate_dir / VERDICT_NAME})")
         return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
 
     return run_cli(work, debug=args.debug)

@@ -1,39 +1,69 @@
-"""The gate stage: decide, write what CI reads, record it in the manifest."""
+"""The gate stage: re-check custody, decide, write what CI reads, record it in the manifest."""
 
 from __future__ import annotations
 
 import time
 
 from evalsuite import progress
+from evalsuite.class_names import title
+from evalsuite.errors import InputError
+from evalsuite.rules import GateRules
 from evalsuite.rundir import RunDir, relative
-from gates.outputs import write_outputs
-from gates.rules import GateRules
+from gates.custody import judged_state
+from gates.outputs import write_outputs, write_unjudged
 from gates.verdict import Verdict, decide
 
 
 def gate(run: RunDir, rules: GateRules, log=progress.log) -> Verdict:
-    """Judge the run's analysis, write verdict.json, junit.xml and summary.md, print one line per check."""
+    """Judge the run's analysis, write verdict.json, junit.xml and summary.md, print one line per check.
+
+    When the gate cannot decide, its files say so ("unjudged", never passed)
+    before the error reaches the caller.
+    """
     started = time.perf_counter()
-    run.forget_stage("gate")
-    verdict = decide(run, rules)
-    paths = write_outputs(run, verdict)
+    run.invalidate_from("gate")
+    try:
+        judged = judged_state(run, rules)
+        verdict = decide(run, rules, judged)
+    except InputError as error:
+        write_unjudged(run, str(error), log)
+        raise
+    paths = write_outputs(run, verdict, log)
     seconds = time.perf_counter() - started
     run.record_stage(
         "gate",
         {
             "passed": verdict.passed,
+            "state": verdict.state,
+            "judged": judged,
             "seconds": round(seconds, 3),
             "rules_source": rules.source,
             "outputs": {name: relative(run, path) for name, path in paths.items()},
         },
     )
+    for warning in verdict.warnings:
+        log(f"gate: WARNING {warning}")
+    names = verdict.class_names
     for check in verdict.checks:
-        status = "PASS" if check.passed else "FAIL"
-        detail = check.message or (
-            f"baseline {check.baseline:.4f}, candidate {check.candidate:.4f}, delta {check.delta:+.4f}; {check.threshold}"
-        )
-        print(f"gate: {status} {check.rule} [{check.slice}] {detail}", flush=True)
+        status = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}[check.status]
+        print(f"gate: {status} {check.rule} [{title(check.slice, names)}] {describe(check, names)}", flush=True)
     for note in verdict.notes:
         log(f"gate: note: {note}")
     log(f"gate: verdict written to {paths['verdict']} in {seconds:.1f}s")
     return verdict
+
+
+def describe(check, names) -> str:
+    """One line of evidence for a check, as the console shows it."""
+    if check.status == "fail":
+        return check.message
+    parts = []
+    if check.baseline is not None and check.delta is not None:
+        parts.append(f"baseline {check.baseline:.4f}, candidate {check.candidate:.4f}, delta {check.delta:+.4f}")
+    elif check.candidate is not None:
+        parts.append(f"value {check.candidate:.4f}")
+    if check.interval:
+        parts.append(f"95% CI {check.interval[0]:+.4f}..{check.interval[1]:+.4f}")
+    if check.p_value is not None:
+        parts.append(f"p {check.p_value:.2g}")
+    return ", ".join(parts) + f"; {check.threshold}"

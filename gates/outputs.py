@@ -1,4 +1,8 @@
-"""What CI reads: verdict.json, junit.xml and a Markdown table for pull requests."""
+"""What CI reads: verdict.json, junit.xml and a Markdown table for pull requests.
+
+The three files always describe one judged state. When the gate cannot decide,
+they are replaced by an "unjudged" verdict that never says passed.
+"""
 
 from __future__ import annotations
 
@@ -6,45 +10,81 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from evalsuite.formatting import esc, fmt, interval_text
+from evalsuite.formatting import esc, fmt, interval_text, p_value_text
 from evalsuite.rundir import RunDir, write_bytes_atomic, write_json_atomic, write_text_atomic
 from gates.verdict import Verdict
 
 
-def write_outputs(run: RunDir, verdict: Verdict) -> dict[str, Path]:
-    paths = {
-        "verdict": run.gate_dir / "verdict.json",
-        "junit": run.gate_dir / "junit.xml",
-        "summary": run.gate_dir / "summary.md",
-    }
-    write_json_atomic(paths["verdict"], verdict.as_dict())
-    write_bytes_atomic(paths["junit"], junit_xml(verdict))
+def write_outputs(run: RunDir, verdict: Verdict, log=print) -> dict[str, Path]:
+    paths = {"verdict": run.verdict_path, "junit": run.junit_path, "summary": run.gate_summary_path}
     markdown = summary_markdown(verdict)
+    # verdict.json last: a reader that finds it finds the other two of the same state.
+    write_bytes_atomic(paths["junit"], junit_xml(verdict))
     write_text_atomic(paths["summary"], markdown)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write(markdown + "\n")
+    write_json_atomic(paths["verdict"], verdict.as_dict())
+    append_step_summary(markdown, log)
     return paths
 
 
+def write_unjudged(run: RunDir, reason: str, log=print) -> None:
+    """The gate could not decide: say so in every file CI reads (passed is false)."""
+    payload = {"state": "unjudged", "passed": False, "reason": reason, "checks": [], "judged": {}}
+    suite = ET.Element("testsuite", name="evalsuite.gate", tests="1", failures="0", errors="1", skipped="0")
+    case = ET.SubElement(suite, "testcase", classname="gate", name="verdict")
+    error = ET.SubElement(case, "error", message=reason, type="Unjudged")
+    error.text = reason
+    suites = ET.Element("testsuites", tests="1", failures="0", errors="1")
+    suites.append(suite)
+    markdown = f"### Model gate UNJUDGED\n\nThe gate could not decide: {esc(reason)}\n"
+    write_bytes_atomic(run.junit_path, ET.tostring(suites, encoding="utf-8", xml_declaration=True))
+    write_text_atomic(run.gate_summary_path, markdown)
+    write_json_atomic(run.verdict_path, payload)
+    append_step_summary(markdown, log)
+
+
+def append_step_summary(markdown: str, log=print) -> None:
+    """Append to $GITHUB_STEP_SUMMARY when set; an optional extra never changes the verdict's exit code."""
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not step_summary:
+        return
+    try:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")
+    except OSError as error:
+        log(f"gate: warning: could not append to $GITHUB_STEP_SUMMARY ({step_summary}: {error.strerror}); the verdict stands")
+
+
 def junit_xml(verdict: Verdict) -> bytes:
-    """One test case per check; a failed check is a JUnit <failure>."""
+    """One test case per check; a failed check is a JUnit <failure>, an inconclusive one is marked skipped."""
+    skipped = [check for check in verdict.checks if check.status == "inconclusive" and check.passed]
     suite = ET.Element(
         "testsuite",
         name="evalsuite.gate",
         tests=str(len(verdict.checks)),
         failures=str(len(verdict.failures)),
         errors="0",
-        skipped="0",
+        skipped=str(len(skipped)),
     )
     for check in verdict.checks:
         case = ET.SubElement(
-            suite, "testcase", classname=f"gate.{check.rule.replace(' ', '_')}", name=f"{check.slice} {check.metric}"
+            suite, "testcase", classname=f"gate.{check.rule.replace(' ', '_')}", name=f"{check.title} {check.metric}"
         )
+        properties = ET.SubElement(case, "properties")
+        for name, value in (
+            ("slice", check.slice),
+            ("status", check.status),
+            ("delta", check.delta),
+            ("interval", check.interval),
+            ("p_value", check.p_value),
+            ("counts", check.counts),
+        ):
+            if value is not None:
+                ET.SubElement(properties, "property", name=name, value=str(value))
         if not check.passed:
             failure = ET.SubElement(case, "failure", message=check.message, type="GateFailure")
             failure.text = check.message
+        elif check.status == "inconclusive":
+            ET.SubElement(case, "skipped", message=f"inconclusive: {check.message}")
     suites = ET.Element("testsuites", tests=suite.get("tests"), failures=suite.get("failures"))
     suites.append(suite)
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
@@ -56,16 +96,25 @@ def summary_markdown(verdict: Verdict) -> str:
     lines = [
         f"### Model gate {state}: `{esc(verdict.candidate['label'])}` vs `{esc(verdict.baseline['label'])}`",
         "",
+    ]
+    lines += [f"> **Warning:** {esc(warning)}" for warning in verdict.warnings]
+    if verdict.warnings:
+        lines.append("")
+    lines += [
         f"{len(verdict.checks) - len(verdict.failures)} of {len(verdict.checks)} checks passed "
         f"on {verdict.eval_examples} evaluation examples.",
         "",
-        "| check | slice | baseline | candidate | delta | 95% CI of delta | rule | result |",
-        "|---|---|---:|---:|---:|---|---|---|",
+        "| check | slice | baseline | candidate | delta | 95% CI of delta | p | newly right / wrong | rule | result |",
+        "|---|---|---:|---:|---:|---|---:|---:|---|---|",
     ]
     for check in verdict.checks:
+        counts = check.counts or {}
+        changed = f"{counts['newly_right']} / {counts['newly_wrong']}" if counts else "-"
+        result = {"pass": "pass", "fail": "**FAIL**", "inconclusive": "inconclusive"}[check.status]
         lines.append(
-            f"| {esc(check.rule)} | {esc(check.slice)} | {fmt(check.baseline)} | {fmt(check.candidate)} | "
-            f"{fmt(check.delta, True)} | {interval_text(check.interval)} | {esc(check.threshold)} | {'pass' if check.passed else '**FAIL**'} |"
+            f"| {esc(check.rule)} | {esc(check.title)} | {fmt(check.baseline)} | {fmt(check.candidate)} | "
+            f"{fmt(check.delta, True)} | {interval_text(check.interval)} | {p_value_text(check.p_value)} | {changed} | "
+            f"{esc(check.threshold)} | {result} |"
         )
     for note in verdict.notes:
         lines += ["", f"Note: {esc(note)}"]

@@ -1,49 +1,56 @@
 """Turn TFMA's ValidationResult and the analysis summary into a verdict.
 
 Fail closed: anything missing, NaN or inconsistent is an `InputError`
-(exit 2), never a pass. Pass/fail of each rule is TFMA's own validation; the
-gate recomputes each decision from the saved numbers and refuses to bless
-when the two disagree.
+(exit 2), never a pass. The point decision of each threshold is TFMA's own
+validation; the gate recomputes it from the saved numbers and refuses to judge
+when the two disagree, and adds the paired statistics TFMA counted.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from analysis.evaluate import ACCURACY, BASELINE, CANDIDATE, VALIDATION_NAME, load_summary, rules_key
+from evalsuite.contract import (
+    ACCURACY,
+    BASELINE,
+    CANDIDATE,
+    NUM_CLASSES,
+    NEWLY_RIGHT,
+    NEWLY_WRONG,
+    class_slice,
+    load_changed,
+    load_summary,
+    load_validation,
+    slice_ids,
+)
 from evalsuite.errors import InputError
+from evalsuite.rules import NEWLY_WRONG_RATE, Check, Evidence, GateRules, judge, tfma_thresholds
 from evalsuite.rundir import RunDir
-from gates.rules import FLOAT_SLACK, NUM_CLASSES, GateRules, inclusive_drop_bound, strict_change_bound
 
-
-@dataclass
-class Check:
-    rule: str
-    metric: str
-    slice: str
-    baseline: float | None
-    candidate: float | None
-    delta: float | None
-    threshold: str
-    passed: bool
-    interval: list[float] | None = None
-    message: str = ""
+GATED_METRICS = (ACCURACY, NEWLY_WRONG_RATE)
 
 
 @dataclass
 class Verdict:
-    passed: bool
+    state: str  # passed | failed
     baseline: dict
     candidate: dict
     rules: dict
     eval_examples: int
+    judged: dict
+    class_names: list[str] | None = None
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.state == "passed"
 
     def as_dict(self) -> dict:
         payload = asdict(self)
+        payload["passed"] = self.passed
         payload["checks"] = [asdict(check) for check in self.checks]
         return payload
 
@@ -51,206 +58,76 @@ class Verdict:
     def failures(self) -> list[Check]:
         return [check for check in self.checks if not check.passed]
 
+    @property
+    def inconclusive(self) -> list[Check]:
+        return [check for check in self.checks if check.status == "inconclusive"]
 
-def decide(run: RunDir, rules: GateRules) -> Verdict:
-    """Read the run's analysis and judge it against `rules`."""
+
+def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
+    """Read the run's analysis and judge it against `rules`; `judged` names what was judged."""
     record = run.require_stage("analysis", "analysis")
-    if record.get("rules") != rules_key(rules):
+    if record.get("rules") != rules.key():
         raise InputError(
             f"{run.analysis_dir}: analysis was run with other gate rules than {rules.source}; "
             "rerun the analysis (python -m analysis) or the whole pipeline"
         )
-    summary = load_summary(run)
-    validation = _load_validation(run.analysis_dir / VALIDATION_NAME)
+    summary = load_summary(run.analysis_dir)
+    validation = load_validation(run.analysis_dir)
     failures = _tfma_failures(validation)
-    _check_complete(summary, rules, validation, run.analysis_dir)
+    _check_complete(summary, validation, run.analysis_dir)
+    _check_against_paired_counts(summary, load_changed(run.analysis_dir), run.analysis_dir)
+    evidence = Evidence(summary, set(failures), run.analysis_dir)
+    checks = judge(rules, evidence)
 
-    base, cand = summary["models"][BASELINE], summary["models"][CANDIDATE]
-    deltas = summary["deltas"]
-    total = int(summary["eval_data"]["examples"])
-    checks: list[Check] = []
-
-    if rules.min_improvement is not None:
-        bound = strict_change_bound(rules.min_improvement, total)
-        checks.append(
-            _change_check(
-                "overall improvement",
-                "overall",
-                base,
-                cand,
-                deltas,
-                bound,
-                f"delta > {rules.min_improvement:g}",
-                failures.get(("overall", "change"), False),
-            )
-        )
-    if rules.min_accuracy is not None:
-        value = cand["overall"]["accuracy"]
-        checks.append(
-            Check(
-                rule="overall floor",
-                metric="accuracy",
-                slice="overall",
-                baseline=base["overall"]["accuracy"],
-                candidate=value,
-                delta=deltas["overall"]["accuracy"],
-                threshold=f"candidate >= {rules.min_accuracy:g}",
-                passed=not failures.get(("overall", "value"), False),
-                interval=cand["overall"].get("accuracy_ci"),
-            )
-        )
-        _agree(checks[-1], value >= rules.min_accuracy - FLOAT_SLACK)
-    if rules.max_drop is not None:
-        counts = summary["eval_data"]["examples_per_class"]
-        for digit in range(NUM_CLASSES):
-            sid = f"label={digit}"
-            bound = inclusive_drop_bound(rules.max_drop, int(counts.get(str(digit), 0)))
-            checks.append(
-                _change_check(
-                    "per-digit drop",
-                    sid,
-                    base,
-                    cand,
-                    deltas,
-                    bound,
-                    f"delta >= -{rules.max_drop:g}",
-                    failures.get((sid, "change"), False),
-                )
-            )
-    if rules.max_gap is not None:
-        overall = cand["overall"]["accuracy"]
-        for digit in range(NUM_CLASSES):
-            sid = f"label={digit}"
-            gap = summary["cross_slices"].get(f"overall vs {sid}", {}).get("accuracy_gap")
-            if gap is None:
-                raise InputError(f"{run.analysis_dir}: no cross-slice gap for slice {sid}")
-            check = Check(
-                rule="gap to overall",
-                metric="accuracy",
-                slice=sid,
-                baseline=overall,
-                candidate=cand[sid]["accuracy"],
-                delta=-gap,
-                threshold=f"overall - digit <= {rules.max_gap:g}",
-                passed=not failures.get((f"overall vs {sid}", "value"), False),
-            )
-            _agree(check, gap <= rules.max_gap + FLOAT_SLACK)
-            checks.append(check)
-    if rules.require_significant:
-        interval = deltas["overall"].get("accuracy_ci")
-        if interval is None:
-            raise InputError(
-                f"{run.analysis_dir}: significance.require needs confidence intervals; rerun analysis without --no-intervals"
-            )
-        checks.append(
-            Check(
-                rule="significant improvement",
-                metric="accuracy",
-                slice="overall",
-                baseline=base["overall"]["accuracy"],
-                candidate=cand["overall"]["accuracy"],
-                delta=deltas["overall"]["accuracy"],
-                threshold="95% interval of delta above 0",
-                passed=interval[0] > 0,
-                interval=interval,
-            )
-        )
-
-    for check in checks:
-        if not check.passed and not check.message:
-            check.message = _failure_message(check)
     spurious_cross = bool(validation.get("missing_cross_slices")) and rules.max_gap is not None
     if not validation.get("validation_ok", False) and not failures and not spurious_cross:
         raise InputError(
-            f"{run.analysis_dir}: TFMA validation is not ok for no reason the gate knows; refusing to bless"
+            f"{run.analysis_dir}: TFMA validation is not ok for no reason the gate knows; refusing to judge"
         )
-    unexplained = set(failures) - _explained(checks)
+    unexplained = set(failures) - _threshold_keys(rules, summary)
     if unexplained:
         raise InputError(f"{run.analysis_dir}: TFMA validation failed on {sorted(unexplained)} that no rule explains")
     notes = []
     if spurious_cross:
         # TFMA 0.52 files cross-slice validation details under an empty SlicingSpec, so it
-        # always reports them missing; every digit's gap was checked above instead.
-        notes.append("TFMA reported cross slices missing (a known TFMA 0.52 defect); each digit's gap was checked")
+        # always reports them missing; every class's gap was checked above instead.
+        notes.append("TFMA reported cross slices missing (a known TFMA 0.52 defect); each class's gap was checked")
+    warnings = []
+    inconclusive = [check for check in checks if check.status == "inconclusive"]
+    if inconclusive:
+        rule = inconclusive[0].rule
+        warnings.append(
+            f"{len(inconclusive)} {rule} checks inconclusive ({inconclusive[0].message}); "
+            f"they {'pass' if rules.inconclusive == 'pass' else 'fail'} by significance.inconclusive"
+        )
     return Verdict(
-        passed=bool(checks) and all(check.passed for check in checks),
+        state="passed" if checks and all(check.passed for check in checks) else "failed",
         baseline=summary["baseline"],
         candidate=summary["candidate"],
         rules=rules.as_dict(),
-        eval_examples=total,
+        eval_examples=int(summary["eval_data"]["examples"]),
+        judged=judged,
+        class_names=summary["eval_data"].get("class_names"),
         checks=checks,
         notes=notes,
+        warnings=warnings,
     )
 
 
-def _change_check(rule, sid, base, cand, deltas, bound, threshold, tfma_failed) -> Check:
-    delta = deltas[sid]["accuracy"]
-    check = Check(
-        rule=rule,
-        metric="accuracy",
-        slice=sid,
-        baseline=base[sid]["accuracy"],
-        candidate=cand[sid]["accuracy"],
-        delta=delta,
-        threshold=threshold,
-        passed=not tfma_failed,
-        interval=deltas[sid].get("accuracy_ci"),
-    )
-    _agree(check, delta >= bound)
-    return check
-
-
-def _agree(check: Check, recomputed_pass: bool) -> None:
-    if recomputed_pass != check.passed:
-        raise InputError(
-            f"TFMA validation says {'pass' if check.passed else 'fail'} for {check.rule} on {check.slice} "
-            f"but its own numbers say otherwise; refusing to bless"
-        )
-
-
-def _failure_message(check: Check) -> str:
-    where = "overall" if check.slice == "overall" else f"digit {check.slice.split('=', 1)[1]}"
-    interval = ""
-    if check.interval:
-        interval = f" (95% CI {check.interval[0]:+.4f}..{check.interval[1]:+.4f})"
-    return (
-        f"{where}: {check.metric} baseline {check.baseline:.4f}, candidate {check.candidate:.4f}, "
-        f"delta {check.delta:+.4f}{interval}; needs {check.threshold}"
-    )
-
-
-def _explained(checks: list[Check]) -> set:
-    kinds = {
-        "overall improvement": "change",
-        "per-digit drop": "change",
-        "overall floor": "value",
-        "gap to overall": "value",
-    }
+def _threshold_keys(rules: GateRules, summary: dict) -> set:
+    """(metric, slice, kind) of every threshold the rules asked TFMA for."""
     keys = set()
-    for check in checks:
-        if check.rule in kinds:
-            sid = f"overall vs {check.slice}" if check.rule == "gap to overall" else check.slice
-            keys.add((sid, kinds[check.rule]))
+    eval_data = summary["eval_data"]
+    for threshold in tfma_thresholds(rules, eval_data["examples"], eval_data["examples_per_class"]):
+        if threshold.slice == "overall vs label":
+            keys |= {(threshold.metric, f"overall vs {class_slice(c)}", threshold.kind) for c in range(NUM_CLASSES)}
+        else:
+            keys.add((threshold.metric, threshold.slice, threshold.kind))
     return keys
 
 
-def _load_validation(path: Path) -> dict:
-    """TFMA's ValidationResult, as the analysis stage saved it (plain JSON)."""
-    import json
-
-    try:
-        validation = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: missing TFMA validation result (run the analysis stage)") from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(f"{path}: corrupt TFMA validation result ({error})") from None
-    if not isinstance(validation, dict) or not isinstance(validation.get("metric_validations_per_slice", []), list):
-        raise InputError(f"{path}: corrupt TFMA validation result (not a ValidationResult)")
-    return validation
-
-
-def _tfma_failures(validation: dict) -> dict[tuple[str, str], bool]:
-    """(slice id, 'change' | 'value') for each failed threshold of the candidate."""
+def _tfma_failures(validation: dict) -> dict[tuple[str, str, str], bool]:
+    """(metric, slice id, 'change' | 'value') for each failed threshold of the candidate."""
     failures = {}
     for per_slice in validation.get("metric_validations_per_slice", []):
         if "cross_slice_key" in per_slice:
@@ -262,48 +139,84 @@ def _tfma_failures(validation: dict) -> dict[tuple[str, str], bool]:
         else:
             sid = _slice_key_id(per_slice.get("slice_key", {}))
         for failure in per_slice.get("failures", []):
-            metric_key = failure.get("metric_key", {})
-            if metric_key.get("name") != ACCURACY:
-                raise InputError(f"TFMA validation failed on unexpected metric {metric_key.get('name')!r} ({sid})")
-            failures[(sid, "change" if metric_key.get("is_diff") else "value")] = True
+            metric_key = failure.get("metric_key", {}) if isinstance(failure, dict) else {}
+            name = metric_key.get("name")
+            if name not in GATED_METRICS:
+                raise InputError(f"TFMA validation failed on unexpected metric {name!r} ({sid})")
+            failures[(name, sid, "change" if metric_key.get("is_diff") else "value")] = True
     return failures
 
 
 def _slice_key_id(slice_key: dict) -> str:
     parts = []
-    for single in slice_key.get("single_slice_keys", []):
+    for single in slice_key.get("single_slice_keys", []) if isinstance(slice_key, dict) else []:
         value = next((v for k, v in single.items() if k.endswith("_value")), "")
         parts.append(f"{single.get('column')}={value}")
     return ",".join(parts) or "overall"
 
 
-def _check_complete(summary: dict, rules: GateRules, validation, where: Path) -> None:
+def _check_complete(summary: dict, validation: dict, where: Path) -> None:
     """Every slice present for both models, no NaN, same examples on both sides."""
     if validation.get("missing_thresholds"):
-        raise InputError(f"{where}: TFMA ran without thresholds; refusing to bless")
+        raise InputError(f"{where}: TFMA ran without thresholds; refusing to judge")
     for spec in validation.get("missing_slices", []):
         values = ",".join(f"{k}={v}" for k, v in spec.get("feature_values", {}).items()) or "overall"
         raise InputError(f"{where}: slice {values} is missing from the evaluation (no examples of that class?)")
-    expected = ["overall"] + [f"label={d}" for d in range(NUM_CLASSES)]
-    for name in (BASELINE, CANDIDATE):
-        slices = summary.get("models", {}).get(name)
-        if not isinstance(slices, dict):
-            raise InputError(f"{where}: analysis summary has no results for the {name}")
-        for sid in expected:
+    for role in (BASELINE, CANDIDATE):
+        slices = summary["models"][role]
+        for sid in slice_ids():
             metrics = slices.get(sid)
             if metrics is None:
-                raise InputError(f"{where}: slice {sid} is missing for the {name} (no examples of that class?)")
+                raise InputError(f"{where}: slice {sid} is missing for the {role} (no examples of that class?)")
             for key in ("accuracy", "examples"):
-                value = metrics.get(key)
-                if value is None or not math.isfinite(value):
-                    raise InputError(f"{where}: {name} {key} on slice {sid} is {value!r}")
-    for sid in expected:
-        if summary["models"][BASELINE][sid]["examples"] != summary["models"][CANDIDATE][sid]["examples"]:
+                if metrics.get(key) is None:
+                    raise InputError(f"{where}: {role} {key} on slice {sid} is missing")
+    eval_data = summary["eval_data"]
+    for sid in slice_ids():
+        examples = summary["models"][CANDIDATE][sid]["examples"]
+        if summary["models"][BASELINE][sid]["examples"] != examples:
             raise InputError(
                 f"{where}: baseline and candidate were evaluated on different numbers of examples on slice {sid}"
             )
-        delta = summary.get("deltas", {}).get(sid, {}).get("accuracy")
-        if delta is None or not math.isfinite(delta):
-            raise InputError(f"{where}: accuracy delta on slice {sid} is {delta!r}")
-    if summary["models"][CANDIDATE]["overall"]["examples"] != summary["eval_data"]["examples"]:
-        raise InputError(f"{where}: TFMA saw a different number of examples than the evaluation data holds")
+        expected = eval_data["examples"] if sid == "overall" else eval_data["examples_per_class"].get(sid[6:])
+        if examples != expected:
+            raise InputError(f"{where}: TFMA saw {examples} examples on {sid}, the evaluation data holds {expected}")
+        delta = summary["deltas"].get(sid, {}).get("accuracy")
+        if delta is None:
+            raise InputError(f"{where}: accuracy delta on slice {sid} is missing")
+        recomputed = summary["models"][CANDIDATE][sid]["accuracy"] - summary["models"][BASELINE][sid]["accuracy"]
+        if abs(recomputed - delta) > 1e-5:
+            raise InputError(
+                f"{where}: delta on {sid} ({delta:+.6f}) is not candidate minus baseline ({recomputed:+.6f})"
+            )
+
+
+def _check_against_paired_counts(summary: dict, changed: dict, where: Path) -> None:
+    """Each model's accuracy must follow from TFMA's paired counts, and those from the changed list.
+
+    Accuracy = (both right + newly right) / n for the candidate and (both right +
+    newly wrong) / n for the baseline: numbers edited into the summary do not
+    survive this, and the changed list was computed outside TFMA.
+    """
+    for sid in slice_ids():
+        counts = summary.get("paired", {}).get(sid)
+        if counts is None:
+            raise InputError(f"{where}: no paired counts for slice {sid}; rerun the analysis")
+        n = sum(counts.values())
+        if n != summary["models"][CANDIDATE][sid]["examples"]:
+            raise InputError(f"{where}: paired counts on {sid} cover {n} examples, TFMA counted another number")
+        expected = {
+            CANDIDATE: (counts["both_right"] + counts[NEWLY_RIGHT]) / n,
+            BASELINE: (counts["both_right"] + counts[NEWLY_WRONG]) / n,
+        }
+        for role, value in expected.items():
+            if abs(summary["models"][role][sid]["accuracy"] - value) > 1e-6:
+                raise InputError(
+                    f"{where}: {role} accuracy on {sid} ({summary['models'][role][sid]['accuracy']:.6f}) "
+                    f"does not follow from TFMA's paired counts ({value:.6f}); refusing to judge"
+                )
+        listed = changed["counts"].get(sid)
+        if listed is None or any(listed[cell] != counts[cell] for cell in (NEWLY_RIGHT, NEWLY_WRONG)):
+            raise InputError(
+                f"{where}: the changed examples on {sid} ({listed}) disagree with TFMA's paired counts; refusing to judge"
+            )

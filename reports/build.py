@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.evaluate import load_summary
 from evalsuite import progress
-from evalsuite.errors import InputError
-from evalsuite.rundir import RunDir, code_fingerprint, fingerprint, relative, write_text_atomic
+from evalsuite.contract import load_changed, load_summary, load_verdict
+from evalsuite.rundir import RunDir, fingerprint, relative, stage_code_fingerprint, write_text_atomic
 from reports.html_report import write_html_report
 from reports.markdown import summary_markdown
 from reports.tensorboard_summaries import write_tfma_summaries
@@ -23,40 +21,58 @@ class ReportResult:
     seconds: float
 
 
-def load_verdict(run: RunDir) -> dict | None:
-    path = run.gate_dir / "verdict.json"
-    if not run.stage("gate") or not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: corrupt verdict ({error})") from None
+def verdict_for(run: RunDir, summary: dict) -> tuple[dict | None, str]:
+    """The gate's verdict on exactly these results, or None and why the run counts as unjudged.
+
+    A verdict is shown only when the manifest records the gate as done and the
+    verdict names the same models, data and analysis as the summary drawn beside it.
+    """
+    record = run.stage("gate")
+    if not record or not run.verdict_path.exists():
+        return None, "the gate has not judged these results"
+    verdict = load_verdict(run.gate_dir)
+    if verdict["state"] == "unjudged":
+        return None, f"the gate could not decide: {verdict.get('reason', '?')}"
+    judged = verdict.get("judged", {})
+    analysis = run.stage("analysis") or {}
+    same = (
+        judged == record.get("judged")
+        and judged.get("analysis") == analysis.get("fingerprint")
+        and judged.get("candidate", {}).get("fingerprint") == summary["candidate"].get("fingerprint")
+        and judged.get("baseline", {}).get("fingerprint") == summary["baseline"].get("fingerprint")
+        and judged.get("eval_data", {}).get("fingerprint") == summary["eval_data"].get("fingerprint")
+    )
+    if not same:
+        return None, f"{run.verdict_path} was not made from these results"
+    return verdict, ""
 
 
 def build_report(run: RunDir, log=progress.log) -> ReportResult:
     started = time.perf_counter()
     manifest = run.read_manifest()
     run.require_stage("analysis", "analysis")
-    summary = load_summary(run)
-    verdict = load_verdict(run)
+    summary = load_summary(run.analysis_dir)
+    changed = load_changed(run.analysis_dir)
+    verdict, unjudged = verdict_for(run, summary)
     stages = manifest["stages"]
     report_fingerprint = fingerprint(
         summary,
         verdict,
+        unjudged,
         stages.get("training", {}).get("runs"),
         stages.get("data", {}).get("fingerprint"),
-        code_fingerprint("reports"),
+        stage_code_fingerprint("report"),
     )
     record = run.reusable("report", report_fingerprint)
     if record is not None:
         index = run.path / record["outputs"]["index"]
         log(f"report: reused {index} (results unchanged)")
         return ReportResult(index=index, summary=run.path / record["outputs"]["summary"], seconds=0.0)
-    run.forget_stage("report")
-    markdown_path = run.report_dir / "summary.md"
-    write_text_atomic(markdown_path, summary_markdown(manifest, summary, verdict))
-    index = write_html_report(run, manifest, summary, verdict)
-    event_folders = write_tfma_summaries(run, manifest, summary)
+    run.invalidate_from("report")
+    markdown_path = run.report_summary
+    write_text_atomic(markdown_path, summary_markdown(manifest, summary, verdict, unjudged))
+    index = write_html_report(run, manifest, summary, verdict, unjudged, changed)
+    event_folders = write_tfma_summaries(run, manifest, summary, changed)
     seconds = time.perf_counter() - started
     run.record_stage(
         "report",

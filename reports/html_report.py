@@ -11,17 +11,21 @@ import base64
 import html
 from pathlib import Path
 
-from evalsuite.formatting import fmt, interval_text
+from evalsuite.class_names import title
+from evalsuite.formatting import fmt, interval_text, p_value_text
 from evalsuite.rundir import RunDir, write_text_atomic
 from reports.curves import read_curves
-from reports.markdown import per_digit_rows
-from reports.plots import confusion_figure, curves_figure, per_digit_figure
+from reports.markdown import per_class_rows, verdict_headline
+from reports.plots import changed_figure, confusion_figure, curves_figure, per_class_figure
+
+CHANGED_PER_CLASS = 6
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:24px;color:#1d2330}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e3e6ec;padding-bottom:4px}
 .verdict{padding:14px 18px;border-radius:8px;margin:14px 0;font-size:16px}
 .pass{background:#e6f4ea;border:1px solid #8cc79b} .fail{background:#fce8e6;border:1px solid #e39a8f}
+.warn{background:#fff4e5;border:1px solid #e6b566;padding:10px 14px;border-radius:8px;margin:10px 0}
 table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid #e3e6ec;padding:4px 10px;text-align:right} th{background:#f5f6f8}
 td.l,th.l{text-align:left} .bad{color:#b3261e;font-weight:600} .good{color:#1e7d34}
@@ -37,13 +41,15 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def write_html_report(run: RunDir, manifest: dict, summary: dict, verdict: dict | None) -> Path:
-    path = run.report_dir / "index.html"
-    write_text_atomic(path, render(run, manifest, summary, verdict))
+def write_html_report(
+    run: RunDir, manifest: dict, summary: dict, verdict: dict | None, unjudged: str, changed: dict
+) -> Path:
+    path = run.report_index
+    write_text_atomic(path, render(run, manifest, summary, verdict, unjudged, changed))
     return path
 
 
-def render(run: RunDir, manifest: dict, summary: dict, verdict: dict | None) -> str:
+def render(run: RunDir, manifest: dict, summary: dict, verdict: dict | None, unjudged: str, changed: dict) -> str:
     base_label, cand_label = summary["baseline"]["label"], summary["candidate"]["label"]
     parts = [
         '<!doctype html><html lang=en><head><meta charset=utf-8><link rel=icon href="data:,">',
@@ -52,17 +58,19 @@ def render(run: RunDir, manifest: dict, summary: dict, verdict: dict | None) -> 
         f"<h1>Model gate: <code>{esc(cand_label)}</code> vs <code>{esc(base_label)}</code></h1>",
         f'<div class="muted">run folder {esc(run.path)}</div>',
     ]
-    parts.append(_verdict_section(verdict))
-    rows = per_digit_rows(summary)
+    parts.append(_verdict_section(verdict, unjudged))
+    rows = per_class_rows(summary)
     max_drop = (verdict or {}).get("rules", {}).get("max_drop")
-    parts.append("<h2>Accuracy per digit</h2>")
+    parts.append("<h2>Accuracy per class</h2>")
     parts.append(
         f'<p class="muted">{summary["eval_data"]["examples"]} evaluation examples from '
         f"{esc(summary['eval_data']['source'])}; delta = candidate - baseline; intervals: "
-        f"{esc(summary.get('confidence_intervals') or 'not computed')}.</p>"
+        f"{esc(summary.get('confidence_intervals') or 'not computed')}; p: two-sided McNemar mid-p; "
+        "newly right / wrong: examples only the candidate / only the baseline gets right.</p>"
     )
-    parts.append(_per_digit_table(rows, base_label, cand_label))
-    parts.append(_img(per_digit_figure(rows, base_label, cand_label, max_drop), "accuracy per digit"))
+    parts.append(_per_class_table(rows, base_label, cand_label))
+    parts.append(_img(per_class_figure(rows, base_label, cand_label, max_drop), "accuracy per class"))
+    parts.append(_changed_section(changed, summary))
     parts.append(_confusion_section(summary, base_label, cand_label))
     parts.append(_curves_section(run, manifest))
     parts.append(_provenance_section(run, manifest, summary))
@@ -70,29 +78,38 @@ def render(run: RunDir, manifest: dict, summary: dict, verdict: dict | None) -> 
     return "\n".join(parts)
 
 
-def _verdict_section(verdict: dict | None) -> str:
+def _verdict_section(verdict: dict | None, unjudged: str) -> str:
     if verdict is None:
-        return '<div class="verdict fail" id="verdict">Gate not run: no verdict in this run folder.</div>'
+        return f'<div class="verdict fail" id="verdict"><strong>UNJUDGED</strong>: {esc(unjudged)}.</div>'
     passed = verdict["passed"]
     failed = [c for c in verdict["checks"] if not c["passed"]]
-    head = (
+    head = "".join(f'<div class="warn" id="warning"><strong>Warning:</strong> {esc(w)}</div>' for w in verdict.get("warnings", []))
+    head += (
         f'<div class="verdict {"pass" if passed else "fail"}" id="verdict"><strong>'
-        f"{'PASSED' if passed else 'FAILED'}</strong>: {len(verdict['checks']) - len(failed)} of "
+        f"{verdict_headline(verdict, '')}</strong>: {len(verdict['checks']) - len(failed)} of "
         f"{len(verdict['checks'])} checks passed (rules from {esc(verdict['rules'].get('source', '?'))})."
     )
     if failed:
         head += "<ul>" + "".join(f"<li>{esc(c['rule'])}: {esc(c['message'])}</li>" for c in failed) + "</ul>"
     head += "</div>"
     rows = [
-        "<table><tr><th class=l>rule</th><th class=l>slice</th><th>baseline</th><th>candidate</th><th>delta</th>"
-        "<th class=l>95% CI of delta</th><th class=l>needs</th><th class=l>result</th></tr>"
+        "<table id=checks><tr><th class=l>rule</th><th class=l>slice</th><th>baseline</th><th>candidate</th>"
+        "<th>delta</th><th class=l>95% CI of delta</th><th>p</th><th>newly right / wrong</th>"
+        "<th class=l>needs</th><th class=l>result</th></tr>"
     ]
     for check in verdict["checks"]:
-        result = '<span class="good">pass</span>' if check["passed"] else '<span class="bad">FAIL</span>'
+        result = {
+            "pass": '<span class="good">pass</span>',
+            "fail": '<span class="bad">FAIL</span>',
+            "inconclusive": f'<span title="{esc(check.get("message", ""))}">inconclusive</span>',
+        }[check["status"]]
+        counts = check.get("counts") or {}
+        changed = f"{counts['newly_right']} / {counts['newly_wrong']}" if counts else "-"
         rows.append(
-            f"<tr><td class=l>{esc(check['rule'])}</td><td class=l>{esc(check['slice'])}</td>"
+            f"<tr><td class=l>{esc(check['rule'])}</td><td class=l>{esc(check.get('title') or check['slice'])}</td>"
             f"<td>{fmt(check['baseline'])}</td><td>{fmt(check['candidate'])}</td>"
             f"<td>{fmt(check['delta'], True)}</td><td class=l>{interval_text(check.get('interval'))}</td>"
+            f"<td>{p_value_text(check.get('p_value'))}</td><td>{changed}</td>"
             f"<td class=l>{esc(check['threshold'])}</td><td class=l>{result}</td></tr>"
         )
     rows.append("</table>")
@@ -100,21 +117,63 @@ def _verdict_section(verdict: dict | None) -> str:
     return head + "<h2>Rules</h2>" + "".join(rows) + notes
 
 
-def _per_digit_table(rows: list[dict], base_label: str, cand_label: str) -> str:
+def _per_class_table(rows: list[dict], base_label: str, cand_label: str) -> str:
     out = [
-        f"<table id=per-digit><tr><th class=l>slice</th><th>examples</th><th>{esc(base_label)}</th>"
-        f"<th>{esc(cand_label)}</th><th>delta</th><th class=l>95% CI of delta</th></tr>"
+        f"<table id=per-class><tr><th class=l>slice</th><th>examples</th><th>{esc(base_label)}</th>"
+        f"<th>{esc(cand_label)}</th><th>delta</th><th class=l>95% CI of delta</th><th>p</th>"
+        "<th>newly right</th><th>newly wrong</th></tr>"
     ]
     for row in rows:
         delta = row["delta"]
         css = "bad" if delta is not None and delta < 0 else ("good" if delta and delta > 0 else "")
         examples = "-" if row["examples"] is None else f"{row['examples']:.0f}"
         out.append(
-            f"<tr><td class=l>{esc(row['slice'])}</td><td>{examples}</td><td>{fmt(row['baseline'])}</td>"
+            f"<tr><td class=l>{esc(row['title'])}</td><td>{examples}</td><td>{fmt(row['baseline'])}</td>"
             f"<td>{fmt(row['candidate'])}</td><td class='{css}'>{fmt(delta, True)}</td>"
-            f"<td class=l>{interval_text(row['interval'])}</td></tr>"
+            f"<td class=l>{interval_text(row['interval'])}</td><td>{p_value_text(row['p_value'])}</td>"
+            f"<td>{'-' if row['newly_right'] is None else row['newly_right']}</td>"
+            f"<td>{'-' if row['newly_wrong'] is None else row['newly_wrong']}</td></tr>"
         )
     out.append("</table>")
+    return "".join(out)
+
+
+def changed_by_class(changed: dict, change: str, per_class: int = CHANGED_PER_CLASS) -> tuple[list[dict], dict]:
+    """Up to `per_class` examples of one kind of change per class (most confident candidate first), and full counts."""
+    chosen, counts = {}, {}
+    ranked = sorted(
+        (e for e in changed["examples"] if e["change"] == change), key=lambda e: (-e["candidate"]["confidence"], e["index"])
+    )
+    for example in ranked:
+        counts[example["label"]] = counts.get(example["label"], 0) + 1
+        chosen.setdefault(example["label"], [])
+        if len(chosen[example["label"]]) < per_class:
+            chosen[example["label"]].append(example)
+    return [e for label in sorted(chosen) for e in chosen[label]], counts
+
+
+def _changed_section(changed: dict, summary: dict) -> str:
+    """The actual images the candidate newly gets wrong and newly gets right, by class."""
+    from evalsuite.examples import read_examples
+
+    names = summary["eval_data"].get("class_names")
+    out = ["<h2>What changed</h2>"]
+    if not changed["examples"]:
+        return out[0] + "<p>The two models get exactly the same examples right.</p>"
+    images, _, _ = read_examples(changed["pattern"])
+    for change, heading in (("newly_wrong", "Newly wrong"), ("newly_right", "Newly right")):
+        examples, counts = changed_by_class(changed, change)
+        total = sum(counts.values())
+        out.append(f"<h3 id={change}>{heading}: {total} examples</h3>")
+        if not examples:
+            out.append("<p>None.</p>")
+            continue
+        listing = ", ".join(f"{esc(title(f'label={label}', names))}: {count}" for label, count in sorted(counts.items()))
+        out.append(
+            f'<p class="muted">Per class ({listing}); at most {CHANGED_PER_CLASS} shown per class. Each image: '
+            "baseline prediction and confidence, then the candidate's.</p>"
+        )
+        out.append(_img(changed_figure(images, examples, names), f"{heading.lower()} examples"))
     return "".join(out)
 
 
@@ -176,6 +235,7 @@ def _provenance_section(run: RunDir, manifest: dict, summary: dict) -> str:
         ("data fingerprint", data.get("fingerprint", "?")),
         ("train / eval examples", f"{data.get('train_examples', '?')} / {data.get('eval_examples', '?')}"),
         ("evaluated on", f"{summary['eval_data']['source']} ({summary['eval_data']['examples']} examples)"),
+        ("Beam runner", summary.get("runner", "?")),
         ("seed", training.get("config", {}).get("seed", "?")),
         ("training settings", ", ".join(f"{k}={v}" for k, v in training.get("config", {}).items())),
     ]
@@ -190,9 +250,9 @@ def _provenance_section(run: RunDir, manifest: dict, summary: dict) -> str:
         ("models", run.models_dir),
         ("TensorBoard logs", run.logs_root),
         ("evaluation examples", run.data_dir),
-        ("TFMA output", run.analysis_dir / "tfma"),
-        ("verdict", run.gate_dir / "verdict.json"),
-        ("JUnit", run.gate_dir / "junit.xml"),
+        ("TFMA output", run.tfma_dir),
+        ("verdict", run.verdict_path),
+        ("JUnit", run.junit_path),
     ]
     out = ["<h2>What ran</h2><table id=provenance>"]
     out += [f"<tr><th class=l>{esc(k)}</th><td class=l>{esc(v)}</td></tr>" for k, v in rows]

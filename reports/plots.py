@@ -20,9 +20,9 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def per_digit_figure(rows: list[dict], base_label: str, cand_label: str, max_drop: float | None) -> bytes:
-    """Accuracy of both models per slice, and the delta with its interval."""
-    labels = [row["slice"].replace("label=", "") for row in rows]
+def per_class_figure(rows: list[dict], base_label: str, cand_label: str, max_drop: float | None) -> bytes:
+    """Accuracy of both models per slice, and the delta with its paired interval."""
+    labels = [row["title"].replace("digit ", "") for row in rows]
     x = np.arange(len(rows))
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     width = 0.38
@@ -45,8 +45,8 @@ def per_digit_figure(rows: list[dict], base_label: str, cand_label: str, max_dro
         bottom.axhline(-max_drop, color="#d1421f", linestyle="--", linewidth=0.8, label=f"allowed drop ({max_drop:g})")
         bottom.legend(loc="lower right")
     bottom.set_ylabel("delta (95% CI)" if errors is not None else "delta")
-    bottom.set_xticks(x, labels)
-    bottom.set_xlabel("slice (true digit)")
+    bottom.set_xticks(x, labels, rotation=30 if max(len(label) for label in labels) > 3 else 0)
+    bottom.set_xlabel("slice (true class)")
     bottom.grid(axis="y", alpha=0.3)
     return _png(figure)
 
@@ -78,11 +78,34 @@ def confusion_figure(matrices: dict[str, list[list[int]]]) -> bytes:
     return _png(figure)
 
 
+def shared_trajectory(curves: dict[str, dict]) -> bool:
+    """True when every shorter run's curves are the start of the longest run's (one trajectory, snapshots)."""
+    longest = max(curves.values(), key=lambda c: len(c.get("train", {}).get("epoch_loss", [])))
+    for splits in curves.values():
+        for split, tags in splits.items():
+            for tag, points in tags.items():
+                if points != longest.get(split, {}).get(tag, [])[: len(points)]:
+                    return False
+    return True
+
+
 def curves_figure(curves: dict[str, dict]) -> bytes:
-    """Loss and accuracy per epoch, train (solid) and validation (dashed), per run."""
+    """Loss and accuracy per epoch, train (solid) and validation (dashed).
+
+    When the runs share one trajectory (the 3-epoch model is a snapshot of the
+    6-epoch run), one line per curve with each snapshot marked; otherwise a
+    line per run.
+    """
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for index, (run, splits) in enumerate(curves.items()):
+    shared = len(curves) > 1 and shared_trajectory(curves)
+    if shared:
+        lengths = {run: len(c.get("train", {}).get("epoch_loss", [])) for run, c in curves.items()}
+        longest = max(lengths, key=lengths.get)
+        lines = {f"{' / '.join(curves)} (one trajectory)": curves[longest]}
+    else:
+        lines = curves
+    for index, (run, splits) in enumerate(lines.items()):
         color = palette[index % len(palette)]
         for split, style in (("train", "-"), ("validation", "--")):
             for axis, tag in zip(axes, ("epoch_loss", "epoch_accuracy")):
@@ -96,11 +119,57 @@ def curves_figure(curves: dict[str, dict]) -> bytes:
                         marker="o",
                         markersize=3,
                         color=color,
-                        label=f"{run} {split}",
+                        label=f"{run} {split}" if not shared else split,
                     )
+    if shared:
+        for index, (run, length) in enumerate(sorted(lengths.items(), key=lambda item: item[1])):
+            for axis in axes:
+                axis.axvline(length, color=palette[(index + 2) % len(palette)], linestyle=":", linewidth=1.2)
+            axes[1].annotate(
+                f" {run}", (length, 0.02), xycoords=("data", "axes fraction"), fontsize=8, rotation=90, va="bottom"
+            )
     for axis, name in zip(axes, ("loss", "accuracy")):
         axis.set_xlabel("epoch")
         axis.set_ylabel(name)
         axis.grid(alpha=0.3)
     axes[1].legend(fontsize=7, loc="lower right")
+    if shared:
+        figure.suptitle("one training trajectory; dotted lines mark where each model was exported", fontsize=9)
     return _png(figure)
+
+
+def changed_figure(images, examples: list[dict], names) -> bytes:
+    """A row of images per class: each with the true class, both predictions and their confidence."""
+    from evalsuite.class_names import title
+
+    rows: dict[int, list[dict]] = {}
+    for example in examples:
+        rows.setdefault(example["label"], []).append(example)
+    columns = max(len(items) for items in rows.values())
+    figure, axes = plt.subplots(
+        len(rows), columns, figsize=(1.25 * columns, 1.55 * len(rows)), squeeze=False
+    )
+    for axis in axes.flat:
+        axis.axis("off")
+    for row, label in enumerate(sorted(rows)):
+        for column, example in enumerate(rows[label]):
+            axis = axes[row][column]
+            axis.imshow(images[example["index"]], cmap="gray_r")
+            base, cand = example["baseline"], example["candidate"]
+            base_name = _short(title(f"label={base['class']}", names))
+            cand_name = _short(title(f"label={cand['class']}", names))
+            axis.set_title(
+                f"{base_name} {base['confidence']:.2f}\n→ {cand_name} {cand['confidence']:.2f}",
+                fontsize=6.5,
+                color="#1e7d34" if example["change"] == "newly_right" else "#b3261e",
+            )
+        axes[row][0].text(
+            -0.15, 0.5, _short(title(f"label={label}", names), 12), transform=axes[row][0].transAxes,
+            ha="right", va="center", fontsize=8,
+        )  # fmt: skip
+    return _png(figure)
+
+
+def _short(text: str, limit: int = 9) -> str:
+    text = text.replace("digit ", "")
+    return text if len(text) <= limit else text[: limit - 1] + "…"

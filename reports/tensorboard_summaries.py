@@ -9,20 +9,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalsuite.formatting import fmt, interval_text
+from evalsuite.contract import TENSORBOARD_EVAL_RUN
+from evalsuite.formatting import fmt, interval_text, p_value_text
 from evalsuite.rundir import RunDir, atomic_dir
-from reports.markdown import per_digit_rows
-from reports.plots import confusion_figure
-
-EVAL_RUN = "tfma"
+from reports.markdown import per_class_rows
+from reports.plots import changed_figure, confusion_figure
 
 
-def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict) -> list[Path]:
+def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict, changed: dict) -> list[Path]:
     """Write logs/<model>/tfma for each analysed model that is one of this run's."""
     import tensorflow as tf
 
+    from reports.html_report import changed_by_class
+
     runs = manifest.get("stages", {}).get("training", {}).get("runs", {})
-    rows = per_digit_rows(summary)
+    rows = per_class_rows(summary)
+    names = summary["eval_data"].get("class_names")
     table = _markdown_table(rows, summary["baseline"]["label"], summary["candidate"]["label"])
     written = []
     for role in ("baseline", "candidate"):
@@ -30,7 +32,7 @@ def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict) -> list[Pat
         if label not in runs:
             continue  # a model from elsewhere has no training logs here
         step = int(runs[label]["epochs"])
-        final = run.logs_dir(label) / EVAL_RUN
+        final = run.logs_dir(label) / TENSORBOARD_EVAL_RUN
         with atomic_dir(final) as staging:
             writer = tf.summary.create_file_writer(str(staging))
             with writer.as_default():
@@ -51,17 +53,31 @@ def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict) -> list[Pat
                     png = confusion_figure({label: matrix})
                     image = tf.io.decode_png(png, channels=4)[tf.newaxis]
                     tf.summary.image("tfma/confusion_matrix", image, step=step)
-                tf.summary.text("tfma/per_digit_accuracy", table, step=step)
+                tf.summary.text("tfma/per_class_accuracy", table, step=step)
+                if role == "candidate" and changed["examples"]:
+                    from evalsuite.examples import read_examples
+
+                    images, _, _ = read_examples(changed["pattern"])
+                    for change in ("newly_wrong", "newly_right"):
+                        examples, _ = changed_by_class(changed, change)
+                        if examples:
+                            png = changed_figure(images, examples, names)
+                            image = tf.io.decode_png(png, channels=4)[tf.newaxis]
+                            tf.summary.image(f"tfma/{change}_examples", image, step=step)
             writer.close()
         written.append(final)
     return written
 
 
 def _markdown_table(rows: list[dict], base_label: str, cand_label: str) -> str:
-    lines = [f"| slice | {base_label} | {cand_label} | delta | 95% CI |", "|---|---|---|---|---|"]
+    lines = [
+        f"| slice | {base_label} | {cand_label} | delta | 95% CI | p | newly right | newly wrong |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         lines.append(
-            f"| {row['slice']} | {fmt(row['baseline'])} | {fmt(row['candidate'])} | "
-            f"{fmt(row['delta'], True)} | {interval_text(row['interval'])} |"
+            f"| {row['title']} | {fmt(row['baseline'])} | {fmt(row['candidate'])} | "
+            f"{fmt(row['delta'], True)} | {interval_text(row['interval'])} | {p_value_text(row['p_value'])} | "
+            f"{row['newly_right']} | {row['newly_wrong']} |"
         )
     return "\n".join(lines)

@@ -31,12 +31,28 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--train-limit", type=int, default=None, help="stratified subset of training examples")
     group.add_argument("--eval-limit", type=int, default=None, help="stratified subset of evaluation examples")
+    group.add_argument(
+        "--class-names",
+        default=None,
+        help="ten comma-separated class names (default: class_names.txt beside the data, a recognised data set, "
+        "else 'digit N')",
+    )
+    group.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=None,
+        help="training steps per call into TensorFlow (default 25; same weights as 1, faster)",
+    )
 
 
 def training_config(args: argparse.Namespace):
+    from evalsuite.class_names import parse_names
+    from training.model import STEPS_PER_EXECUTION
     from training.train import TrainConfig
 
     return TrainConfig(
+        class_names=tuple(parse_names(args.class_names, "--class-names")) if args.class_names else None,
+        steps_per_execution=STEPS_PER_EXECUTION if args.steps_per_execution is None else args.steps_per_execution,
         data=args.data,
         seed=args.seed,
         epochs=tuple(args.epochs),

@@ -11,15 +11,25 @@ logs and its own SavedModel.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from evalsuite import progress
 from evalsuite.datasets import KERAS_CACHE, Dataset, load_dataset, source_identity
 from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, write_examples
-from evalsuite.rundir import RunDir, atomic_dir, code_fingerprint, fingerprint, relative
-from training.model import build_model, export_saved_model, scale_images, write_op_graph
+from evalsuite.rundir import (
+    RunDir,
+    atomic_dir,
+    fingerprint,
+    fingerprint_files,
+    fingerprint_tree,
+    relative,
+    stage_code_fingerprint,
+)
+from training.model import STEPS_PER_EXECUTION, build_model, export_saved_model, scale_images, write_op_graph
+
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -32,9 +42,20 @@ class TrainConfig:
     independent_runs: bool = False
     train_limit: int | None = None
     eval_limit: int | None = None
+    steps_per_execution: int = STEPS_PER_EXECUTION
+    class_names: tuple[str, ...] | None = None
     verbose: int = 1
 
     def __post_init__(self):
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"--seed: must be in 0..{MAX_SEED}, got {self.seed}")
+        for flag, limit in (("--train-limit", self.train_limit), ("--eval-limit", self.eval_limit)):
+            if limit is not None and limit < 10:
+                raise InputError(f"{flag}: must be at least 10 (one example per class), got {limit}")
+        if any(e > 1000 for e in self.epochs):
+            raise InputError(f"--epochs: at most 1000, got {max(self.epochs)}")
+        if self.steps_per_execution < 1:
+            raise InputError(f"--steps-per-execution: must be positive, got {self.steps_per_execution}")
         if not self.epochs or any(e < 1 for e in self.epochs) or len(set(self.epochs)) != len(self.epochs):
             raise InputError(f"--epochs: need distinct positive epoch counts, got {list(self.epochs)}")
         if self.batch_size < 1:
@@ -61,19 +82,26 @@ def train(run: RunDir, config: TrainConfig, log=progress.log) -> TrainResult:
     """
     started = time.perf_counter()
     spec = _resolve_auto(run, config.data)
-    settings = {k: v for k, v in asdict(config).items() if k not in ("data", "verbose")}
+    settings = {k: v for k, v in asdict(config).items() if k not in ("data", "verbose", "class_names")}
     limits = [config.train_limit, config.eval_limit]
     identity = source_identity(spec, config.seed)
 
     data_record = run.stage("data")
     if identity is not None and data_record and data_record.get("input_fingerprint") == fingerprint(identity, limits):
         record = run.reusable("training", _stage_fingerprint(data_record, settings))
-        if record is not None and run.reusable("data", data_record["fingerprint"]):
+        if (
+            record is not None
+            and run.reusable("data", data_record["fingerprint"])
+            and data_record.get("files_fingerprint") == _shards_fingerprint(run.data_dir)
+            and _models_intact(run, record)
+        ):
             log(f"data: reused {data_record['source']} (fingerprint {data_record['fingerprint']})")
             log(f"training: reused {', '.join(record['runs'])} (code, config, seed and data unchanged)")
             return TrainResult(data_record, record["runs"], reused=True, seconds=time.perf_counter() - started)
 
     dataset = load_dataset(spec, config.seed, log=log)
+    if config.class_names:
+        dataset = replace(dataset, class_names=tuple(config.class_names))
     resolved = _resolved_spec(spec, dataset)
     if config.train_limit or config.eval_limit:
         dataset = dataset.subset(config.train_limit, config.eval_limit, config.seed)
@@ -88,11 +116,12 @@ def train(run: RunDir, config: TrainConfig, log=progress.log) -> TrainResult:
     )
     stage_fingerprint = _stage_fingerprint(data_record, settings)
     record = run.reusable("training", stage_fingerprint)
-    if record is not None:
+    if record is not None and _models_intact(run, record):
         log(f"training: reused {', '.join(record['runs'])} (code, config, seed and data unchanged)")
         return TrainResult(data_record, record["runs"], reused=True, seconds=time.perf_counter() - started)
 
-    run.forget_stage("training")
+    # Nothing downstream may look done while its models are being replaced.
+    run.invalidate_from("training")
     _set_determinism(config.seed)
     x_train, x_test = scale_images(dataset.x_train), scale_images(dataset.x_test)
     ordered = sorted(config.epochs)
@@ -119,7 +148,7 @@ def train(run: RunDir, config: TrainConfig, log=progress.log) -> TrainResult:
 
 
 def _stage_fingerprint(data_record: dict, settings: dict) -> str:
-    return fingerprint(data_record["fingerprint"], settings, code_fingerprint("training", "evalsuite"), _versions())
+    return fingerprint(data_record["fingerprint"], settings, stage_code_fingerprint("training"), _versions())
 
 
 def _resolve_auto(run: RunDir, spec: str) -> str:
@@ -143,13 +172,22 @@ def _prepare_examples(
 ) -> dict:
     described = dataset.describe()
     record = run.reusable("data", described["fingerprint"])
+    if record is not None and record.get("files_fingerprint") != _shards_fingerprint(run.data_dir):
+        log(f"data: evaluation examples in {run.data_dir} changed on disk; writing them again")
+        record = None
+    if record is not None and record.get("class_names") != described["class_names"]:
+        run.update_stage("data", class_names=described["class_names"])
+        record = run.stage("data")
     if record is None:
         started = time.perf_counter()
         final = run.data_dir
+        run.forget_stage("data")
+        run.invalidate_from("analysis")
         with atomic_dir(final) as staging:
             write_examples(staging, dataset.x_test, dataset.y_test)
         record = {
             **described,
+            "files_fingerprint": _shards_fingerprint(final),
             "requested": requested,
             "spec": spec,
             "input_fingerprint": input_fingerprint,
@@ -166,6 +204,21 @@ def _prepare_examples(
     else:
         log(f"data: reused evaluation examples in {run.data_dir} (fingerprint {described['fingerprint']})")
     return record
+
+
+def _models_intact(run: RunDir, record: dict) -> bool:
+    """Every exported model is still the one training wrote (none swapped or edited since)."""
+    for name, info in record.get("runs", {}).items():
+        folder = run.model_dir(name)
+        if folder.is_symlink() or not folder.is_dir() or info.get("fingerprint") != fingerprint_tree(folder):
+            return False
+    return True
+
+
+def _shards_fingerprint(folder: Path) -> str | None:
+    """The evaluation shards' bytes as they are on disk now (None when there are none)."""
+    shards = sorted(folder.glob(SHARD_PATTERN)) if folder.is_dir() and not folder.is_symlink() else []
+    return fingerprint_files(shards) if shards else None
 
 
 def _set_determinism(seed: int) -> None:
@@ -188,7 +241,7 @@ def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int],
 
     names = [run_name(e) for e in epoch_counts]
     log(f"training: {' + '.join(names)} in one trajectory" if len(names) > 1 else f"training: {names[0]}")
-    model = build_model()
+    model = build_model(config.steps_per_execution)
     callbacks = []
     for epochs, name in zip(epoch_counts, names):
         logs_dir = run.logs_dir(name)
@@ -217,6 +270,7 @@ def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int],
             "saved_model": relative(run, run.model_dir(name)),
             "keras_model": relative(run, run.keras_model_path(name)),
             "logs": relative(run, run.logs_dir(name)),
+            "fingerprint": fingerprint_tree(run.model_dir(name)),
             "final": {key: round(float(values[epochs - 1]), 6) for key, values in history.items()},
         }
         log(

@@ -25,7 +25,8 @@ from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
 
 def main(argv: list[str] | None = None) -> int:
     own_args, beam_args = command_args(argv)
-    from analysis.__main__ import add_analysis_args, analysis_config
+    from analysis.__main__ import analysis_config
+    from evalsuite.cli import add_analysis_args
     from training.__main__ import add_training_args, training_config
 
     parser = new_parser("evalsuite", __doc__, new_run_allowed=True)
@@ -36,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> int:
         from analysis.evaluate import analyze
+        from evalsuite.rules import load_rules
         from gates.gate import gate
-        from gates.rules import load_rules
         from reports.build import build_report
         from training.train import run_name, train
 
@@ -47,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         with open_run(args, new_run_allowed=True) as run:
             try:
                 if args.force:
-                    for stage in ("data", "training", "analysis", "gate", "report"):
-                        run.forget_stage(stage)
+                    run.invalidate_from("data")
                 trained = train(run, config)
                 # Recorded once the input is known good: bad input leaves the run folder untouched.
                 run.update_manifest(environment=environment(), command=["evalsuite", *sys.argv[1:]])
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             except BaseException:
                 print(f"run folder: {run.path}", file=sys.stderr)
                 raise
-        print(f"gate: {'PASSED' if verdict.passed else 'FAILED'} ({run.gate_dir / 'verdict.json'})")
+        print(f"gate: {'PASSED' if verdict.passed else 'FAILED'} ({run.verdict_path})")
         return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
 
     return run_cli(work, debug=args.debug)
@@ -90,7 +90,7 @@ def print_locations(run, report) -> None:
         ("tensorboard logs", run.logs_root),
         ("evaluation data", run.data_dir),
         ("TFMA results", run.analysis_dir),
-        ("gate verdict", run.gate_dir / "verdict.json"),
+        ("gate verdict", run.verdict_path),
         ("report", report.index),
     ):
         progress.log(f"  {label:17} {path}")

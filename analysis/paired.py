@@ -1,0 +1,168 @@
+"""A TFMA metric that compares the two models example by example.
+
+Per slice it counts the four cells of the paired table (both right, newly
+right, newly wrong, both wrong; "newly" is the candidate against the
+baseline) and the churn rates (flip rate, newly-wrong rate). It runs inside
+the same Beam pipeline as every other metric, so it scales with the runner.
+
+Built as TFMA's own `flip_metrics` are: a combiner with no preprocessor
+receives every model's label and prediction for each example; each count is
+its own metric (thresholds look up a key named after the metric), all
+sharing one counting computation, which TFMA computes once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+import apache_beam as beam
+import numpy as np
+from tensorflow_model_analysis.metrics import metric_types, metric_util
+from tensorflow_model_analysis.proto import config_pb2
+from tensorflow_model_analysis.utils import model_util
+
+from evalsuite.contract import BOTH_RIGHT, BOTH_WRONG, NEWLY_RIGHT, NEWLY_WRONG, PAIRED_CELLS
+
+FLIP_RATE = "flip_rate"
+NEWLY_WRONG_RATE = "newly_wrong_rate"
+PAIRED_METRICS = (*PAIRED_CELLS, FLIP_RATE, NEWLY_WRONG_RATE)
+_COUNTS_NAME = "_paired_outcome_counts"
+
+
+@dataclasses.dataclass
+class _Counts:
+    both_right: int = 0
+    newly_right: int = 0
+    newly_wrong: int = 0
+    both_wrong: int = 0
+
+    def add(self, other: "_Counts") -> None:
+        for cell in PAIRED_CELLS:
+            setattr(self, cell, getattr(self, cell) + getattr(other, cell))
+
+    @property
+    def examples(self) -> int:
+        return sum(getattr(self, cell) for cell in PAIRED_CELLS)
+
+
+def _argmax_right(inputs, eval_config, model_name: str) -> Iterable[bool]:
+    for label, prediction, _ in metric_util.to_label_prediction_example_weight(
+        inputs, eval_config=eval_config, model_name=model_name, flatten=False, allow_none=False
+    ):
+        label = np.asarray(label).reshape(-1)
+        prediction = np.asarray(prediction).reshape(-1)
+        yield int(np.argmax(prediction)) == int(label[0])
+
+
+class _PairedCountsCombiner(beam.CombineFn):
+    """Counts the paired table of one candidate against the baseline."""
+
+    def __init__(self, key, eval_config, baseline_model_name: str, model_name: str):
+        self._key = key
+        self._eval_config = eval_config
+        self._baseline = baseline_model_name
+        self._candidate = model_name
+
+    def create_accumulator(self) -> _Counts:
+        return _Counts()
+
+    def add_input(self, accumulator: _Counts, element) -> _Counts:
+        baseline = list(_argmax_right(element, self._eval_config, self._baseline))
+        candidate = list(_argmax_right(element, self._eval_config, self._candidate))
+        if len(baseline) != len(candidate):
+            raise ValueError("baseline and candidate gave different numbers of predictions for one example")
+        for base_right, cand_right in zip(baseline, candidate):
+            if base_right and cand_right:
+                accumulator.both_right += 1
+            elif cand_right:
+                accumulator.newly_right += 1
+            elif base_right:
+                accumulator.newly_wrong += 1
+            else:
+                accumulator.both_wrong += 1
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[_Counts]) -> _Counts:
+        # A fresh accumulator: TFMA's own flip metrics start from the first one and
+        # count it twice when handed a list (as the jackknife does).
+        merged = _Counts()
+        for accumulator in accumulators:
+            merged.add(accumulator)
+        return merged
+
+    def extract_output(self, accumulator: _Counts) -> dict:
+        return {self._key: accumulator}
+
+
+def _value(counts: _Counts, name: str) -> float:
+    if name in PAIRED_CELLS:
+        return float(getattr(counts, name))
+    if not counts.examples:
+        return float("nan")
+    if name == FLIP_RATE:
+        return (counts.newly_right + counts.newly_wrong) / counts.examples
+    return counts.newly_wrong / counts.examples
+
+
+class PairedOutcome(metric_types.Metric):
+    """One cell or rate of the paired table (`name` picks which)."""
+
+    def __init__(self, name: str = NEWLY_WRONG):
+        if name not in PAIRED_METRICS:
+            raise ValueError(f"PairedOutcome name must be one of {PAIRED_METRICS}, got {name!r}")
+        super().__init__(_paired_computations, name=name)
+
+    @property
+    def compute_confidence_interval(self) -> bool:
+        return False  # the gate derives exact paired intervals from the counts
+
+
+def _paired_computations(
+    name: str,
+    eval_config: config_pb2.EvalConfig,
+    model_names: Iterable[str],
+    output_names: Iterable[str] = ("",),
+    example_weighted: bool = False,
+) -> metric_types.MetricComputations:
+    baseline_spec = model_util.get_baseline_model_spec(eval_config)
+    baseline = baseline_spec.name if baseline_spec else None
+    computations = []
+    for model_name in model_names:
+        if baseline is None or model_name == baseline:
+            continue
+        for output_name in output_names or ("",):
+            counts_key = metric_types.MetricKey(
+                name=_COUNTS_NAME, model_name=model_name, output_name=output_name, example_weighted=example_weighted
+            )
+            computations.append(
+                metric_types.MetricComputation(
+                    keys=[counts_key],
+                    preprocessors=None,
+                    combiner=_PairedCountsCombiner(counts_key, eval_config, baseline, model_name),
+                )
+            )
+            key = metric_types.MetricKey(
+                name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
+            )
+
+            def result(metrics, key=key, counts_key=counts_key):
+                return {key: _value(metrics[counts_key], key.name)}
+
+            computations.append(metric_types.DerivedMetricComputation(keys=[key], result=result))
+    return computations
+
+
+def paired_metric_configs() -> dict:
+    """One MetricConfig per paired metric, keyed by its TFMA name."""
+    return {
+        name: config_pb2.MetricConfig(class_name="PairedOutcome", module=__name__, config=f'"name": "{name}"')
+        for name in PAIRED_METRICS
+    }
+
+
+def paired_counts_from_metrics(values: dict, number) -> dict | None:
+    """The four paired counts of one slice from TFMA's loaded metrics, or None if absent."""
+    if not all(cell in values for cell in PAIRED_CELLS):
+        return None
+    return {cell: int(round(number(values[cell]))) for cell in (BOTH_RIGHT, NEWLY_RIGHT, NEWLY_WRONG, BOTH_WRONG)}

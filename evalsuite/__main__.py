@@ -1,5 +1,0 @@
-import sys
-
-from evalsuite.pipeline import main
-
-sys.exit(main())

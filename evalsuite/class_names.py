@@ -1,0 +1,57 @@
+"""What to call each class: "digit 3" for MNIST, "Shirt" for Fashion-MNIST, or the user's names.
+
+Names come, in order, from `--class-names`, from a `class_names.txt` beside
+the data (one name per line, ten lines), from recognising a well-known data
+set by the bytes of its evaluation labels, else "digit N".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from evalsuite.contract import NUM_CLASSES, class_of
+from evalsuite.errors import InputError
+
+NAMES_FILE = "class_names.txt"
+FASHION_MNIST = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+# sha256 of the decoded evaluation-label IDX file (t10k-labels-idx1-ubyte), gzipped or not.
+KNOWN_LABEL_FILES = {
+    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34": FASHION_MNIST,
+}
+
+
+def parse_names(text: str, where: str) -> list[str]:
+    """Ten non-empty names, from a comma-separated flag or a file's lines."""
+    separator = "\n" if "\n" in text.strip() else ","
+    names = [name.strip() for name in text.strip().split(separator)]
+    if len(names) != NUM_CLASSES or not all(names) or any(len(name) > 60 for name in names):
+        raise InputError(f"{where}: need {NUM_CLASSES} class names of at most 60 characters, got {len(names)}")
+    return names
+
+
+def names_beside(path: Path) -> list[str] | None:
+    """class_names.txt in a data folder, or beside a data file."""
+    folder = path if path.is_dir() else path.parent
+    file = folder / NAMES_FILE
+    if not file.is_file():
+        return None
+    if file.stat().st_size > 4096:
+        raise InputError(f"{file}: too large for ten class names")
+    return parse_names(file.read_text("utf-8"), str(file))
+
+
+def recognised(label_file_bytes: bytes) -> list[str] | None:
+    return list(KNOWN_LABEL_FILES.get(hashlib.sha256(label_file_bytes).hexdigest(), ())) or None
+
+
+def title(slice_id: str, names: list[str] | None) -> str:
+    """'overall', 'digit 3' or 'Shirt' for a slice id."""
+    class_id = class_of(slice_id)
+    if class_id is None:
+        return slice_id
+    if names and 0 <= class_id < len(names):
+        return names[class_id]
+    return f"digit {class_id}"

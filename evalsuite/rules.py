@@ -1,0 +1,517 @@
+"""Gate rules as data: one entry per rule, shared by the analysis and the gate.
+
+Each rule is one `Rule` entry: the TOML keys it reads, the TFMA thresholds it
+asks the analysis for (plain data; `analysis/thresholds.py` turns them into
+TFMA protos), and how the gate checks and explains it from the saved
+evidence. `decide` loops over `RULES`; adding a rule is adding an entry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import tomllib
+
+from evalsuite import paired_stats
+from evalsuite.class_names import title
+from evalsuite.contract import (
+    ACCURACY,
+    BASELINE,
+    CANDIDATE,
+    NEWLY_RIGHT,
+    NEWLY_WRONG,
+    NUM_CLASSES,
+    class_slice,
+)
+from evalsuite.errors import InputError
+
+DEFAULT_RULES_FILE = Path("gate.toml")
+MAX_RULES_BYTES = 64 << 10
+# TFMA computes in float32 (0.8999999761 for 0.9): value bounds get this much slack.
+FLOAT_SLACK = 1e-6
+NEWLY_WRONG_RATE = "newly_wrong_rate"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of gate.toml: its type, its default and what it means."""
+
+    key: str
+    field: str
+    kind: str  # fraction | bool | level | choice
+    default: Any = None  # None: the rule is off unless set
+    choices: tuple[str, ...] = ()
+
+
+SETTINGS = (
+    Setting("overall.min_improvement", "min_improvement", "fraction", 0.0),
+    Setting("overall.min_accuracy", "min_accuracy", "fraction"),
+    Setting("per_digit.max_drop", "max_drop", "fraction", 0.03),
+    Setting("gap_to_overall.max_gap", "max_gap", "fraction"),
+    Setting("significance.require", "require_significant", "bool", False),
+    Setting("significance.alpha", "alpha", "level", 0.05),
+    Setting("significance.inconclusive", "inconclusive", "choice", "pass", ("pass", "fail")),
+    Setting("churn.max_newly_wrong_rate", "max_newly_wrong_rate", "fraction"),
+)
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """Each rule is on when its number is set (None: off)."""
+
+    min_improvement: float | None = None
+    min_accuracy: float | None = None
+    max_drop: float | None = None
+    max_gap: float | None = None
+    require_significant: bool = False
+    alpha: float = 0.05
+    inconclusive: str = "pass"
+    max_newly_wrong_rate: float | None = None
+    source: str = "built-in defaults"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def key(self) -> dict:
+        """Everything that shapes a verdict (not where the rules came from)."""
+        return {k: v for k, v in self.as_dict().items() if k != "source"}
+
+    @property
+    def any_rule(self) -> bool:
+        return any(rule.enabled(self) for rule in RULES)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A TFMA threshold as data: `metric` on `slice` ('overall', 'label=3', 'overall vs label')."""
+
+    metric: str
+    slice: str
+    kind: str  # change (candidate - baseline) | value (candidate alone)
+    lower: float | None = None
+    upper: float | None = None
+
+
+@dataclass
+class Check:
+    """One judged statement about one slice, with the evidence it rests on."""
+
+    rule: str
+    metric: str
+    slice: str  # slice id: 'overall' or 'label=3'
+    baseline: float | None
+    candidate: float | None
+    delta: float | None
+    threshold: str
+    status: str = "pass"  # pass | fail | inconclusive
+    interval: list[float] | None = None
+    p_value: float | None = None
+    counts: dict | None = None
+    conclusive: bool = True
+    passed: bool = True
+    title: str = ""  # what a person calls the slice: 'overall', 'digit 3', 'Shirt'
+    message: str = ""
+
+
+@dataclass
+class Evidence:
+    """What the gate judges: the checked summary and TFMA's own failed thresholds."""
+
+    summary: dict
+    tfma_failures: set  # {(metric, slice, kind)}
+    where: Path
+    notes: list[str] = field(default_factory=list)
+
+    def accuracy(self, role: str, sid: str) -> float:
+        return self.summary["models"][role][sid]["accuracy"]
+
+    def delta(self, sid: str) -> float:
+        return self.summary["deltas"][sid]["accuracy"]
+
+    def examples(self, sid: str) -> int:
+        if sid == "overall":
+            return int(self.summary["eval_data"]["examples"])
+        return int(self.summary["eval_data"]["examples_per_class"].get(sid.split("=", 1)[1], 0))
+
+    def paired(self, sid: str) -> dict:
+        counts = self.summary.get("paired", {}).get(sid)
+        if counts is None:
+            raise InputError(f"{self.where}: no paired counts for slice {sid}; rerun the analysis")
+        return counts
+
+    def tfma_failed(self, metric: str, sid: str, kind: str) -> bool:
+        return (metric, sid, kind) in self.tfma_failures
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    enabled: Callable[[GateRules], bool]
+    thresholds: Callable[[GateRules, int, dict], list[Threshold]]
+    check: Callable[[GateRules, Evidence], list[Check]]
+
+
+# --- statistics shared by the checks -------------------------------------------------
+
+
+def paired_evidence(evidence: Evidence, sid: str) -> dict:
+    """Counts, exact interval and McNemar mid-p of one slice, as the verdict records them."""
+    counts = evidence.paired(sid)
+    n = sum(counts.values())
+    if n != evidence.examples(sid):
+        raise InputError(
+            f"{evidence.where}: paired counts on {sid} cover {n} examples, the evaluation data {evidence.examples(sid)}"
+        )
+    right, wrong = counts[NEWLY_RIGHT], counts[NEWLY_WRONG]
+    recomputed = paired_stats.delta(right, wrong, n)
+    if abs(recomputed - evidence.delta(sid)) > 1e-5:
+        raise InputError(
+            f"{evidence.where}: TFMA's delta on {sid} ({evidence.delta(sid):+.6f}) disagrees with its paired counts "
+            f"({recomputed:+.6f}); refusing to judge"
+        )
+    low, high = paired_stats.tango_interval(right, wrong, n)
+    return {
+        "counts": {**counts, "examples": n},
+        "interval": [round(low, 6), round(high, 6)],
+        "mcnemar_mid_p": paired_stats.mcnemar_mid_p(right, wrong),
+    }
+
+
+def _agree(check: Check, tfma_failed: bool, recomputed_pass: bool) -> None:
+    """TFMA's own decision and the saved numbers must tell the same story."""
+    if recomputed_pass == tfma_failed:
+        raise InputError(
+            f"TFMA validation says {'fail' if tfma_failed else 'pass'} for {check.rule} on {check.slice} "
+            "but its own numbers say otherwise; refusing to judge"
+        )
+
+
+def strict_change_bound(min_improvement: float, examples: int) -> float:
+    """TFMA's change thresholds are inclusive (diff >= bound); make "diff > m" exact.
+
+    Accuracy on n examples moves in steps of 1/n, so "diff > m" equals
+    "diff >= the midpoint between the last step at or below m and the next".
+    The midpoint also absorbs TFMA's float32 noise (0.04000002 for 0.04).
+    """
+    steps = math.floor(min_improvement * examples + 1e-9)
+    return (steps + 0.5) / examples
+
+
+def inclusive_drop_bound(max_drop: float, examples: int) -> float:
+    """ "diff >= -max_drop", with the bound moved half a step down to absorb float noise."""
+    if examples <= 0:
+        return -max_drop
+    steps = math.ceil(-max_drop * examples - 1e-9)
+    return (steps - 0.5) / examples
+
+
+def _class_slices() -> list[str]:
+    return [class_slice(c) for c in range(NUM_CLASSES)]
+
+
+# --- the rules ---------------------------------------------------------------------
+
+
+def _improvement_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+    return [Threshold(ACCURACY, "overall", "change", lower=strict_change_bound(rules.min_improvement, total))]
+
+
+def _improvement_check(rules: GateRules, evidence: Evidence) -> list[Check]:
+    sid = "overall"
+    stats = paired_evidence(evidence, sid)
+    counts = stats["counts"]
+    check = Check(
+        rule="overall improvement",
+        metric="accuracy",
+        slice=sid,
+        baseline=evidence.accuracy(BASELINE, sid),
+        candidate=evidence.accuracy(CANDIDATE, sid),
+        delta=evidence.delta(sid),
+        threshold=f"delta > {rules.min_improvement:g}",
+        interval=stats["interval"],
+        p_value=paired_stats.better_p_value(counts[NEWLY_RIGHT], counts[NEWLY_WRONG]),
+        counts=counts,
+    )
+    failed = evidence.tfma_failed(ACCURACY, sid, "change")
+    _agree(check, failed, check.delta >= strict_change_bound(rules.min_improvement, counts["examples"]))
+    check.status = "fail" if failed else "pass"
+    return [check]
+
+
+def _significance_check(rules: GateRules, evidence: Evidence) -> list[Check]:
+    sid = "overall"
+    stats = paired_evidence(evidence, sid)
+    counts = stats["counts"]
+    p = paired_stats.better_p_value(counts[NEWLY_RIGHT], counts[NEWLY_WRONG])
+    return [
+        Check(
+            rule="significant improvement",
+            metric="accuracy",
+            slice=sid,
+            baseline=evidence.accuracy(BASELINE, sid),
+            candidate=evidence.accuracy(CANDIDATE, sid),
+            delta=evidence.delta(sid),
+            threshold=f"one-sided McNemar mid-p < {rules.alpha:g}",
+            status="pass" if p < rules.alpha else "fail",
+            interval=stats["interval"],
+            p_value=p,
+            counts=counts,
+        )
+    ]
+
+
+def _floor_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+    return [Threshold(ACCURACY, "overall", "value", lower=rules.min_accuracy - FLOAT_SLACK)]
+
+
+def _floor_check(rules: GateRules, evidence: Evidence) -> list[Check]:
+    value = evidence.accuracy(CANDIDATE, "overall")
+    check = Check(
+        rule="overall floor",
+        metric="accuracy",
+        slice="overall",
+        baseline=evidence.accuracy(BASELINE, "overall"),
+        candidate=value,
+        delta=evidence.delta("overall"),
+        threshold=f"candidate >= {rules.min_accuracy:g}",
+    )
+    failed = evidence.tfma_failed(ACCURACY, "overall", "value")
+    _agree(check, failed, value >= rules.min_accuracy - FLOAT_SLACK)
+    check.status = "fail" if failed else "pass"
+    return [check]
+
+
+def _drop_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+    return [
+        Threshold(ACCURACY, sid, "change", lower=inclusive_drop_bound(rules.max_drop, int(per_class.get(sid[6:], 0))))
+        for sid in _class_slices()
+    ]
+
+
+def _drop_check(rules: GateRules, evidence: Evidence) -> list[Check]:
+    """A class fails when its drop exceeds the tolerance (TFMA) and the data show it (Holm)."""
+    slices = _class_slices()
+    stats = {sid: paired_evidence(evidence, sid) for sid in slices}
+    p_worse = {
+        sid: paired_stats.worse_p_value(stats[sid]["counts"][NEWLY_RIGHT], stats[sid]["counts"][NEWLY_WRONG])
+        for sid in slices
+    }
+    shown = paired_stats.holm(p_worse, rules.alpha)
+    # The most any one class can show at Holm's strictest step: fewer newly-wrong examples
+    # than this can never be significant, whatever the other counts.
+    needed = paired_stats.min_detectable_worse(rules.alpha / len(slices))
+    checks = []
+    for sid in slices:
+        counts = stats[sid]["counts"]
+        n = counts["examples"]
+        check = Check(
+            rule="per-digit drop",
+            metric="accuracy",
+            slice=sid,
+            baseline=evidence.accuracy(BASELINE, sid),
+            candidate=evidence.accuracy(CANDIDATE, sid),
+            delta=evidence.delta(sid),
+            threshold=f"no drop > {rules.max_drop:g} shown (Holm, alpha {rules.alpha:g})",
+            interval=stats[sid]["interval"],
+            p_value=p_worse[sid],
+            counts=counts,
+        )
+        beyond = evidence.tfma_failed(ACCURACY, sid, "change")
+        _agree(check, beyond, check.delta >= inclusive_drop_bound(rules.max_drop, n))
+        # Smallest drop past the tolerance, in examples, against what the data could ever show.
+        smallest_drop_past_tolerance = math.floor(rules.max_drop * n + 1e-9) + 1
+        check.conclusive = smallest_drop_past_tolerance >= needed
+        if beyond and shown[sid]:
+            check.status = "fail"
+            check.conclusive = True
+        elif not check.conclusive:
+            check.status = "inconclusive"
+            check.message = (
+                f"{n} examples can show a drop only from {needed} newly wrong ({needed / n:.0%}), "
+                f"more than the {rules.max_drop:g} tolerated"
+            )
+        checks.append(check)
+    return checks
+
+
+def _gap_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+    # TFMA's cross-slice value is (overall - class).
+    return [Threshold(ACCURACY, "overall vs label", "value", upper=rules.max_gap + FLOAT_SLACK)]
+
+
+def _gap_check(rules: GateRules, evidence: Evidence) -> list[Check]:
+    overall = evidence.accuracy(CANDIDATE, "overall")
+    checks = []
+    for sid in _class_slices():
+        gap = evidence.summary.get("cross_slices", {}).get(f"overall vs {sid}", {}).get("accuracy_gap")
+        if not isinstance(gap, (int, float)) or not math.isfinite(gap):
+            raise InputError(f"{evidence.where}: no cross-slice gap for slice {sid}")
+        check = Check(
+            rule="gap to overall",
+            metric="accuracy",
+            slice=sid,
+            baseline=overall,
+            candidate=evidence.accuracy(CANDIDATE, sid),
+            delta=-gap,
+            threshold=f"overall - class <= {rules.max_gap:g}",
+        )
+        failed = evidence.tfma_failed(ACCURACY, f"overall vs {sid}", "value")
+        _agree(check, failed, gap <= rules.max_gap + FLOAT_SLACK)
+        check.status = "fail" if failed else "pass"
+        checks.append(check)
+    return checks
+
+
+def _churn_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+    return [
+        Threshold(NEWLY_WRONG_RATE, sid, "value", upper=rules.max_newly_wrong_rate + FLOAT_SLACK)
+        for sid in ["overall", *_class_slices()]
+    ]
+
+
+def _churn_check(rules: GateRules, evidence: Evidence) -> list[Check]:
+    checks = []
+    for sid in ["overall", *_class_slices()]:
+        stats = paired_evidence(evidence, sid)
+        counts = stats["counts"]
+        rate = counts[NEWLY_WRONG] / counts["examples"]
+        check = Check(
+            rule="churn",
+            metric=NEWLY_WRONG_RATE,
+            slice=sid,
+            baseline=None,
+            candidate=rate,
+            delta=None,
+            threshold=f"newly wrong rate <= {rules.max_newly_wrong_rate:g}",
+            counts=counts,
+        )
+        failed = evidence.tfma_failed(NEWLY_WRONG_RATE, sid, "value")
+        _agree(check, failed, rate <= rules.max_newly_wrong_rate + FLOAT_SLACK)
+        check.status = "fail" if failed else "pass"
+        checks.append(check)
+    return checks
+
+
+def _none(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+    return []
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("overall improvement", lambda r: r.min_improvement is not None, _improvement_thresholds, _improvement_check),
+    Rule("overall floor", lambda r: r.min_accuracy is not None, _floor_thresholds, _floor_check),
+    Rule("per-digit drop", lambda r: r.max_drop is not None, _drop_thresholds, _drop_check),
+    Rule("gap to overall", lambda r: r.max_gap is not None, _gap_thresholds, _gap_check),
+    Rule("significant improvement", lambda r: r.require_significant, _none, _significance_check),
+    Rule("churn", lambda r: r.max_newly_wrong_rate is not None, _churn_thresholds, _churn_check),
+)
+
+
+def tfma_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+    """Every threshold the enabled rules ask TFMA to validate, as plain data."""
+    return [t for rule in RULES if rule.enabled(rules) for t in rule.thresholds(rules, total, per_class)]
+
+
+def judge(rules: GateRules, evidence: Evidence) -> list[Check]:
+    checks = [check for rule in RULES if rule.enabled(rules) for check in rule.check(rules, evidence)]
+    names = evidence.summary["eval_data"].get("class_names")
+    for check in checks:
+        check.title = title(check.slice, names)
+        check.passed = check.status == "pass" or (check.status == "inconclusive" and rules.inconclusive == "pass")
+        if check.status == "fail" and not check.message:
+            check.message = failure_message(check)
+    return checks
+
+
+def failure_message(check: Check) -> str:
+    if check.metric == NEWLY_WRONG_RATE:
+        counts = check.counts or {}
+        return (
+            f"{check.title}: {counts.get(NEWLY_WRONG)} of {counts.get('examples')} newly wrong "
+            f"({check.candidate:.4f}); needs {check.threshold}"
+        )
+    interval = f" (95% CI {check.interval[0]:+.4f}..{check.interval[1]:+.4f})" if check.interval else ""
+    p_value = f", p {check.p_value:.2g}" if check.p_value is not None else ""
+    return (
+        f"{check.title}: {check.metric} baseline {check.baseline:.4f}, candidate {check.candidate:.4f}, "
+        f"delta {check.delta:+.4f}{interval}{p_value}; needs {check.threshold}"
+    )
+
+
+# --- loading -----------------------------------------------------------------------
+
+DEFAULT_TABLE: dict[str, dict[str, Any]] = {}
+for _setting in SETTINGS:
+    if _setting.default is not None and _setting.kind != "level" and _setting.kind != "choice":
+        section, key = _setting.key.split(".")
+        DEFAULT_TABLE.setdefault(section, {})[key] = _setting.default
+
+
+def load_rules(path: Path | None = None) -> GateRules:
+    """Rules from `path`, else ./gate.toml, else the built-in defaults."""
+    if path is None:
+        if not DEFAULT_RULES_FILE.is_file():
+            return parse_rules(DEFAULT_TABLE, "built-in defaults")
+        path = DEFAULT_RULES_FILE
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_RULES_BYTES:
+            raise InputError(f"{path}: rules file is larger than {MAX_RULES_BYTES} bytes; not a gate.toml")
+        table = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such rules file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read rules ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"{path}: not valid TOML ({error})") from None
+    return parse_rules(table, str(path))
+
+
+def parse_rules(table: dict, source: str) -> GateRules:
+    """Validate a rules table; unknown keys, wrong types and impossible bounds are errors."""
+    by_key = {setting.key: setting for setting in SETTINGS}
+    sections = sorted({key.split(".")[0] for key in by_key})
+    values: dict[str, Any] = {
+        s.field: s.default for s in SETTINGS if s.kind in ("level", "choice") or s.kind == "bool"
+    }
+    for section, body in table.items():
+        if section not in sections:
+            raise InputError(f"{source}: unknown section [{section}] (known: {', '.join(sections)})")
+        if not isinstance(body, dict):
+            raise InputError(f"{source}: [{section}] must be a table")
+        for key, value in body.items():
+            name = f"{section}.{key}"
+            setting = by_key.get(name)
+            if setting is None:
+                known = [k.split(".")[1] for k in by_key if k.startswith(section + ".")]
+                raise InputError(f"{source}: unknown key {name} (known: {', '.join(known)})")
+            values[setting.field] = _validated(setting, value, source)
+    rules = GateRules(**values, source=source)
+    if not rules.any_rule:
+        raise InputError(f"{source}: no rules configured; a gate without rules refuses to bless")
+    return rules
+
+
+def _validated(setting: Setting, value: Any, source: str) -> Any:
+    name = setting.key
+    if setting.kind == "bool":
+        if not isinstance(value, bool):
+            raise InputError(f"{source}: {name} must be true or false, got {value!r}")
+        return value
+    if setting.kind == "choice":
+        if value not in setting.choices:
+            raise InputError(f"{source}: {name} must be one of {', '.join(map(repr, setting.choices))}, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{source}: {name} must be a number, got {value!r}")
+    if setting.kind == "level":
+        if not math.isfinite(value) or not 0.0 < value < 1.0:
+            raise InputError(f"{source}: {name} must lie strictly between 0 and 1, got {value!r}")
+        return float(value)
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise InputError(f"{source}: {name} must be a fraction in 0..1, got {value!r}")
+    if setting.field == "min_improvement" and value >= 1.0:
+        raise InputError(f"{source}: {name} = {value!r} can never be met (accuracy is at most 1)")
+    return float(value)

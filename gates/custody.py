@@ -1,0 +1,60 @@
+"""Chain of custody: what the analysis judged must be what is on disk now.
+
+The analysis records the fingerprints of exactly what it consumed (both
+models, the evaluation shards' bytes, the rules) and of what it wrote. The
+gate re-hashes each before it trusts a number, without importing TensorFlow
+or TFMA: a model swapped after the analysis, a replaced or truncated shard, or
+an edited summary is exit 2, never a verdict.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+from evalsuite.contract import ROLES
+from evalsuite.errors import InputError
+from evalsuite.rules import GateRules
+from evalsuite.rundir import RunDir, fingerprint_files, fingerprint_tree
+
+
+def judged_state(run: RunDir, rules: GateRules) -> dict:
+    """Re-check the analysis' inputs and outputs; return what a verdict on them judges."""
+    record = run.require_stage("analysis", "analysis")
+    where = run.manifest_path
+    try:
+        models = {role: (Path(record[role]["path"]), record[role]["fingerprint"]) for role in ROLES}
+        eval_data = record["eval_data"]
+        pattern = str(record["pattern"])
+        files_fingerprint = eval_data["files_fingerprint"]
+        outputs_fingerprint = record["outputs_fingerprint"]
+        analysis_fingerprint = record["fingerprint"]
+    except (KeyError, TypeError):
+        raise InputError(f"{where}: the analysis record lacks what the gate re-checks; rerun the analysis") from None
+    if record.get("rules") != rules.key():
+        raise InputError(
+            f"{run.analysis_dir}: analysis was run with other gate rules than {rules.source}; "
+            "rerun the analysis (python -m analysis) or the whole pipeline"
+        )
+    for role, (path, recorded) in models.items():
+        if not (path / "saved_model.pb").is_file():
+            raise InputError(f"{path}: the {role} model the analysis judged is gone")
+        if fingerprint_tree(path) != recorded:
+            raise InputError(f"{path}: the {role} model changed since the analysis; rerun the analysis")
+    shards = sorted(Path(p) for p in glob.glob(pattern))
+    if not shards or fingerprint_files(shards) != files_fingerprint:
+        raise InputError(f"{pattern}: the evaluation examples changed since the analysis; rerun the analysis")
+    if run.analysis_outputs_fingerprint() != outputs_fingerprint:
+        raise InputError(f"{run.analysis_dir}: the analysis results were changed after TFMA wrote them")
+    return {
+        "analysis": analysis_fingerprint,
+        "baseline": {"label": record["baseline"].get("label"), "fingerprint": models["baseline"][1]},
+        "candidate": {"label": record["candidate"].get("label"), "fingerprint": models["candidate"][1]},
+        "eval_data": {
+            "source": eval_data.get("source"),
+            "fingerprint": eval_data.get("fingerprint"),
+            "files_fingerprint": files_fingerprint,
+            "examples": eval_data.get("examples"),
+        },
+        "rules": rules.key(),
+    }

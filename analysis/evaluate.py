@@ -27,6 +27,7 @@ from evalsuite.contract import (
     EXAMPLE_COUNT,
     LABEL_KEY,
     NEWLY_RIGHT,
+    NUM_CLASSES,
     NEWLY_WRONG,
     OUTPUT_KEY,
     SIGNATURE,
@@ -118,8 +119,16 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
 
     # Nothing downstream may look done while the analysis changes under it.
     run.invalidate_from("analysis")
-    check_saved_model(baseline.path, "baseline")
-    check_saved_model(candidate.path, "candidate")
+    missing = [str(c) for c in range(NUM_CLASSES) if not eval_data["examples_per_class"].get(str(c))]
+    if missing:
+        raise InputError(
+            f"{eval_data['source']}: no evaluation examples of class {', '.join(missing)}; "
+            f"slice {LABEL_KEY}={missing[0]} is missing, so no rule on it can be judged"
+        )
+    signatures = {
+        BASELINE: check_saved_model(baseline.path, "baseline"),
+        CANDIDATE: check_saved_model(candidate.path, "candidate"),
+    }
     eval_config = build_eval_config(rules, eval_data, config.jackknife)
     runner = runner_of(beam_args)
     log(
@@ -132,7 +141,8 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
         tfma_seconds = time.perf_counter() - tfma_started
         summary = summarize(staging / TFMA_DIR, baseline, candidate, eval_data, config, runner)
         log(f"analysis: TFMA done in {tfma_seconds:.1f}s; listing the examples whose outcome changed ...")
-        changed = changed_examples(baseline, candidate, eval_data["pattern"])
+        changed = changed_examples(signatures, eval_data["pattern"])
+        changed["pattern"] = run.portable(eval_data["pattern"])
         _check_changed_against_tfma(changed, summary)
         write_json_atomic(staging / SUMMARY_NAME, summary)
         write_json_atomic(staging / VALIDATION_NAME, validation_as_json(staging / TFMA_DIR))
@@ -146,10 +156,14 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
             "outputs_fingerprint": run.analysis_outputs_fingerprint(),
             "seconds": round(seconds, 3),
             "tfma_seconds": round(tfma_seconds, 3),
-            "baseline": {"label": baseline.label, "path": str(baseline.path), "fingerprint": baseline.fingerprint},
-            "candidate": {"label": candidate.label, "path": str(candidate.path), "fingerprint": candidate.fingerprint},
+            "baseline": {"label": baseline.label, "path": run.portable(baseline.path), "fingerprint": baseline.fingerprint},
+            "candidate": {
+                "label": candidate.label,
+                "path": run.portable(candidate.path),
+                "fingerprint": candidate.fingerprint,
+            },
             "eval_data": {k: v for k, v in eval_data.items() if k != "pattern"},
-            "pattern": eval_data["pattern"],
+            "pattern": run.portable(eval_data["pattern"]),
             "intervals": summary["confidence_intervals"],
             "rules": rules.key(),
             "runner": runner,
@@ -183,6 +197,10 @@ def _eval_data(run: RunDir, eval_data: str | None, log) -> dict:
 
     if eval_data is None:
         record = run.require_stage("data", "evaluation examples")
+        if not isinstance(record.get("pattern"), str) or not isinstance(record.get("eval_examples"), int):
+            raise InputError(f"{run.manifest_path}: corrupt manifest (the data stage has no pattern or example count)")
+        if not isinstance(record.get("eval_examples_per_class"), dict):
+            raise InputError(f"{run.manifest_path}: corrupt manifest (the data stage has no examples per class)")
         pattern = str(run.path / record["pattern"])
         files = sorted(Path(p) for p in glob.glob(pattern))
         if not files:
@@ -367,7 +385,7 @@ def summarize(
     }
 
 
-def changed_examples(baseline: ModelRef, candidate: ModelRef, pattern: str) -> dict:
+def changed_examples(signatures: dict, pattern: str) -> dict:
     """Every example the two models disagree on in outcome, with both predictions and confidences.
 
     Computed outside TFMA (plain batched calls of each serving signature) so the
@@ -378,8 +396,7 @@ def changed_examples(baseline: ModelRef, candidate: ModelRef, pattern: str) -> d
 
     _, labels, records = read_examples(pattern)
     predictions = {}
-    for role, model in ((BASELINE, baseline), (CANDIDATE, candidate)):
-        serve = tf.saved_model.load(str(model.path)).signatures[SIGNATURE]
+    for role, (_, serve) in signatures.items():
         batches = [
             serve(tf.constant(records[i : i + INFERENCE_BATCH_SIZE]))[OUTPUT_KEY].numpy()
             for i in range(0, len(records), INFERENCE_BATCH_SIZE)

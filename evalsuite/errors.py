@@ -26,6 +26,9 @@ def run_cli(main: Callable[[], int], debug: bool | None = None) -> int:
     """
     if debug is None:
         debug = "--debug" in sys.argv[1:] or os.environ.get("EVALSUITE_DEBUG") == "1"
+    from evalsuite.libraries import quiet_libraries
+
+    quiet_libraries(verbose=debug or bool({"-v", "--verbose"} & set(sys.argv[1:])))
     try:
         return main()
     except InputError as error:

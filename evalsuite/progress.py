@@ -15,3 +15,8 @@ def set_quiet(quiet: bool) -> None:
 def log(message: str) -> None:
     if not _quiet:
         print(message, file=sys.stdout, flush=True)
+
+
+def warn(message: str) -> None:
+    """A warning shows even with --quiet (quiet means: only warnings, errors and the result)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -323,7 +323,9 @@ def _drop_check(rules: GateRules, evidence: Evidence) -> list[Check]:
         _agree(check, beyond, check.delta >= inclusive_drop_bound(rules.max_drop, n))
         # Smallest drop past the tolerance, in examples, against what the data could ever show.
         smallest_drop_past_tolerance = math.floor(rules.max_drop * n + 1e-9) + 1
-        check.conclusive = smallest_drop_past_tolerance >= needed
+        # Conclusive when a drop past the tolerance could have been shown at all, or when
+        # the interval itself rules such a drop out (the candidate is shown not to be worse).
+        check.conclusive = smallest_drop_past_tolerance >= needed or check.interval[0] >= -rules.max_drop
         if beyond and shown[sid]:
             check.status = "fail"
             check.conclusive = True

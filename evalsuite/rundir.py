@@ -217,6 +217,18 @@ class RunDir:
     def report_summary(self) -> Path:
         return self.report_dir / contract.REPORT_SUMMARY_NAME
 
+    def portable(self, path: Path | str) -> str:
+        """A path as a record stores it: relative when inside the run folder, so a copied run stays whole."""
+        path = Path(path)
+        try:
+            return str(path.resolve().relative_to(self.path.resolve()))
+        except ValueError:
+            return str(path)
+
+    def resolve(self, stored: str) -> Path:
+        """The path a record stored with `portable`."""
+        return Path(stored) if Path(stored).is_absolute() else self.path / stored
+
     def analysis_outputs_fingerprint(self) -> str:
         """The bytes of what the analysis hands the gate: its summary, validation and changed list."""
         names = (contract.SUMMARY_NAME, contract.VALIDATION_NAME, contract.CHANGED_NAME)
@@ -299,6 +311,9 @@ class RunDir:
             raise InputError(f"{self.manifest_path}: corrupt manifest ({error})") from None
         if not isinstance(manifest, dict) or not isinstance(manifest.get("stages"), dict):
             raise InputError(f"{self.manifest_path}: corrupt manifest (no 'stages' table)")
+        for stage, record in manifest["stages"].items():
+            if not isinstance(record, dict):
+                raise InputError(f"{self.manifest_path}: corrupt manifest (stage {stage!r} is not a record)")
         if manifest.get("version") != MANIFEST_VERSION:
             raise InputError(
                 f"{self.manifest_path}: manifest version {manifest.get('version')!r} is not "
@@ -334,12 +349,16 @@ class RunDir:
         interrupted rerun never leaves a stale PASS behind.
         """
         downstream = STAGES[STAGES.index(name) :]
-        manifest = self.read_manifest()
-        if any(manifest["stages"].pop(stage, None) is not None for stage in list(downstream)):
-            write_json_atomic(self.manifest_path, manifest)
-        for stage in downstream:
-            for path in DOWNSTREAM_FILES.get(stage, ()):
-                (self.path / path).unlink(missing_ok=True)
+        try:
+            manifest = self.read_manifest()
+            dropped = [stage for stage in downstream if manifest["stages"].pop(stage, None) is not None]
+            if dropped:
+                write_json_atomic(self.manifest_path, manifest)
+        finally:
+            # Even when the manifest cannot be written (a full disk), unlinking still works.
+            for stage in downstream:
+                for path in DOWNSTREAM_FILES.get(stage, ()):
+                    (self.path / path).unlink(missing_ok=True)
 
     def forget_stage(self, name: str) -> None:
         manifest = self.read_manifest()

@@ -23,9 +23,9 @@ def judged_state(run: RunDir, rules: GateRules) -> dict:
     record = run.require_stage("analysis", "analysis")
     where = run.manifest_path
     try:
-        models = {role: (Path(record[role]["path"]), record[role]["fingerprint"]) for role in ROLES}
+        models = {role: (run.resolve(record[role]["path"]), record[role]["fingerprint"]) for role in ROLES}
         eval_data = record["eval_data"]
-        pattern = str(record["pattern"])
+        pattern = str(run.resolve(record["pattern"]))
         files_fingerprint = eval_data["files_fingerprint"]
         outputs_fingerprint = record["outputs_fingerprint"]
         analysis_fingerprint = record["fingerprint"]

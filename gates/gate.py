@@ -42,7 +42,7 @@ def gate(run: RunDir, rules: GateRules, log=progress.log) -> Verdict:
         },
     )
     for warning in verdict.warnings:
-        log(f"gate: WARNING {warning}")
+        progress.warn(f"gate: {warning}")
     names = verdict.class_names
     for check in verdict.checks:
         status = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}[check.status]

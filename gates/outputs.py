@@ -10,6 +10,7 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from evalsuite import progress
 from evalsuite.formatting import esc, fmt, interval_text, p_value_text
 from evalsuite.rundir import RunDir, write_bytes_atomic, write_json_atomic, write_text_atomic
 from gates.verdict import Verdict
@@ -51,7 +52,7 @@ def append_step_summary(markdown: str, log=print) -> None:
         with open(step_summary, "a", encoding="utf-8") as handle:
             handle.write(markdown + "\n")
     except OSError as error:
-        log(f"gate: warning: could not append to $GITHUB_STEP_SUMMARY ({step_summary}: {error.strerror}); the verdict stands")
+        progress.warn(f"could not append to $GITHUB_STEP_SUMMARY ({step_summary}: {error.strerror}); the verdict stands")
 
 
 def junit_xml(verdict: Verdict) -> bytes:

@@ -70,7 +70,7 @@ def render(run: RunDir, manifest: dict, summary: dict, verdict: dict | None, unj
     )
     parts.append(_per_class_table(rows, base_label, cand_label))
     parts.append(_img(per_class_figure(rows, base_label, cand_label, max_drop), "accuracy per class"))
-    parts.append(_changed_section(changed, summary))
+    parts.append(_changed_section(run, changed, summary))
     parts.append(_confusion_section(summary, base_label, cand_label))
     parts.append(_curves_section(run, manifest))
     parts.append(_provenance_section(run, manifest, summary))
@@ -152,7 +152,7 @@ def changed_by_class(changed: dict, change: str, per_class: int = CHANGED_PER_CL
     return [e for label in sorted(chosen) for e in chosen[label]], counts
 
 
-def _changed_section(changed: dict, summary: dict) -> str:
+def _changed_section(run: RunDir, changed: dict, summary: dict) -> str:
     """The actual images the candidate newly gets wrong and newly gets right, by class."""
     from evalsuite.examples import read_examples
 
@@ -160,7 +160,7 @@ def _changed_section(changed: dict, summary: dict) -> str:
     out = ["<h2>What changed</h2>"]
     if not changed["examples"]:
         return out[0] + "<p>The two models get exactly the same examples right.</p>"
-    images, _, _ = read_examples(changed["pattern"])
+    images, _, _ = read_examples(str(run.resolve(changed["pattern"])))
     for change, heading in (("newly_wrong", "Newly wrong"), ("newly_right", "Newly right")):
         examples, counts = changed_by_class(changed, change)
         total = sum(counts.values())

@@ -57,7 +57,7 @@ def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict, changed: di
                 if role == "candidate" and changed["examples"]:
                     from evalsuite.examples import read_examples
 
-                    images, _, _ = read_examples(changed["pattern"])
+                    images, _, _ = read_examples(str(run.resolve(changed["pattern"])))
                     for change in ("newly_wrong", "newly_right"):
                         examples, _ = changed_by_class(changed, change)
                         if examples:

@@ -90,11 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def work() -> int:
+        for flag, port in (("--port", args.port), ("--report-port", args.report_port)):
+            if not 0 <= port <= 65535:
+                raise InputError(f"{flag}: must be a port number in 0..65535, got {port}")
         run = RunDir(args.run_dir)
         run.read_manifest()
         if not run.logs_root.is_dir():
             raise InputError(f"{run.logs_root}: no TensorBoard logs in this run folder (train first)")
-        if not (run.report_dir / "index.html").is_file():
+        if not run.report_index.is_file():
             from reports.build import build_report
 
             with run:

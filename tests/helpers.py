@@ -1,4 +1,4 @@
-"""Helpers the tests share: seeded tiny models and plain predictions."""
+"""Helpers the tests share: seeded tiny models, a planted regression, and the one command launcher."""
 
 from __future__ import annotations
 
@@ -27,6 +27,34 @@ def train_and_export(x, y, epochs: int, path: Path, seed: int = SEED) -> Path:
     return path
 
 
+def never_predicts(model_path: Path, class_id: int, path: Path) -> Path:
+    """A planted regression: the model at `model_path`, except that it never predicts `class_id`.
+
+    A real SavedModel with the same serving contract, whose probabilities for
+    that class are zeroed and the rest renormalised.
+    """
+    import tensorflow as tf
+
+    from evalsuite.contract import OUTPUT_KEY, SIGNATURE, SIGNATURE_INPUT
+
+    inner = tf.saved_model.load(str(model_path))
+    mask = tf.constant([0.0 if c == class_id else 1.0 for c in range(10)])
+
+    class Planted(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SIGNATURE_INPUT)])
+        def serve(self, examples):
+            probabilities = self.inner.signatures[SIGNATURE](examples)[OUTPUT_KEY] * mask
+            return {OUTPUT_KEY: probabilities / tf.reduce_sum(probabilities, axis=1, keepdims=True)}
+
+    module = Planted()
+    tf.saved_model.save(module, str(path), signatures={SIGNATURE: module.serve})
+    return path
+
+
 def predict_probabilities(model_path: Path, records: list[bytes]) -> np.ndarray:
     """Plain batched predictions through the SavedModel's serving signature."""
     import tensorflow as tf
@@ -35,9 +63,43 @@ def predict_probabilities(model_path: Path, records: list[bytes]) -> np.ndarray:
     return signature(examples=tf.constant(records))["probabilities"].numpy()
 
 
-def run_pipeline(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """The pipeline as users run it: its own process, its own command line."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def run_command(module: str, *args: str, cwd=None, timeout: float = 1800, env: dict | None = None):
+    """A command as users run it: `python -m MODULE ARGS` in its own process."""
     return subprocess.run(
-        [sys.executable, "-m", "evalsuite", *args], capture_output=True, text=True, env=env, timeout=timeout
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
     )
+
+
+def start_command(module: str, *args: str) -> subprocess.Popen:
+    """The same, started in the background (its stdout readable line by line)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+
+
+def run_pipeline(*args: str, timeout: float = 1800):
+    return run_command("pipeline", *args, timeout=timeout)
+
+
+def analyse_and_gate(run_dir: Path, baseline, candidate, eval_data: Path, *extra: str) -> int:
+    """`python -m analysis` then `python -m gates` on two SavedModels, in this process (TFMA imported once)."""
+    from analysis.__main__ import main as analysis_main
+    from gates.__main__ import main as gate_main
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    models = ["--baseline", str(baseline), "--candidate", str(candidate), "--eval-data", str(eval_data)]
+    code = analysis_main(["--run-dir", str(run_dir), *models, "-q", *extra])
+    if code != 0:
+        return code
+    rules = [arg for pair in zip(extra, extra[1:]) if pair[0] == "--rules" for arg in pair]
+    return gate_main(["--run-dir", str(run_dir), "-q", *rules])
+
+
+def error_lines(stderr: str) -> list[str]:
+    """Our own error lines, and any traceback (which must never appear without --debug)."""
+    return [line for line in stderr.splitlines() if line.startswith("error:") or "Traceback" in line]

@@ -36,12 +36,41 @@ def test_tfma_per_digit_accuracy_equals_numpy_argmax(tiny_run, summary, role):
     np.testing.assert_array_equal(matrix, expected)
 
 
-def test_deltas_are_candidate_minus_baseline_with_intervals(summary):
+def test_deltas_are_candidate_minus_baseline_with_paired_intervals(summary):
     for sid, delta in summary["deltas"].items():
         difference = summary["models"]["candidate"][sid]["accuracy"] - summary["models"]["baseline"][sid]["accuracy"]
         assert delta["accuracy"] == pytest.approx(difference, abs=1e-5)
         low, high = delta["accuracy_ci"]
-        assert low <= delta["accuracy"] + 1e-6 and delta["accuracy"] - 1e-6 <= high
+        assert low < high and low <= delta["accuracy"] + 1e-6 and delta["accuracy"] - 1e-6 <= high
+        assert 0 <= delta["mcnemar_mid_p"] <= 1
+
+
+@pytest.fixture(scope="module")
+def numpy_right(tiny_run, summary):
+    """Which examples each model gets right, by a plain argmax over its SavedModel's outputs."""
+    run = RunDir(tiny_run)
+    _, labels, records = read_examples(str(run.data_dir / "eval-*.tfrecord"))
+    right = {
+        role: predict_probabilities(run.model_dir(summary[role]["label"]), records).argmax(axis=1) == labels
+        for role in ("baseline", "candidate")
+    }
+    return labels, right
+
+
+@pytest.mark.parametrize("sid", ["overall"] + [f"label={d}" for d in range(10)])
+def test_tfma_paired_counts_equal_a_numpy_count_on_the_same_savedmodels(tiny_run, summary, numpy_right, sid):
+    labels, right = numpy_right
+    mine = np.ones_like(labels, dtype=bool) if sid == "overall" else labels == int(sid.split("=")[1])
+    base, cand = right["baseline"][mine], right["candidate"][mine]
+    expected = {
+        "both_right": int(np.sum(base & cand)),
+        "newly_right": int(np.sum(~base & cand)),
+        "newly_wrong": int(np.sum(base & ~cand)),
+        "both_wrong": int(np.sum(~base & ~cand)),
+    }
+    assert summary["paired"][sid] == expected
+    changed = json.loads((tiny_run / "analysis" / "changed.json").read_text())
+    assert changed["counts"][sid] == {"newly_right": expected["newly_right"], "newly_wrong": expected["newly_wrong"]}
 
 
 def test_tfma_output_loads_with_tfma(tiny_run):
@@ -59,11 +88,13 @@ def test_manifest_records_everything_a_reader_needs(tiny_run):
     assert all(stage["status"] == "done" for stage in stages.values())
     assert stages["data"]["fingerprint"] and stages["data"]["eval_examples"] == 300
     assert stages["training"]["config"]["seed"] == 7
+    assert stages["analysis"]["runner"] == "DirectRunner" and "--runner=DirectRunner" in stages["analysis"]["beam_args"]
     assert manifest["environment"]["tensorflow-model-analysis"] == "0.52.0"
     for name in ("epochs-1", "epochs-2"):
         assert (tiny_run / stages["training"]["runs"][name]["saved_model"] / "saved_model.pb").is_file()
 
 
+@pytest.mark.slow
 def test_other_evaluation_data(run_copy, eval_npz):
     """python -m analysis --eval-data evaluates the same models on other data."""
     from analysis.__main__ import main
@@ -79,7 +110,6 @@ def test_other_evaluation_data(run_copy, eval_npz):
                 "epochs-2",
                 "--eval-data",
                 str(eval_npz),
-                "--no-intervals",
                 "-q",
             ]
         )
@@ -88,7 +118,7 @@ def test_other_evaluation_data(run_copy, eval_npz):
     summary = json.loads((run_copy / "analysis" / "summary.json").read_text())
     assert summary["eval_data"]["examples"] == 500
     assert summary["eval_data"]["source"].startswith("npz:")
-    assert summary["deltas"]["overall"]["accuracy_ci"] is None
+    assert sum(summary["paired"]["overall"].values()) == 500
 
 
 def _point_values(summary: dict, metrics=("accuracy", "examples")) -> dict:
@@ -130,8 +160,10 @@ def test_multi_processing_direct_runner_gives_the_same_metrics(run_copy, tiny_ru
         for sid, values in slices.items():
             assert parallel["models"][role][sid]["crossentropy"] == pytest.approx(values["crossentropy"], rel=1e-6)
     assert parallel["confusion_matrices"] == default["confusion_matrices"]
+    assert parallel["paired"] == default["paired"] and parallel["deltas"] == default["deltas"]
     manifest = json.loads((run_copy / "manifest.json").read_text())
     assert manifest["stages"]["analysis"]["beam_args"] == [
+        "--runner=DirectRunner",
         "--direct_num_workers=2",
         "--direct_running_mode=multi_processing",
     ]

@@ -61,7 +61,10 @@ class Page:
 def test_report_is_self_contained_and_escaped(tiny_run):
     text = (tiny_run / "report" / "index.html").read_text()
     assert "http://" not in text and "https://" not in text and "<script" not in text
-    assert text.count("data:image/png;base64,") == 3
+    # Per-class plot, newly wrong and newly right images, confusion matrices, training curves.
+    changed = json.loads((tiny_run / "analysis" / "changed.json").read_text())
+    kinds = {example["change"] for example in changed["examples"]}
+    assert text.count("data:image/png;base64,") == 3 + len(kinds)
 
 
 @pytest.mark.browser
@@ -71,13 +74,16 @@ def test_report_renders_with_verdict_digits_and_runs(browser, tiny_run):
     verdict = json.loads((tiny_run / "gate" / "verdict.json").read_text())
     banner = view.page.locator("#verdict").inner_text()
     assert ("PASSED" if verdict["passed"] else "FAILED") in banner
-    table = view.page.locator("#per-digit").inner_text()
+    table = view.page.locator("#per-class").inner_text()
     assert "epochs-1" in table and "epochs-2" in table
     for digit in range(10):
-        assert f"label={digit}" in table
+        assert f"digit {digit}" in table
+    checks = view.page.locator("#checks").inner_text()
+    assert "newly right / wrong" in checks and "overall improvement" in checks
     widths = view.page.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
-    assert len(widths) == 3 and all(width > 300 for width in widths)
-    assert "TensorFlow" in view.page.locator("#provenance").inner_text() or "tensorflow" in view.page.content()
+    assert len(widths) >= 4 and all(width > 300 for width in widths)
+    provenance = view.page.locator("#provenance").inner_text()
+    assert "tensorflow-model-analysis" in provenance and "0.52.0" in provenance and "DirectRunner" in provenance
     assert view.shot("report.png").stat().st_size > 10_000
     assert view.errors == []
     assert all(url.startswith(("file:", "data:")) for url in view.requests), view.requests
@@ -90,7 +96,6 @@ def view_server(tiny_run):
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     urls = {}
     for _ in range(3):
@@ -123,6 +128,7 @@ def test_tensorboard_and_report_side_by_side(browser, view_server):
     assert "epoch_accuracy" in tags["epochs-2/validation"]
     images = _get_json(urls["tensorboard"] + "data/plugin/images/tags")
     assert "tfma/confusion_matrix" in images["epochs-2/tfma"]
+    assert "tfma/newly_right_examples" in images["epochs-2/tfma"]
 
     board = Page(browser)
     board.page.goto(urls["tensorboard"] + "#scalars")

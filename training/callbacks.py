@@ -67,3 +67,34 @@ class ExportAtEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 == self.epochs:
             self.export(self.model)
+
+
+class EpochLines(keras.callbacks.Callback):
+    """One plain line per epoch, for logs that are not a terminal (no bar, no ANSI codes)."""
+
+    def __init__(self, log: Callable[[str], None]):
+        super().__init__()
+        self.log = log
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import time
+
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time
+
+        logs = logs or {}
+        parts = [
+            f"{label} {logs[key]:.4f}"
+            for key, label in (
+                ("loss", "loss"),
+                ("accuracy", "accuracy"),
+                ("val_loss", "validation loss"),
+                ("val_accuracy", "validation accuracy"),
+            )
+            if key in logs
+        ]
+        total = self.params.get("epochs", "?")
+        self.log(f"training: epoch {epoch + 1}/{total} - {', '.join(parts)} ({time.perf_counter() - self._started:.1f}s)")

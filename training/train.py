@@ -10,6 +10,7 @@ logs and its own SavedModel.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -237,7 +238,7 @@ def _versions() -> dict:
 
 def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int], log) -> dict[str, dict]:
     """One trajectory of max(epoch_counts) epochs, exporting a model at each count."""
-    from training.callbacks import ExportAtEpoch, TensorBoardUntil
+    from training.callbacks import EpochLines, ExportAtEpoch, TensorBoardUntil
 
     names = [run_name(e) for e in epoch_counts]
     log(f"training: {' + '.join(names)} in one trajectory" if len(names) > 1 else f"training: {names[0]}")
@@ -252,6 +253,11 @@ def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int],
             )
         )
         callbacks.append(ExportAtEpoch(epochs, lambda m, n=name: _export(run, m, n)))
+    # Keras' own bar in a terminal; in a CI log or a pipe one plain line per epoch instead.
+    verbose = config.verbose
+    if verbose and not sys.stdout.isatty():
+        callbacks.append(EpochLines(log))
+        verbose = 0
     started = time.perf_counter()
     history = model.fit(
         x_train,
@@ -260,7 +266,7 @@ def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int],
         epochs=max(epoch_counts),
         validation_data=(x_test, y_test),
         callbacks=callbacks,
-        verbose=config.verbose,
+        verbose=verbose,
     ).history
     seconds = time.perf_counter() - started
     runs = {}

@@ -17,8 +17,12 @@ from evalsuite.cli import add_analysis_args, command_args, new_parser, open_run
 from evalsuite.errors import run_cli
 
 
-def analysis_config(args: argparse.Namespace, beam_args: list[str], baseline: str, candidate: str):
+def analysis_config(
+    args: argparse.Namespace, beam_args: list[str], baseline: str, candidate: str, rules=None, fallback="epochs-3"
+):
+    """The analysis settings the flags name; `blessed:DIR` resolves to the newest blessed model."""
     from analysis.evaluate import AnalysisConfig
+    from evalsuite import progress, registry
     from evalsuite.errors import InputError
 
     seed = getattr(args, "seed", 42)
@@ -27,6 +31,9 @@ def analysis_config(args: argparse.Namespace, beam_args: list[str], baseline: st
     for role, name in (("baseline", baseline), ("candidate", candidate)):
         if not name:
             raise InputError(f"--{role}: empty model name")
+    if registry.is_reference(baseline):
+        on_empty = rules.on_empty if rules is not None else "rubber-stamp"
+        baseline = registry.resolve_baseline(baseline, on_empty, fallback, progress.log, progress.warn)
     return AnalysisConfig(
         baseline=baseline,
         candidate=candidate,
@@ -41,7 +48,17 @@ def run_requested_analysis(run, args: argparse.Namespace, beam_args: list[str], 
     """Analyse the models named by --baseline/--candidate (epochs-3/epochs-6 unless given); --force recomputes."""
     from analysis.evaluate import analyze
 
-    config = analysis_config(args, beam_args, _name(args.baseline, "epochs-3"), _name(args.candidate, "epochs-6"))
+    runs = (run.stage("training") or {}).get("runs") or {}
+    own = sorted(runs, key=lambda name: runs[name].get("epochs", 0)) if isinstance(runs, dict) else []
+    own_baseline, own_candidate = (own[0], own[-1]) if len(own) >= 2 else ("epochs-3", "epochs-6")
+    config = analysis_config(
+        args,
+        beam_args,
+        _name(args.baseline, own_baseline),
+        _name(args.candidate, own_candidate),
+        rules,
+        fallback=own_baseline,
+    )
     if args.force:
         run.invalidate_from("analysis")
     return analyze(run, config, rules)

@@ -254,8 +254,11 @@ def _eval_data(run: RunDir, eval_data: str | None, log) -> dict:
     }
 
 
-def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool):
-    """Baseline and candidate in one EvalConfig, sliced overall and per true class."""
+def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool, paired: bool = True):
+    """Baseline and candidate in one EvalConfig, sliced overall and per true class.
+
+    `paired=False` (for the benchmark only) leaves out the paired counts and every rule's threshold.
+    """
     from tensorflow_model_analysis.proto import config_pb2 as cfg
 
     from analysis.paired import PAIRED_METRICS, paired_metric_configs
@@ -274,7 +277,8 @@ def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool):
         for name in (BASELINE, CANDIDATE)
     ]
     by_metric = {ACCURACY: cfg.MetricConfig(class_name="SparseCategoricalAccuracy"), **paired_metric_configs()}
-    attach_thresholds(by_metric, rules, eval_data["examples"], eval_data["examples_per_class"])
+    if paired:
+        attach_thresholds(by_metric, rules, eval_data["examples"], eval_data["examples_per_class"])
     per_model = [
         cfg.MetricConfig(class_name="ExampleCount"),
         by_metric[ACCURACY],
@@ -282,16 +286,14 @@ def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool):
         cfg.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
     ]
     # The paired metrics read both models' predictions of each example; they belong to the candidate.
-    paired = [by_metric[name] for name in PAIRED_METRICS]
+    paired_specs = [by_metric[name] for name in PAIRED_METRICS]
     eval_config = cfg.EvalConfig(
         model_specs=model_specs,
         slicing_specs=[cfg.SlicingSpec(), cfg.SlicingSpec(feature_keys=[LABEL_KEY])],
-        metrics_specs=[
-            cfg.MetricsSpec(metrics=per_model, model_names=[BASELINE, CANDIDATE]),
-            cfg.MetricsSpec(metrics=paired, model_names=[CANDIDATE]),
-        ],
+        metrics_specs=[cfg.MetricsSpec(metrics=per_model, model_names=[BASELINE, CANDIDATE])]
+        + ([cfg.MetricsSpec(metrics=paired_specs, model_names=[CANDIDATE])] if paired else []),
     )
-    if rules.max_gap is not None:
+    if paired and rules.max_gap is not None:
         eval_config.cross_slicing_specs.append(gap_cross_slicing_spec())
     if jackknife:
         eval_config.options.compute_confidence_intervals.value = True

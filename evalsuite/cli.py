@@ -29,11 +29,14 @@ def add_analysis_args(parser: argparse.ArgumentParser, *, models: bool = True, o
     """Flags for what to analyse; `on_demand`: the models are analysed only when named."""
     group = parser.add_argument_group("analysis")
     if models:
-        for flag, default in (("--baseline", "epochs-3"), ("--candidate", "epochs-6")):
-            when = "; given, the models are (re)analysed first" if on_demand else f" (default: {default})"
-            group.add_argument(
-                flag, default=None if on_demand else default, help=f"run model name or SavedModel path{when}"
+        for flag, which in (("--baseline", "fewest"), ("--candidate", "most")):
+            when = (
+                "; given, the models are (re)analysed first"
+                if on_demand
+                else f" (default: the run's model with the {which} epochs, epochs-{3 if which == 'fewest' else 6})"
             )
+            extra = "; blessed:DIR is the newest model in a registry" if flag == "--baseline" else ""
+            group.add_argument(flag, default=None, help=f"run model name or SavedModel path{extra}{when}")
         group.add_argument(
             "--eval-data",
             default=None,

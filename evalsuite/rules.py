@@ -55,6 +55,7 @@ SETTINGS = (
     Setting("significance.alpha", "alpha", "level", 0.05),
     Setting("significance.inconclusive", "inconclusive", "choice", "pass", ("pass", "fail")),
     Setting("churn.max_newly_wrong_rate", "max_newly_wrong_rate", "fraction"),
+    Setting("registry.on_empty", "on_empty", "choice", "rubber-stamp", ("rubber-stamp", "refuse")),
 )
 
 
@@ -70,6 +71,7 @@ class GateRules:
     alpha: float = 0.05
     inconclusive: str = "pass"
     max_newly_wrong_rate: float | None = None
+    on_empty: str = "rubber-stamp"
     source: str = "built-in defaults"
 
     def as_dict(self) -> dict:

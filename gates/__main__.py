@@ -7,17 +7,22 @@ $GITHUB_STEP_SUMMARY when set).
 
 Examples:
     python -m gates --run-dir runs/demo
+    python -m gates --run-dir runs/demo --baseline blessed:registry --bless registry
+    python -m gates history --registry registry
     python -m gates --run-dir runs/demo --baseline /models/accepted --candidate epochs-6
     python -m gates --run-dir runs/demo --rules strict-gate.toml
 
 With --baseline, --candidate, --eval-data or --force the models are analysed
-first (by `python -m analysis`, in its own process).
+first (by `python -m analysis`, in its own process). `--baseline blessed:DIR`
+is the newest model in the registry DIR; `--bless DIR` adds the candidate to
+it when, and only when, the gate passes.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from evalsuite.cli import add_analysis_args, analysis_argv, command_args, new_parser, open_run
 from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, InputError, run_cli
@@ -25,8 +30,13 @@ from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, InputError, run_cli
 
 def main(argv: list[str] | None = None) -> int:
     own_args, beam_args = command_args(argv)
+    if own_args[:1] == ["history"]:
+        return history(own_args[1:])
     parser = new_parser("python -m gates", __doc__, new_run_allowed=False)
     add_analysis_args(parser, on_demand=True)
+    parser.add_argument(
+        "--bless", type=Path, default=None, metavar="DIR", help="when the gate passes, add the candidate to registry DIR"
+    )
     args = parser.parse_args(own_args)
 
     def work() -> int:
@@ -44,8 +54,31 @@ def main(argv: list[str] | None = None) -> int:
                 return analysed.returncode
         with open_run(args, new_run_allowed=False) as run:
             verdict = gate(run, rules)
+            if args.bless is not None and verdict.passed:
+                from gates.bless import bless_candidate
+
+                bless_candidate(run, verdict, args.bless)
         print(f"gate: {'PASSED' if verdict.passed else 'FAILED'} ({run.gate_dir / VERDICT_NAME})")
         return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
+
+    return run_cli(work, debug=args.debug)
+
+
+def history(argv: list[str]) -> int:
+    """python -m gates history --registry DIR: the blessed models, newest first."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m gates history", description=history.__doc__)
+    parser.add_argument("--registry", type=Path, required=True, help="the registry folder")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+
+    def work() -> int:
+        from gates.bless import history_lines
+
+        for line in history_lines(args.registry):
+            print(line)
+        return EXIT_OK
 
     return run_cli(work, debug=args.debug)
 

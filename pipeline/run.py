@@ -9,6 +9,7 @@ Examples:
     evalsuite                                   # new dated run under runs/
     evalsuite --run-dir runs/demo --data bundled
     evalsuite --run-dir runs/demo --force       # recompute everything
+    evalsuite --baseline blessed:registry --bless registry   # against the last accepted model; bless on pass
     evalsuite --run-dir runs/demo -- --direct_num_workers=2 --direct_running_mode=multi_processing
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
+from pathlib import Path
 
 from evalsuite import progress
 from evalsuite.cli import command_args, new_parser, open_run
@@ -33,6 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     add_training_args(parser)
     add_analysis_args(parser, models=False)
     parser.add_argument("--force", action="store_true", help="recompute every stage, reusing nothing")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="what the 6-epoch model must beat: this run's 3-epoch model (default), a SavedModel path, or "
+        "blessed:DIR, the newest model blessed into the registry DIR",
+    )
+    parser.add_argument(
+        "--bless", type=Path, default=None, metavar="DIR", help="when the gate passes, add the candidate to registry DIR"
+    )
     args = parser.parse_args(own_args)
 
     def work() -> int:
@@ -52,9 +63,16 @@ def main(argv: list[str] | None = None) -> int:
                 trained = train(run, config)
                 # Recorded once the input is known good: bad input leaves the run folder untouched.
                 run.update_manifest(environment=environment(), command=["evalsuite", *sys.argv[1:]])
-                baseline, candidate = run_name(min(config.epochs)), run_name(max(config.epochs))
-                analysis = analyze(run, analysis_config(args, beam_args, baseline, candidate), rules)
+                own_baseline, candidate = run_name(min(config.epochs)), run_name(max(config.epochs))
+                settings = analysis_config(
+                    args, beam_args, args.baseline or own_baseline, candidate, rules, fallback=own_baseline
+                )
+                analysis = analyze(run, settings, rules)
                 verdict = gate(run, rules)
+                if args.bless is not None and verdict.passed:
+                    from gates.bless import bless_candidate
+
+                    bless_candidate(run, verdict, args.bless)
                 report = build_report(run)
                 seconds = time.perf_counter() - started
                 run.update_manifest(pipeline_seconds=round(seconds, 3))

@@ -3,6 +3,7 @@
 Examples:
     python -m reports --run-dir runs/demo            # RUN/report/index.html and summary.md
     python -m reports view --run-dir runs/demo       # TensorBoard and the report side by side
+    python -m reports comment --run-dir runs/demo    # a pull-request comment (Markdown) that updates itself
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
         from reports.view import main as view_main
 
         return view_main(argv[1:])
+    if argv[:1] == ["comment"]:
+        from reports.comment import main as comment_main
+
+        return comment_main(argv[1:])
     parser = new_parser("python -m reports", __doc__, new_run_allowed=False)
     args = parser.parse_args(argv)
 

@@ -1,0 +1,220 @@
+"""python -m benchmarks calibration: how often the default rules fail healthy runs, and catch real drops.
+
+Trains N seeds the way the pipeline does (the training stage itself, into a
+scratch run folder), scores both models on the evaluation examples through
+their serving signatures, and judges the paired counts with the gate's own
+rules (`evalsuite.rules.judge`; the counts equal TFMA's, which the tests
+check). Then, from the same real predictions, plants regressions: one class
+loses k of the examples the candidate got right (5, 10, 20 points of that
+class), and counts how often the per-class rule catches it.
+
+Examples:
+    python -m benchmarks calibration                       # 20 seeds on the bundled digits
+    python -m benchmarks calibration --seeds 5 --data /usr/share/datasets/fashion-mnist
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from evalsuite.contract import ACCURACY, NUM_CLASSES, NEWLY_RIGHT, NEWLY_WRONG, class_slice
+from evalsuite.rules import NEWLY_WRONG_RATE, Evidence, GateRules, judge, load_rules, tfma_thresholds
+
+DROPS = (0.05, 0.10, 0.20)
+TARGETS = {
+    ("false failures", None): 0.05,  # at most this share of healthy seeds may fail
+    ("caught", 0.20, 100): 0.95,  # at least this share of 20-point drops at 100 per class
+    ("caught", 0.05, 1000): 0.95,  # at least this share of 5-point drops at 1,000 per class
+}
+
+
+def correctness(data: str, seed: int, workdir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, predictions and per-example correctness of the 3- and 6-epoch models of one seed."""
+    import tensorflow as tf
+
+    from evalsuite.examples import read_examples
+    from evalsuite.rundir import RunDir
+    from training.train import TrainConfig, train
+
+    with RunDir(workdir / f"seed-{seed}") as run:
+        train(run, TrainConfig(data=data, seed=seed, histogram_freq=0, verbose=0), log=lambda message: None)
+        _, labels, records = read_examples(str(run.data_dir / "eval-*.tfrecord"))
+        predicted = []
+        for name in ("epochs-3", "epochs-6"):
+            serve = tf.saved_model.load(str(run.model_dir(name))).signatures["serving_default"]
+            outputs = [
+                serve(tf.constant(records[i : i + 1024]))["probabilities"].numpy().argmax(axis=1)
+                for i in range(0, len(records), 1024)
+            ]
+            predicted.append(np.concatenate(outputs))
+    return labels, predicted[0], predicted[1]
+
+
+def paired_counts(labels: np.ndarray, base_right: np.ndarray, cand_right: np.ndarray) -> dict:
+    counts = {}
+    for sid, mask in [("overall", np.ones_like(labels, dtype=bool))] + [
+        (class_slice(c), labels == c) for c in range(NUM_CLASSES)
+    ]:
+        b, c = base_right[mask], cand_right[mask]
+        counts[sid] = {
+            "both_right": int(np.sum(b & c)),
+            NEWLY_RIGHT: int(np.sum(~b & c)),
+            NEWLY_WRONG: int(np.sum(b & ~c)),
+            "both_wrong": int(np.sum(~b & ~c)),
+        }
+    return counts
+
+
+def verdict_from_counts(rules: GateRules, counts: dict) -> list:
+    """The gate's checks on these counts; TFMA's point decisions recomputed from the same thresholds."""
+    models = {"baseline": {}, "candidate": {}}
+    deltas = {}
+    for sid, cells in counts.items():
+        n = sum(cells.values())
+        models["baseline"][sid] = {"accuracy": (cells["both_right"] + cells[NEWLY_WRONG]) / n, "examples": n}
+        models["candidate"][sid] = {"accuracy": (cells["both_right"] + cells[NEWLY_RIGHT]) / n, "examples": n}
+        deltas[sid] = {"accuracy": models["candidate"][sid]["accuracy"] - models["baseline"][sid]["accuracy"]}
+    per_class = {str(c): sum(counts[class_slice(c)].values()) for c in range(NUM_CLASSES)}
+    total = sum(counts["overall"].values())
+    failures = set()
+    for threshold in tfma_thresholds(rules, total, per_class):
+        if threshold.metric == ACCURACY and threshold.kind == "change":
+            value = deltas[threshold.slice]["accuracy"]
+        elif threshold.metric == ACCURACY:
+            value = models["candidate"][threshold.slice]["accuracy"]
+        elif threshold.metric == NEWLY_WRONG_RATE:
+            cells = counts[threshold.slice]
+            value = cells[NEWLY_WRONG] / sum(cells.values())
+        else:
+            continue
+        if (threshold.lower is not None and value < threshold.lower) or (
+            threshold.upper is not None and value > threshold.upper
+        ):
+            failures.add((threshold.metric, threshold.slice, threshold.kind))
+    summary = {
+        "eval_data": {"examples": total, "examples_per_class": per_class, "class_names": None},
+        "models": models,
+        "deltas": deltas,
+        "paired": counts,
+    }
+    return judge(rules, Evidence(summary, failures, Path("calibration")))
+
+
+def plant(labels, base_right, cand_right, class_id: int, drop: float, rng) -> np.ndarray | None:
+    """The candidate loses round(drop x n) of the examples of `class_id` it got right."""
+    members = np.flatnonzero((labels == class_id) & cand_right)
+    k = int(round(drop * np.sum(labels == class_id)))
+    if k > len(members):
+        return None
+    planted = cand_right.copy()
+    planted[rng.choice(members, size=k, replace=False)] = False
+    return planted
+
+
+def calibrate(data: str, seeds: list[int], draws: int, rules: GateRules, log) -> dict:
+    rows = []
+    caught: dict[float, list[bool]] = {drop: [] for drop in DROPS}
+    with tempfile.TemporaryDirectory(prefix="evalsuite-calibration-") as scratch:
+        for seed in seeds:
+            started = time.perf_counter()
+            labels, base_pred, cand_pred = correctness(data, seed, Path(scratch))
+            base_right, cand_right = base_pred == labels, cand_pred == labels
+            counts = paired_counts(labels, base_right, cand_right)
+            checks = verdict_from_counts(rules, counts)
+            passed = all(check.passed for check in checks)
+            delta = float(np.mean(cand_right) - np.mean(base_right))
+            rows.append(
+                {
+                    "seed": seed,
+                    "overall_delta": delta,
+                    "passed": passed,
+                    "failed_checks": [f"{c.rule} {c.slice}" for c in checks if not c.passed],
+                    "inconclusive": sum(c.status == "inconclusive" for c in checks),
+                    "worst_class_delta": min(c.delta for c in checks if c.rule == "per-digit drop"),
+                }
+            )
+            rng = np.random.default_rng(seed)
+            for drop in DROPS:
+                for class_id in range(NUM_CLASSES):
+                    for _ in range(draws):
+                        planted = plant(labels, base_right, cand_right, class_id, drop, rng)
+                        if planted is None:
+                            continue
+                        result = verdict_from_counts(rules, paired_counts(labels, base_right, planted))
+                        hit = any(
+                            c.rule == "per-digit drop" and c.slice == class_slice(class_id) and c.status == "fail"
+                            for c in result
+                        )
+                        caught[drop].append(hit)
+            log(
+                f"seed {seed}: overall delta {delta:+.4f}, {'PASS' if passed else 'FAIL'}"
+                f"{' (' + ', '.join(rows[-1]['failed_checks']) + ')' if not passed else ''} "
+                f"in {time.perf_counter() - started:.1f}s"
+            )
+        per_class = int(np.bincount(labels, minlength=NUM_CLASSES).min())
+    healthy = [row for row in rows if row["overall_delta"] > 0]
+    return {
+        "data": data,
+        "examples_per_class": per_class,
+        "seeds": rows,
+        "healthy_seeds": len(healthy),
+        "false_failure_rate": (sum(not row["passed"] for row in healthy) / len(healthy)) if healthy else None,
+        "caught": {f"{drop:.2f}": {"rate": float(np.mean(hits)), "trials": len(hits)} for drop, hits in caught.items()},
+    }
+
+
+def format_report(result: dict) -> str:
+    n = result["examples_per_class"]
+    lines = [
+        f"data {result['data']}: {len(result['seeds'])} seeds, {n} evaluation examples per class",
+        f"  healthy seeds (overall accuracy improves): {result['healthy_seeds']}",
+    ]
+    rate = result["false_failure_rate"]
+    target = TARGETS[("false failures", None)]
+    if rate is not None:
+        lines.append(
+            f"  false failures among them: {rate:.1%} (target <= {target:.0%}: {'met' if rate <= target else 'MISSED'})"
+        )
+    for drop, caught in result["caught"].items():
+        goal = TARGETS.get(("caught", float(drop), n))
+        verdict = f" (target >= {goal:.0%}: {'met' if caught['rate'] >= goal else 'MISSED'})" if goal else ""
+        lines.append(
+            f"  planted drop of {float(drop):.0%} in one class caught: {caught['rate']:.1%} "
+            f"of {caught['trials']} trials{verdict}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks calibration", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", default="bundled", help="bundled (default) or a data path, as for the pipeline")
+    parser.add_argument("--seeds", type=int, default=20, help="how many seeds to train (default 20)")
+    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--draws", type=int, default=5, help="planted regressions per class, drop and seed")
+    parser.add_argument("--rules", type=Path, default=None, help="gate rules (default: ./gate.toml, else built-in)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    from evalsuite.libraries import quiet_libraries
+
+    quiet_libraries()
+    rules = load_rules(args.rules)
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    result = calibrate(args.data, seeds, args.draws, rules, log)
+    print(format_report(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

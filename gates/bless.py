@@ -1,0 +1,78 @@
+"""Blessing: a candidate that passed goes into the team's registry, with what it passed on."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from evalsuite import progress, registry
+from evalsuite.class_names import title
+from evalsuite.contract import CANDIDATE, load_summary
+from evalsuite.errors import InputError
+from evalsuite.rundir import RunDir
+from gates.verdict import Verdict
+
+
+def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Entry:
+    """Copy the judged candidate into `folder`; only ever called for a passing verdict."""
+    if not verdict.passed:
+        raise InputError("a failed gate blesses nothing")
+    summary = load_summary(run.analysis_dir)
+    analysis = run.require_stage("analysis", "analysis")
+    model = run.resolve(analysis["candidate"]["path"])
+    label = verdict.candidate["label"]
+    keras_file = run.keras_model_path(label) if "/" not in label and not label.startswith(".") else None
+    names = summary["eval_data"].get("class_names")
+    per_class = {
+        title(sid, names): metrics["accuracy"] for sid, metrics in summary["models"][CANDIDATE].items()
+    }
+    record = {
+        "candidate": label,
+        "baseline": verdict.baseline["label"],
+        "verdict": {
+            "state": verdict.state,
+            "checks": len(verdict.checks),
+            "inconclusive": len(verdict.inconclusive),
+            "warnings": verdict.warnings,
+        },
+        "judged": verdict.judged,
+        "eval_data": {
+            "source": summary["eval_data"]["source"],
+            "fingerprint": summary["eval_data"]["fingerprint"],
+            "examples": summary["eval_data"]["examples"],
+        },
+        "rules": verdict.rules,
+        "accuracy": per_class,
+        "run_folder": str(run.path.resolve()),
+        "git_commit": _git_commit(),
+    }
+    entry = registry.bless(folder, model, keras_file, record)
+    progress.log(f"gate: blessed {label} as {entry.path}")
+    return entry
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def history_lines(folder: Path) -> list[str]:
+    """The blessed models, newest first, with overall and worst-class accuracy."""
+    found = registry.entries(folder, warn=progress.warn)
+    if not found:
+        return [f"{folder}: no blessed models yet"]
+    lines = [f"{'blessed (UTC)':<24} {'overall':>8}  {'worst class':<22} {'commit':<10} entry"]
+    for entry in found:
+        accuracy = dict(entry.record.get("accuracy", {}))
+        overall = accuracy.pop("overall", None)
+        worst = min(accuracy.items(), key=lambda item: item[1]) if accuracy else ("-", None)
+        commit = (entry.record.get("git_commit") or "-")[:10]
+        overall_text = f"{overall:.4f}" if isinstance(overall, (int, float)) else "-"
+        worst_text = f"{worst[0]} {worst[1]:.4f}" if worst[1] is not None else "-"
+        lines.append(
+            f"{entry.record.get('blessed_at', '?'):<24} {overall_text:>8}  {worst_text:<22} {commit:<10} {entry.name}"
+        )
+    return lines

@@ -137,7 +137,8 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
     )
     with atomic_dir(run.analysis_dir) as staging:
         tfma_started = time.perf_counter()
-        run_tfma(baseline, candidate, eval_config, eval_data["pattern"], staging / TFMA_DIR, beam_args, config.seed)
+        with progress.heartbeat("analysis: TFMA still running"):
+            run_tfma(baseline, candidate, eval_config, eval_data["pattern"], staging / TFMA_DIR, beam_args, config.seed)
         tfma_seconds = time.perf_counter() - tfma_started
         summary = summarize(staging / TFMA_DIR, baseline, candidate, eval_data, config, runner)
         log(f"analysis: TFMA done in {tfma_seconds:.1f}s; listing the examples whose outcome changed ...")

@@ -112,9 +112,8 @@ def print_locations(run, report) -> None:
         ("report", report.index),
     ):
         progress.log(f"  {label:17} {path}")
-    progress.log(
-        f"  analysts:         tensorboard --logdir {run.logs_root}   or   python -m reports view --run-dir {run.path}"
-    )
+    progress.log(f"  analysts:         python -m reports view --run-dir {run.path}")
+    progress.log(f"                    (or tensorboard --logdir {run.logs_root})")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# The commands quiet the libraries' own logging themselves; the tests check that they do.
+os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+
 
 from evalsuite.datasets import Dataset, load_bundled, save_npz  # noqa: E402
 from tests.helpers import SEED, never_predicts, train_and_export  # noqa: E402

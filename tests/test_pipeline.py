@@ -60,6 +60,25 @@ def test_default_run_passes_the_default_gate(default_run):
 
 
 @pytest.mark.slow
+def test_a_log_that_is_not_a_terminal_holds_only_readable_lines(default_run):
+    """What CI shows: no library C++ logging, no CUDA probing, no deprecation block, no ANSI, short lines."""
+    import re
+
+    _, first = default_run
+    lines = (first.stdout + first.stderr).splitlines()
+    for line in lines:
+        assert not re.match(r"^[IWEF]\d{4} \d\d:\d\d:\d\d", line), line
+        assert "absl::InitializeLog" not in line and "cuda" not in line.lower(), line
+        assert "deprecated" not in line and "Instructions for updating" not in line, line
+        assert "\x1b" not in line and "\r" not in line, repr(line)
+        assert len(line) <= 200, line
+    epochs = [line for line in lines if line.startswith("training: epoch ")]
+    assert len(epochs) == 6 and "validation accuracy" in epochs[-1]
+    assert any(line.startswith("analysis: TFMA on 1000 examples") for line in lines)
+    assert any(line.startswith("analysis: TFMA done in") for line in lines)
+
+
+@pytest.mark.slow
 def test_default_run_is_reused_as_a_whole(default_run):
     run_dir, first = default_run
     summary = json.loads((run_dir / "analysis" / "summary.json").read_text())

@@ -27,8 +27,8 @@ from evalsuite.contract import (
     EXAMPLE_COUNT,
     LABEL_KEY,
     NEWLY_RIGHT,
-    NUM_CLASSES,
     NEWLY_WRONG,
+    NUM_CLASSES,
     OUTPUT_KEY,
     SIGNATURE,
     SUMMARY_NAME,
@@ -157,7 +157,11 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
             "outputs_fingerprint": run.analysis_outputs_fingerprint(),
             "seconds": round(seconds, 3),
             "tfma_seconds": round(tfma_seconds, 3),
-            "baseline": {"label": baseline.label, "path": run.portable(baseline.path), "fingerprint": baseline.fingerprint},
+            "baseline": {
+                "label": baseline.label,
+                "path": run.portable(baseline.path),
+                "fingerprint": baseline.fingerprint,
+            },
             "candidate": {
                 "label": candidate.label,
                 "path": run.portable(candidate.path),
@@ -415,8 +419,14 @@ def changed_examples(signatures: dict, pattern: str) -> dict:
                 "index": int(index),
                 "label": int(labels[index]),
                 "change": NEWLY_RIGHT if cand_right[index] else NEWLY_WRONG,
-                "baseline": {"class": int(base_pred[index]), "confidence": round(float(predictions[BASELINE][index].max()), 4)},
-                "candidate": {"class": int(cand_pred[index]), "confidence": round(float(predictions[CANDIDATE][index].max()), 4)},
+                "baseline": {
+                    "class": int(base_pred[index]),
+                    "confidence": round(float(predictions[BASELINE][index].max()), 4),
+                },
+                "candidate": {
+                    "class": int(cand_pred[index]),
+                    "confidence": round(float(predictions[CANDIDATE][index].max()), 4),
+                },
             }
         )
     counts: dict[str, dict[str, int]] = {}

@@ -38,7 +38,9 @@ def gap_cross_slicing_spec():
     """Overall against each class: TFMA's cross-slice value is (overall - class)."""
     from tensorflow_model_analysis.proto import config_pb2 as cfg
 
-    return cfg.CrossSlicingSpec(baseline_spec=cfg.SlicingSpec(), slicing_specs=[cfg.SlicingSpec(feature_keys=[LABEL_KEY])])
+    return cfg.CrossSlicingSpec(
+        baseline_spec=cfg.SlicingSpec(), slicing_specs=[cfg.SlicingSpec(feature_keys=[LABEL_KEY])]
+    )
 
 
 def attach_thresholds(metric_configs: dict, rules: GateRules, total: int, per_class: dict) -> None:

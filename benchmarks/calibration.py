@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evalsuite.contract import ACCURACY, NUM_CLASSES, NEWLY_RIGHT, NEWLY_WRONG, class_slice
+from evalsuite.contract import ACCURACY, NEWLY_RIGHT, NEWLY_WRONG, NUM_CLASSES, class_slice
 from evalsuite.rules import NEWLY_WRONG_RATE, Evidence, GateRules, judge, load_rules, tfma_thresholds
 
 DROPS = (0.05, 0.10, 0.20)
@@ -194,7 +194,9 @@ def format_report(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks calibration", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks calibration",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--data", default="bundled", help="bundled (default) or a data path, as for the pipeline")
     parser.add_argument("--seeds", type=int, default=20, help="how many seeds to train (default 20)")

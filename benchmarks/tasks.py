@@ -77,7 +77,9 @@ def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = 
             record = run.stage("data")
             eval_data = {"examples": record["eval_examples"], "examples_per_class": record["eval_examples_per_class"]}
             config = build_eval_config(rules, eval_data, jackknife=False, paired=False)
-            models = [resolve_model(run, name, role) for name, role in (("epochs-3", "baseline"), ("epochs-6", "candidate"))]
+            models = [
+                resolve_model(run, name, role) for name, role in (("epochs-3", "baseline"), ("epochs-6", "candidate"))
+            ]
             pattern = str(run.path / record["pattern"])
             run_tfma(*models, config, pattern, Path(run_dir) / "bare-tfma", ("--runner=DirectRunner",))
             examples = eval_data["examples"]

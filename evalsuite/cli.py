@@ -55,6 +55,16 @@ def add_analysis_args(parser: argparse.ArgumentParser, *, models: bool = True, o
     )
 
 
+def add_bless_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bless",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="when the gate passes, add the candidate to registry DIR",
+    )
+
+
 def analysis_argv(args: argparse.Namespace, beam_args: list[str]) -> list[str]:
     """The `python -m analysis` command line that analyses what these flags name."""
     argv = ["--run-dir", str(args.run_dir)]

@@ -196,7 +196,9 @@ def load_changed(analysis_dir: Path) -> dict:
         _require(isinstance(cells, dict), path, what, f"counts on {sid}")
         for cell in (NEWLY_RIGHT, NEWLY_WRONG):
             value = cells.get(cell)
-            _require(isinstance(value, int) and not isinstance(value, bool) and value >= 0, path, what, f"{cell} on {sid}")
+            _require(
+                isinstance(value, int) and not isinstance(value, bool) and value >= 0, path, what, f"{cell} on {sid}"
+            )
     for example in changed["examples"]:
         _require(
             isinstance(example, dict)

@@ -182,6 +182,20 @@ def paired_evidence(evidence: Evidence, sid: str) -> dict:
     }
 
 
+def accuracy_check(rule: str, sid: str, evidence: Evidence, threshold: str, **evidence_fields) -> Check:
+    """A check on one slice's accuracy, with both models' values and the delta filled in."""
+    return Check(
+        rule=rule,
+        metric="accuracy",
+        slice=sid,
+        baseline=evidence.accuracy(BASELINE, sid),
+        candidate=evidence.accuracy(CANDIDATE, sid),
+        delta=evidence.delta(sid),
+        threshold=threshold,
+        **evidence_fields,
+    )
+
+
 def _agree(check: Check, tfma_failed: bool, recomputed_pass: bool) -> None:
     """TFMA's own decision and the saved numbers must tell the same story."""
     if recomputed_pass == tfma_failed:
@@ -225,14 +239,11 @@ def _improvement_check(rules: GateRules, evidence: Evidence) -> list[Check]:
     sid = "overall"
     stats = paired_evidence(evidence, sid)
     counts = stats["counts"]
-    check = Check(
-        rule="overall improvement",
-        metric="accuracy",
-        slice=sid,
-        baseline=evidence.accuracy(BASELINE, sid),
-        candidate=evidence.accuracy(CANDIDATE, sid),
-        delta=evidence.delta(sid),
-        threshold=f"delta > {rules.min_improvement:g}",
+    check = accuracy_check(
+        "overall improvement",
+        sid,
+        evidence,
+        f"delta > {rules.min_improvement:g}",
         interval=stats["interval"],
         p_value=paired_stats.better_p_value(counts[NEWLY_RIGHT], counts[NEWLY_WRONG]),
         counts=counts,
@@ -249,14 +260,11 @@ def _significance_check(rules: GateRules, evidence: Evidence) -> list[Check]:
     counts = stats["counts"]
     p = paired_stats.better_p_value(counts[NEWLY_RIGHT], counts[NEWLY_WRONG])
     return [
-        Check(
-            rule="significant improvement",
-            metric="accuracy",
-            slice=sid,
-            baseline=evidence.accuracy(BASELINE, sid),
-            candidate=evidence.accuracy(CANDIDATE, sid),
-            delta=evidence.delta(sid),
-            threshold=f"one-sided McNemar mid-p < {rules.alpha:g}",
+        accuracy_check(
+            "significant improvement",
+            sid,
+            evidence,
+            f"one-sided McNemar mid-p < {rules.alpha:g}",
             status="pass" if p < rules.alpha else "fail",
             interval=stats["interval"],
             p_value=p,
@@ -271,15 +279,7 @@ def _floor_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Thr
 
 def _floor_check(rules: GateRules, evidence: Evidence) -> list[Check]:
     value = evidence.accuracy(CANDIDATE, "overall")
-    check = Check(
-        rule="overall floor",
-        metric="accuracy",
-        slice="overall",
-        baseline=evidence.accuracy(BASELINE, "overall"),
-        candidate=value,
-        delta=evidence.delta("overall"),
-        threshold=f"candidate >= {rules.min_accuracy:g}",
-    )
+    check = accuracy_check("overall floor", "overall", evidence, f"candidate >= {rules.min_accuracy:g}")
     failed = evidence.tfma_failed(ACCURACY, "overall", "value")
     _agree(check, failed, value >= rules.min_accuracy - FLOAT_SLACK)
     check.status = "fail" if failed else "pass"
@@ -309,14 +309,11 @@ def _drop_check(rules: GateRules, evidence: Evidence) -> list[Check]:
     for sid in slices:
         counts = stats[sid]["counts"]
         n = counts["examples"]
-        check = Check(
-            rule="per-digit drop",
-            metric="accuracy",
-            slice=sid,
-            baseline=evidence.accuracy(BASELINE, sid),
-            candidate=evidence.accuracy(CANDIDATE, sid),
-            delta=evidence.delta(sid),
-            threshold=f"no drop > {rules.max_drop:g} shown (Holm, alpha {rules.alpha:g})",
+        check = accuracy_check(
+            "per-digit drop",
+            sid,
+            evidence,
+            f"no drop > {rules.max_drop:g} shown (Holm, alpha {rules.alpha:g})",
             interval=stats[sid]["interval"],
             p_value=p_worse[sid],
             counts=counts,
@@ -477,9 +474,7 @@ def parse_rules(table: dict, source: str) -> GateRules:
     """Validate a rules table; unknown keys, wrong types and impossible bounds are errors."""
     by_key = {setting.key: setting for setting in SETTINGS}
     sections = sorted({key.split(".")[0] for key in by_key})
-    values: dict[str, Any] = {
-        s.field: s.default for s in SETTINGS if s.kind in ("level", "choice") or s.kind == "bool"
-    }
+    values: dict[str, Any] = {s.field: s.default for s in SETTINGS if s.kind in ("level", "choice") or s.kind == "bool"}
     for section, body in table.items():
         if section not in sections:
             raise InputError(f"{source}: unknown section [{section}] (known: {', '.join(sections)})")

@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evalsuite.cli import add_analysis_args, analysis_argv, command_args, new_parser, open_run
+from evalsuite.cli import add_analysis_args, add_bless_arg, analysis_argv, command_args, new_parser, open_run
 from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, InputError, run_cli
 
 
@@ -34,9 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return history(own_args[1:])
     parser = new_parser("python -m gates", __doc__, new_run_allowed=False)
     add_analysis_args(parser, on_demand=True)
-    parser.add_argument(
-        "--bless", type=Path, default=None, metavar="DIR", help="when the gate passes, add the candidate to registry DIR"
-    )
+    add_bless_arg(parser)
     args = parser.parse_args(own_args)
 
     def work() -> int:
@@ -53,11 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             if analysed.returncode != EXIT_OK:
                 return analysed.returncode
         with open_run(args, new_run_allowed=False) as run:
-            verdict = gate(run, rules)
-            if args.bless is not None and verdict.passed:
-                from gates.bless import bless_candidate
-
-                bless_candidate(run, verdict, args.bless)
+            verdict = gate(run, rules, bless=args.bless)
         print(f"gate: {'PASSED' if verdict.passed else 'FAILED'} ({run.gate_dir / VERDICT_NAME})")
         return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
 

@@ -23,9 +23,7 @@ def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Ent
     label = verdict.candidate["label"]
     keras_file = run.keras_model_path(label) if "/" not in label and not label.startswith(".") else None
     names = summary["eval_data"].get("class_names")
-    per_class = {
-        title(sid, names): metrics["accuracy"] for sid, metrics in summary["models"][CANDIDATE].items()
-    }
+    per_class = {title(sid, names): metrics["accuracy"] for sid, metrics in summary["models"][CANDIDATE].items()}
     record = {
         "candidate": label,
         "baseline": verdict.baseline["label"],

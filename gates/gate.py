@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from evalsuite import progress
 from evalsuite.class_names import title
@@ -14,11 +15,12 @@ from gates.outputs import write_outputs, write_unjudged
 from gates.verdict import Verdict, decide
 
 
-def gate(run: RunDir, rules: GateRules, log=progress.log) -> Verdict:
+def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = None) -> Verdict:
     """Judge the run's analysis, write verdict.json, junit.xml and summary.md, print one line per check.
 
     When the gate cannot decide, its files say so ("unjudged", never passed)
-    before the error reaches the caller.
+    before the error reaches the caller. With `bless`, a passing candidate is
+    added to that registry (and a failing one never is).
     """
     started = time.perf_counter()
     run.invalidate_from("gate")
@@ -50,6 +52,10 @@ def gate(run: RunDir, rules: GateRules, log=progress.log) -> Verdict:
     for note in verdict.notes:
         log(f"gate: note: {note}")
     log(f"gate: verdict written to {paths['verdict']} in {seconds:.1f}s")
+    if bless is not None and verdict.passed:
+        from gates.bless import bless_candidate
+
+        bless_candidate(run, verdict, bless)
     return verdict
 
 

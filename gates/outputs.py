@@ -52,7 +52,9 @@ def append_step_summary(markdown: str, log=print) -> None:
         with open(step_summary, "a", encoding="utf-8") as handle:
             handle.write(markdown + "\n")
     except OSError as error:
-        progress.warn(f"could not append to $GITHUB_STEP_SUMMARY ({step_summary}: {error.strerror}); the verdict stands")
+        progress.warn(
+            f"could not append to $GITHUB_STEP_SUMMARY ({step_summary}: {error.strerror}); the verdict stands"
+        )
 
 
 def junit_xml(verdict: Verdict) -> bytes:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from pathlib import Path
 
 from evalsuite import progress
 from evalsuite.cli import command_args, new_parser, open_run
@@ -28,7 +27,7 @@ from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
 def main(argv: list[str] | None = None) -> int:
     own_args, beam_args = command_args(argv)
     from analysis.__main__ import analysis_config
-    from evalsuite.cli import add_analysis_args
+    from evalsuite.cli import add_analysis_args, add_bless_arg
     from training.__main__ import add_training_args, training_config
 
     parser = new_parser("evalsuite", __doc__, new_run_allowed=True)
@@ -41,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         help="what the 6-epoch model must beat: this run's 3-epoch model (default), a SavedModel path, or "
         "blessed:DIR, the newest model blessed into the registry DIR",
     )
-    parser.add_argument(
-        "--bless", type=Path, default=None, metavar="DIR", help="when the gate passes, add the candidate to registry DIR"
-    )
+    add_bless_arg(parser)
     args = parser.parse_args(own_args)
 
     def work() -> int:
@@ -68,11 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                     args, beam_args, args.baseline or own_baseline, candidate, rules, fallback=own_baseline
                 )
                 analysis = analyze(run, settings, rules)
-                verdict = gate(run, rules)
-                if args.bless is not None and verdict.passed:
-                    from gates.bless import bless_candidate
-
-                    bless_candidate(run, verdict, args.bless)
+                verdict = gate(run, rules, bless=args.bless)
                 report = build_report(run)
                 seconds = time.perf_counter() - started
                 run.update_manifest(pipeline_seconds=round(seconds, 3))

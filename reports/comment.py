@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m reports comment", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--artifact-url", default=None, help="where CI uploaded the run's report (a link in the comment)")
+    parser.add_argument(
+        "--artifact-url", default=None, help="where CI uploaded the run's report (a link in the comment)"
+    )
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
 

@@ -83,7 +83,9 @@ def _verdict_section(verdict: dict | None, unjudged: str) -> str:
         return f'<div class="verdict fail" id="verdict"><strong>UNJUDGED</strong>: {esc(unjudged)}.</div>'
     passed = verdict["passed"]
     failed = [c for c in verdict["checks"] if not c["passed"]]
-    head = "".join(f'<div class="warn" id="warning"><strong>Warning:</strong> {esc(w)}</div>' for w in verdict.get("warnings", []))
+    head = "".join(
+        f'<div class="warn" id="warning"><strong>Warning:</strong> {esc(w)}</div>' for w in verdict.get("warnings", [])
+    )
     head += (
         f'<div class="verdict {"pass" if passed else "fail"}" id="verdict"><strong>'
         f"{verdict_headline(verdict, '')}</strong>: {len(verdict['checks']) - len(failed)} of "
@@ -142,7 +144,8 @@ def changed_by_class(changed: dict, change: str, per_class: int = CHANGED_PER_CL
     """Up to `per_class` examples of one kind of change per class (most confident candidate first), and full counts."""
     chosen, counts = {}, {}
     ranked = sorted(
-        (e for e in changed["examples"] if e["change"] == change), key=lambda e: (-e["candidate"]["confidence"], e["index"])
+        (e for e in changed["examples"] if e["change"] == change),
+        key=lambda e: (-e["candidate"]["confidence"], e["index"]),
     )
     for example in ranked:
         counts[example["label"]] = counts.get(example["label"], 0) + 1
@@ -168,7 +171,9 @@ def _changed_section(run: RunDir, changed: dict, summary: dict) -> str:
         if not examples:
             out.append("<p>None.</p>")
             continue
-        listing = ", ".join(f"{esc(title(f'label={label}', names))}: {count}" for label, count in sorted(counts.items()))
+        listing = ", ".join(
+            f"{esc(title(f'label={label}', names))}: {count}" for label, count in sorted(counts.items())
+        )
         out.append(
             f'<p class="muted">Per class ({listing}); at most {CHANGED_PER_CLASS} shown per class. Each image: '
             "baseline prediction and confidence, then the candidate's.</p>"

@@ -146,9 +146,7 @@ def changed_figure(images, examples: list[dict], names) -> bytes:
     for example in examples:
         rows.setdefault(example["label"], []).append(example)
     columns = max(len(items) for items in rows.values())
-    figure, axes = plt.subplots(
-        len(rows), columns, figsize=(1.25 * columns, 1.55 * len(rows)), squeeze=False
-    )
+    figure, axes = plt.subplots(len(rows), columns, figsize=(1.25 * columns, 1.55 * len(rows)), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for row, label in enumerate(sorted(rows)):

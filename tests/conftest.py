@@ -58,7 +58,9 @@ def tiny_run(tmp_path_factory, tiny_npz) -> Path:
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     # In this process (TensorFlow and TFMA are imported once); the slow tests run it as its own command.
-    code = pipeline_main(["--run-dir", str(run_dir), "--data", str(tiny_npz), "--epochs", "1", "2", "--seed", str(SEED), "-q"])
+    code = pipeline_main(
+        ["--run-dir", str(run_dir), "--data", str(tiny_npz), "--epochs", "1", "2", "--seed", str(SEED), "-q"]
+    )
     assert code == 0
     return run_dir
 

@@ -53,8 +53,10 @@ def test_gate_on_a_missing_run_folder_creates_nothing(tmp_path):
 def test_numbers_out_of_range_are_exit_2_and_touch_nothing(tmp_path, module, args, expected):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    result = run_module(module, "--run-dir", str(run_dir), *args) if args[0] != "view" else run_module(
-        module, args[0], "--run-dir", str(run_dir), *args[1:]
+    result = (
+        run_module(module, "--run-dir", str(run_dir), *args)
+        if args[0] != "view"
+        else run_module(module, args[0], "--run-dir", str(run_dir), *args[1:])
     )
     assert result.returncode == 2, result.stderr
     assert len(error_lines(result.stderr)) == 1 and expected in result.stderr

@@ -72,7 +72,12 @@ def test_changed_evaluation_shards_are_never_taken_for_the_judged_data(run_copy,
     assert_nothing_says_passed(run_copy)
     from analysis.__main__ import main as analysis_main
 
-    assert analysis_main(["--run-dir", str(run_copy), "--baseline", "epochs-1", "--candidate", "epochs-2", "--force", "-q"]) == 2
+    assert (
+        analysis_main(
+            ["--run-dir", str(run_copy), "--baseline", "epochs-1", "--candidate", "epochs-2", "--force", "-q"]
+        )
+        == 2
+    )
     assert "changed on disk since the data stage wrote them" in capsys.readouterr().err
 
 
@@ -81,9 +86,10 @@ def test_changed_evaluation_shards_are_never_taken_for_the_judged_data(run_copy,
     [
         (lambda s: s["models"]["candidate"]["overall"].update(accuracy=0.999), "is not candidate minus baseline"),
         (
-            lambda s: (s["models"]["candidate"]["overall"].update(accuracy=0.999), s["deltas"]["overall"].update(
-                accuracy=0.999 - s["models"]["baseline"]["overall"]["accuracy"]
-            )),
+            lambda s: (
+                s["models"]["candidate"]["overall"].update(accuracy=0.999),
+                s["deltas"]["overall"].update(accuracy=0.999 - s["models"]["baseline"]["overall"]["accuracy"]),
+            ),
             "does not follow from TFMA's paired counts",
         ),
         (lambda s: s["models"]["candidate"]["overall"].update(accuracy=1e308), "accuracy on overall is 1e+308"),
@@ -133,7 +139,11 @@ def test_corrupt_but_parseable_analysis_files_are_exit_2(run_copy, capsys, name,
     [
         (lambda m: m["stages"].update(analysis="done"), ("gates", "reports", "analysis"), "corrupt manifest"),
         (lambda m: m["stages"]["analysis"].pop("outputs_fingerprint"), ("gates",), "lacks what the gate re-checks"),
-        (lambda m: m["stages"]["analysis"].update(candidate=["a", "list"]), ("gates",), "lacks what the gate re-checks"),
+        (
+            lambda m: m["stages"]["analysis"].update(candidate=["a", "list"]),
+            ("gates",),
+            "lacks what the gate re-checks",
+        ),
         (lambda m: m["stages"]["data"].update(pattern=5), ("analysis",), "corrupt manifest"),
         (lambda m: m["stages"]["data"].pop("eval_examples"), ("analysis",), "corrupt manifest"),
     ],

@@ -12,7 +12,6 @@ from evalsuite.datasets import Dataset, save_npz
 from gates.__main__ import main as gate_main
 from tests.helpers import analyse_and_gate
 
-
 ALL_RULES = """
 [overall]
 min_improvement = 0.0
@@ -46,7 +45,9 @@ def planted(tmp_path_factory, tiny_models, eval_npz):
     root = tmp_path_factory.mktemp("planted")
     rules = root / "all-rules.toml"
     rules.write_text(ALL_RULES)
-    code = analyse_and_gate(root / "run", tiny_models["strong"], tiny_models["never_sevens"], eval_npz, "--rules", str(rules))
+    code = analyse_and_gate(
+        root / "run", tiny_models["strong"], tiny_models["never_sevens"], eval_npz, "--rules", str(rules)
+    )
     return root / "run", code, rules
 
 

@@ -10,7 +10,6 @@ from evalsuite.rundir import RunDir
 from tests.helpers import SEED, predict_probabilities
 from training.train import TrainConfig, train
 
-
 EPOCHS = (1, 2)
 
 

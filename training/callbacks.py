@@ -97,4 +97,6 @@ class EpochLines(keras.callbacks.Callback):
             if key in logs
         ]
         total = self.params.get("epochs", "?")
-        self.log(f"training: epoch {epoch + 1}/{total} - {', '.join(parts)} ({time.perf_counter() - self._started:.1f}s)")
+        self.log(
+            f"training: epoch {epoch + 1}/{total} - {', '.join(parts)} ({time.perf_counter() - self._started:.1f}s)"
+        )

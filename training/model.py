@@ -52,7 +52,9 @@ def export_saved_model(model, path: Path) -> None:
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(name=SIGNATURE, fn=serve, input_signature=[tf.TensorSpec([None], tf.string, name=SIGNATURE_INPUT)])
+    archive.add_endpoint(
+        name=SIGNATURE, fn=serve, input_signature=[tf.TensorSpec([None], tf.string, name=SIGNATURE_INPUT)]
+    )
     archive.write_out(str(path), verbose=False)
 
 

@@ -108,10 +108,19 @@ def verdict_from_counts(rules: GateRules, counts: dict) -> list:
 
 
 def plant(labels, base_right, cand_right, class_id: int, drop: float, rng) -> np.ndarray | None:
-    """The candidate loses round(drop x n) of the examples of `class_id` it got right."""
-    members = np.flatnonzero((labels == class_id) & cand_right)
-    k = int(round(drop * np.sum(labels == class_id)))
-    if k > len(members):
+    """The candidate made worse on `class_id` until that class sits `drop` below the baseline.
+
+    It loses as many of the examples of that class it got right as it takes for
+    its accuracy there to end `drop` (5, 10, 20 points) under the baseline's:
+    a regression of that size against the accepted model, whatever the real
+    candidate had gained there.
+    """
+    mine = labels == class_id
+    n = int(np.sum(mine))
+    gain = int(np.sum(cand_right[mine])) - int(np.sum(base_right[mine]))
+    k = int(round(drop * n)) + gain
+    members = np.flatnonzero(mine & cand_right)
+    if k <= 0 or k > len(members):
         return None
     planted = cand_right.copy()
     planted[rng.choice(members, size=k, replace=False)] = False
@@ -135,7 +144,9 @@ def calibrate(data: str, seeds: list[int], draws: int, rules: GateRules, log) ->
                     "seed": seed,
                     "overall_delta": delta,
                     "passed": passed,
-                    "failed_checks": [f"{c.rule} {c.slice}" for c in checks if not c.passed],
+                    "failed_checks": [
+                        f"{c.rule} {c.slice} (delta {c.delta:+.3f}, p {c.p_value:.2g})" for c in checks if not c.passed
+                    ],
                     "inconclusive": sum(c.status == "inconclusive" for c in checks),
                     "worst_class_delta": min(c.delta for c in checks if c.rule == "per-digit drop"),
                 }
@@ -174,19 +185,23 @@ def format_report(result: dict) -> str:
     n = result["examples_per_class"]
     lines = [
         f"data {result['data']}: {len(result['seeds'])} seeds, {n} evaluation examples per class",
-        f"  healthy seeds (overall accuracy improves): {result['healthy_seeds']}",
+        f"  seeds whose overall accuracy improves: {result['healthy_seeds']}",
     ]
     rate = result["false_failure_rate"]
     target = TARGETS[("false failures", None)]
     if rate is not None:
         lines.append(
-            f"  false failures among them: {rate:.1%} (target <= {target:.0%}: {'met' if rate <= target else 'MISSED'})"
+            f"  failed among them: {rate:.1%} (target <= {target:.0%} on data where no class really regresses: "
+            f"{'met' if rate <= target else 'MISSED'})"
         )
+        for row in result["seeds"]:
+            if row["overall_delta"] > 0 and not row["passed"]:
+                lines.append(f"    seed {row['seed']}: {'; '.join(row['failed_checks'])}")
     for drop, caught in result["caught"].items():
         goal = TARGETS.get(("caught", float(drop), n))
         verdict = f" (target >= {goal:.0%}: {'met' if caught['rate'] >= goal else 'MISSED'})" if goal else ""
         lines.append(
-            f"  planted drop of {float(drop):.0%} in one class caught: {caught['rate']:.1%} "
+            f"  one class planted {float(drop):.0%} below the baseline, caught: {caught['rate']:.1%} "
             f"of {caught['trials']} trials{verdict}"
         )
     return "\n".join(lines)

@@ -31,10 +31,12 @@ def analysis_config(
     for role, name in (("baseline", baseline), ("candidate", candidate)):
         if not name:
             raise InputError(f"--{role}: empty model name")
+    note = None
     if registry.is_reference(baseline):
         on_empty = rules.on_empty if rules is not None else "rubber-stamp"
-        baseline = registry.resolve_baseline(baseline, on_empty, fallback, progress.log, progress.warn)
+        baseline, note = registry.resolve_baseline(baseline, on_empty, fallback, progress.log, progress.warn)
     return AnalysisConfig(
+        baseline_note=note,
         baseline=baseline,
         candidate=candidate,
         eval_data=getattr(args, "eval_data", None),

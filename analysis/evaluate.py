@@ -62,6 +62,7 @@ class AnalysisConfig:
     jackknife: bool = False
     beam_args: tuple[str, ...] = ()
     seed: int = 42
+    baseline_note: str | None = None  # e.g. an empty registry's rubber-stamp, carried to the verdict
 
 
 @dataclass
@@ -107,6 +108,7 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
         rules.key(),
         config.jackknife,
         config.seed,
+        config.baseline_note,
         beam_args,
         stage_code_fingerprint("analysis"),
         _versions(),
@@ -389,6 +391,7 @@ def summarize(
         "paired": dict(sorted(paired.items(), key=lambda item: _slice_order(item[0]))),
         "cross_slices": cross_slices,
         "confusion_matrices": confusion,
+        "notes": [config.baseline_note] if config.baseline_note else [],
     }
 
 

@@ -14,8 +14,8 @@ import atexit
 import logging
 import os
 import re
+import subprocess
 import sys
-import threading
 import warnings
 
 # Lines known to carry no information for this run.
@@ -27,56 +27,64 @@ NOISE = re.compile(
     rb"|This TensorFlow binary is optimized to use available CPU instructions.*)$"
 )
 
-_filter_thread: threading.Thread | None = None
+_filter: subprocess.Popen | None = None
+
+# The filter runs in its own small process: it reads until every writer is gone,
+# so whatever a crashing process wrote last still reaches the terminal.
+_FILTER_CODE = """
+import re, sys
+noise = re.compile(sys.argv[1].encode())
+out = sys.stdout.buffer
+for line in sys.stdin.buffer:
+    if not noise.match(line.rstrip(b"\\n")):
+        out.write(line)
+        out.flush()
+"""
 
 
 def quiet_libraries(verbose: bool = False) -> None:
     """Silence known library noise for this process (and the workers it starts)."""
-    global _filter_thread
-    if verbose or _filter_thread is not None:
+    global _filter
+    if verbose or _filter is not None:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # 2 hides TensorFlow's C++ INFO and WARNING lines; its ERROR lines still come, and the
+    # known harmless ones (CUDA probing without a GPU) are dropped by the filter below.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     for name in ("absl", "tensorflow", "apache_beam"):
         logging.getLogger(name).setLevel(logging.ERROR)
     for module in ("tensorflow", "tf_keras", "keras", "tensorflow_model_analysis", "apache_beam", "tfx_bsl"):
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
-    _filter_thread = _filter_descriptor_2()
+    _filter = _filter_descriptor_2()
 
 
-def _filter_descriptor_2() -> threading.Thread | None:
+def _filter_descriptor_2() -> subprocess.Popen | None:
     try:
         sys.stderr.flush()
         real = os.dup(2)
-        read_end, write_end = os.pipe()
-        os.dup2(write_end, 2)
-        os.close(write_end)
+        process = subprocess.Popen(
+            [sys.executable, "-c", _FILTER_CODE, NOISE.pattern.decode()],
+            stdin=subprocess.PIPE,
+            stdout=real,
+            stderr=real,
+            close_fds=True,
+        )
+        os.dup2(process.stdin.fileno(), 2)
+        process.stdin.close()  # fd 2 now holds the only write end in this process
     except OSError:
         return None
-
-    def forward() -> None:
-        pending = b""
-        with os.fdopen(read_end, "rb", buffering=0) as source:
-            while chunk := source.read(65536):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                kept = b"".join(line + b"\n" for line in lines if not NOISE.match(line))
-                if kept:
-                    os.write(real, kept)
-        if pending and not NOISE.match(pending):
-            os.write(real, pending)
-
-    thread = threading.Thread(target=forward, name="stderr-filter", daemon=True)
-    thread.start()
 
     def restore() -> None:
         try:
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
-        os.dup2(real, 2)  # closes the pipe's last writer in this process: the filter drains and ends
-        thread.join(timeout=2)
+        os.dup2(real, 2)  # this process stops writing; the filter ends once its other writers have too
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
 
     atexit.register(restore)
-    return thread
+    return process

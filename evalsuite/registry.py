@@ -63,15 +63,23 @@ def _tree_fingerprint(folder: Path) -> str:
     return fingerprint_tree(folder)
 
 
-def bless(registry: Path, model: Path, keras_file: Path | None, record: dict) -> Entry:
-    """Copy `model` into the registry with `record`; atomic, and safe beside other blessings."""
-    registry.mkdir(parents=True, exist_ok=True)
+def bless(
+    registry: Path, model: Path, keras_file: Path | None, record: dict, expected_fingerprint: str | None = None
+) -> Entry:
+    """Copy `model` into the registry with `record`; atomic, and safe beside other blessings.
+
+    The copy itself is fingerprinted: with `expected_fingerprint` (what the gate
+    judged), a model that changed since it was judged is refused, not blessed.
+    """
     if registry.is_symlink():
         raise InputError(f"{registry}: the registry may not be a symlink")
-    model_fingerprint = _tree_fingerprint(model)
+    registry.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=registry))
     try:
         shutil.copytree(model, staging / MODEL_DIR, symlinks=True)
+        model_fingerprint = _tree_fingerprint(staging / MODEL_DIR)
+        if expected_fingerprint is not None and model_fingerprint != expected_fingerprint:
+            raise InputError(f"{model}: the candidate changed since the gate judged it; nothing blessed")
         if keras_file is not None and keras_file.is_file():
             shutil.copy2(keras_file, staging / KERAS_NAME)
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -102,23 +110,29 @@ def bless(registry: Path, model: Path, keras_file: Path | None, record: dict) ->
 
 
 def entries(registry: Path, warn=None) -> list[Entry]:
-    """Valid entries, newest first; anything truncated, edited or linked from elsewhere is skipped."""
+    """Valid entries, newest first; anything truncated, edited or linked from elsewhere is skipped.
+
+    A registry that holds entries but no valid one is an error, never taken for an empty one.
+    """
     if not registry.exists():
         return []
     if registry.is_symlink() or not registry.is_dir():
         raise InputError(f"{registry}: not a registry folder")
-    found = []
+    found, skipped = [], 0
     with os.scandir(registry) as scan:
         for item in scan:
             if item.name.startswith("."):
                 continue
             problem = _problem(registry, item)
+            skipped += bool(problem)
             if problem:
                 if warn:
                     warn(f"registry entry {Path(registry) / item.name} skipped: {problem}")
                 continue
             record = json.loads((Path(item.path) / RECORD_NAME).read_text("utf-8"))
             found.append(Entry(item.name, Path(item.path), record))
+    if skipped and not found:
+        raise InputError(f"{registry}: none of its {skipped} entries can be trusted (see the warnings); refusing")
     return sorted(found, key=lambda entry: entry.name, reverse=True)
 
 
@@ -140,8 +154,11 @@ def _problem(registry: Path, item: os.DirEntry) -> str | None:
         return f"unreadable record ({error})"
     if not isinstance(record, dict) or record.get("checksum") != _record_checksum(record):
         return "the record does not match its checksum (truncated or edited)"
-    if record.get("model_fingerprint") != _tree_fingerprint(model):
-        return "the model does not match the fingerprint its record names"
+    try:
+        if record.get("model_fingerprint") != _tree_fingerprint(model):
+            return "the model does not match the fingerprint its record names"
+    except InputError as error:
+        return str(error)
     return None
 
 
@@ -150,22 +167,24 @@ def latest(registry: Path, warn=None) -> Entry | None:
     return found[0] if found else None
 
 
-def resolve_baseline(reference: str, on_empty: str, fallback: str, log, warn) -> str:
+def resolve_baseline(reference: str, on_empty: str, fallback: str, log, warn) -> tuple[str, str | None]:
     """`blessed:DIR` as a model path: the newest blessed model, or what an empty registry means.
 
     An empty registry is stated, never implied: with registry.on_empty =
     "rubber-stamp" the candidate is judged against `fallback` (this run's own
-    baseline) and says there is no blessed model yet; with "refuse" it is exit 2.
+    baseline), and the returned note says so for the verdict; with "refuse" it
+    is exit 2. Returns the baseline and that note (None when a blessed model was found).
     """
     folder = folder_of(reference)
     entry = latest(folder, warn=warn)
     if entry is not None:
         log(f"baseline: {entry.name}, the newest blessed model in {folder}")
-        return str(entry.model)
+        return str(entry.model), None
     if on_empty == "refuse":
         raise InputError(f"{folder}: no blessed model yet, and registry.on_empty = 'refuse'")
-    warn(
-        f"{folder}: no blessed model yet (first run); judging against {fallback} instead "
+    note = (
+        f"no blessed model in {folder} yet (first run): judged against {fallback} instead "
         "(registry.on_empty = 'rubber-stamp')"
     )
-    return fallback
+    warn(note)
+    return fallback, note

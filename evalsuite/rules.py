@@ -302,8 +302,8 @@ def _drop_check(rules: GateRules, evidence: Evidence) -> list[Check]:
         for sid in slices
     }
     shown = paired_stats.holm(p_worse, rules.alpha)
-    # The most any one class can show at Holm's strictest step: fewer newly-wrong examples
-    # than this can never be significant, whatever the other counts.
+    # What a lone regressed class must reach (Holm's first step, alpha / classes): with fewer
+    # newly-wrong examples than this it cannot be shown, whatever the other counts.
     needed = paired_stats.min_detectable_worse(rules.alpha / len(slices))
     checks = []
     for sid in slices:
@@ -313,7 +313,7 @@ def _drop_check(rules: GateRules, evidence: Evidence) -> list[Check]:
             "per-digit drop",
             sid,
             evidence,
-            f"no drop > {rules.max_drop:g} shown (Holm, alpha {rules.alpha:g})",
+            f"drop <= {rules.max_drop:g}, or not significant (Holm, alpha {rules.alpha:g})",
             interval=stats[sid]["interval"],
             p_value=p_worse[sid],
             counts=counts,
@@ -322,9 +322,11 @@ def _drop_check(rules: GateRules, evidence: Evidence) -> list[Check]:
         _agree(check, beyond, check.delta >= inclusive_drop_bound(rules.max_drop, n))
         # Smallest drop past the tolerance, in examples, against what the data could ever show.
         smallest_drop_past_tolerance = math.floor(rules.max_drop * n + 1e-9) + 1
-        # Conclusive when a drop past the tolerance could have been shown at all, or when
-        # the interval itself rules such a drop out (the candidate is shown not to be worse).
-        check.conclusive = smallest_drop_past_tolerance >= needed or check.interval[0] >= -rules.max_drop
+        # Conclusive when a drop past the tolerance could have been shown at all, or when the
+        # data rule such a drop out: the one-sided (1 - alpha) bound lies above -tolerance.
+        right, wrong = counts[NEWLY_RIGHT], counts[NEWLY_WRONG]
+        lower = paired_stats.tango_interval(right, wrong, n, confidence=1 - 2 * rules.alpha)[0]
+        check.conclusive = smallest_drop_past_tolerance >= needed or lower >= -rules.max_drop
         if beyond and shown[sid]:
             check.status = "fail"
             check.conclusive = True

@@ -106,24 +106,39 @@ def fingerprint(*parts: Any) -> str:
 
 
 def fingerprint_tree(path: Path) -> str:
-    """Hash every file under `path` (names and contents), in a stable order."""
+    """Hash every file under `path` (length-prefixed names and contents), in a stable order.
+
+    A symlink inside is refused: what it points to could change without the
+    tree's own bytes changing.
+    """
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(path)).encode("utf-8"))
-        _hash_file_into(digest, file)
+    for folder, folders, files in sorted(os.walk(path)):
+        folders.sort()
+        for name in sorted(files + [d for d in folders if (Path(folder) / d).is_symlink()]):
+            file = Path(folder) / name
+            if file.is_symlink():
+                raise InputError(f"{file}: a symlink inside a model folder; copy the model instead")
+            _hash_name_into(digest, str(file.relative_to(path)))
+            _hash_file_into(digest, file)
     return digest.hexdigest()[:16]
 
 
 def fingerprint_files(paths: list[Path]) -> str:
-    """Hash the named files' contents, in the given order."""
+    """Hash the named files' names and contents, in the given order."""
     digest = hashlib.sha256()
     for path in paths:
+        _hash_name_into(digest, Path(path).name)
         _hash_file_into(digest, path)
-        digest.update(b"\x00")
     return digest.hexdigest()[:16]
 
 
+def _hash_name_into(digest, name: str) -> None:
+    raw = name.encode("utf-8")
+    digest.update(len(raw).to_bytes(8, "big") + raw)
+
+
 def _hash_file_into(digest, path: Path) -> None:
+    digest.update(os.stat(path).st_size.to_bytes(8, "big"))
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -264,6 +279,14 @@ class RunDir:
                     f"{self.path}: run folder is in use by another run; wait for it or pick another --run-dir"
                 ) from None
             raise
+        try:
+            same = os.fstat(handle.fileno()).st_ino == os.stat(self.path / LOCK_NAME).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            # The lock file was removed by its last holder after we opened it: lock the new one.
+            handle.close()
+            return self.acquire()
         self._lock_handle = handle
         self._remove_stale_temporaries()
         return self
@@ -272,7 +295,7 @@ class RunDir:
         """Drop what an interrupted run left half-written; we hold the lock, so nobody is writing."""
         # Never through a symlink: a link under logs/ or models/ may point anywhere.
         root = self.path.resolve()
-        folders = [self.path, self.models_dir]
+        folders = [self.path, self.models_dir, self.analysis_dir, self.gate_dir, self.report_dir]
         if self.logs_root.is_dir() and not self.logs_root.is_symlink():
             folders += list(self.logs_root.iterdir())
         for folder in folders:

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from evalsuite.cli import add_analysis_args, add_bless_arg, analysis_argv, command_args, new_parser, open_run
-from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, InputError, run_cli
+from evalsuite.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,21 +41,45 @@ def main(argv: list[str] | None = None) -> int:
         from evalsuite.contract import VERDICT_NAME
         from evalsuite.rules import load_rules
         from gates.gate import gate
+        from gates.outputs import write_unjudged
 
         rules = load_rules(args.rules)
-        if args.baseline is not None or args.candidate is not None or args.eval_data or args.force:
+        requested = args.baseline is not None or args.candidate is not None or args.eval_data or args.force
+        if requested:
             if args.run_dir is None or not args.run_dir.is_dir():
                 raise InputError(f"{args.run_dir}: no such run folder")
+            with open_run(args, new_run_allowed=False) as run:
+                # Until the new analysis is judged, no earlier verdict may stand for it.
+                run.invalidate_from("gate")
+                write_unjudged(run, "the analysis these flags asked for has not been judged yet")
             # Stages meet in files: the analysis runs as its own command, then the gate reads what it wrote.
             analysed = subprocess.run([sys.executable, "-m", "analysis", *analysis_argv(args, beam_args)])
+            if analysed.returncode in (EXIT_BAD_INPUT, EXIT_INTERRUPTED):
+                return analysed.returncode  # the analysis said why, in one line
             if analysed.returncode != EXIT_OK:
-                return analysed.returncode
+                raise InputError(f"the analysis ended with exit code {analysed.returncode} (crashed or killed)")
         with open_run(args, new_run_allowed=False) as run:
+            if requested:
+                _check_the_analysis_is_the_one_asked_for(run, args)
             verdict = gate(run, rules, bless=args.bless)
         print(f"gate: {'PASSED' if verdict.passed else 'FAILED'} ({run.gate_dir / VERDICT_NAME})")
         return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
 
     return run_cli(work, debug=args.debug)
+
+
+def _check_the_analysis_is_the_one_asked_for(run, args) -> None:
+    """Another process may have re-analysed the folder between the analysis and this gate."""
+    from evalsuite import registry
+
+    record = run.require_stage("analysis", "analysis")
+    for role in ("baseline", "candidate"):
+        asked = getattr(args, role)
+        if asked is None or registry.is_reference(asked):
+            continue
+        analysed = (record.get(role) or {}).get("label")
+        if analysed != asked:
+            raise InputError(f"{run.path}: the analysis on disk is of {role} {analysed!r}, not {asked!r}; run again")
 
 
 def history(argv: list[str]) -> int:

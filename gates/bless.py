@@ -21,7 +21,9 @@ def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Ent
     analysis = run.require_stage("analysis", "analysis")
     model = run.resolve(analysis["candidate"]["path"])
     label = verdict.candidate["label"]
-    keras_file = run.keras_model_path(label) if "/" not in label and not label.startswith(".") else None
+    # The Keras file goes along only for a model of this run, where it is the same export's twin.
+    own = "/" not in label and not label.startswith(".") and run.model_dir(label).resolve() == model.resolve()
+    keras_file = run.keras_model_path(label) if own else None
     names = summary["eval_data"].get("class_names")
     per_class = {title(sid, names): metrics["accuracy"] for sid, metrics in summary["models"][CANDIDATE].items()}
     record = {
@@ -44,7 +46,7 @@ def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Ent
         "run_folder": str(run.path.resolve()),
         "git_commit": _git_commit(),
     }
-    entry = registry.bless(folder, model, keras_file, record)
+    entry = registry.bless(folder, model, keras_file, record, verdict.judged["candidate"]["fingerprint"])
     progress.log(f"gate: blessed {label} as {entry.path}")
     return entry
 

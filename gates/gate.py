@@ -11,7 +11,7 @@ from evalsuite.errors import InputError
 from evalsuite.rules import GateRules
 from evalsuite.rundir import RunDir, relative
 from gates.custody import judged_state
-from gates.outputs import write_outputs, write_unjudged
+from gates.outputs import append_step_summary, write_outputs, write_unjudged
 from gates.verdict import Verdict, decide
 
 
@@ -27,22 +27,34 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
     try:
         judged = judged_state(run, rules)
         verdict = decide(run, rules, judged)
-    except InputError as error:
-        write_unjudged(run, str(error), log)
+        # Blessing comes before anything says PASSED: a blessing that fails leaves the run unjudged.
+        if bless is not None and verdict.passed:
+            from gates.bless import bless_candidate
+
+            bless_candidate(run, verdict, bless)
+        paths = write_outputs(run, verdict)
+        seconds = time.perf_counter() - started
+        run.record_stage(
+            "gate",
+            {
+                "passed": verdict.passed,
+                "state": verdict.state,
+                "judged": judged,
+                "seconds": round(seconds, 3),
+                "rules_source": rules.source,
+                "outputs": {name: relative(run, path) for name, path in paths.items()},
+            },
+        )
+    except BaseException as error:
+        # Whatever stopped the gate (bad input, a crash, a full disk, Ctrl-C), its files never say passed.
+        reason = str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
+        try:
+            run.forget_stage("gate")
+            write_unjudged(run, reason)
+        except OSError:
+            run.invalidate_from("gate")
         raise
-    paths = write_outputs(run, verdict, log)
-    seconds = time.perf_counter() - started
-    run.record_stage(
-        "gate",
-        {
-            "passed": verdict.passed,
-            "state": verdict.state,
-            "judged": judged,
-            "seconds": round(seconds, 3),
-            "rules_source": rules.source,
-            "outputs": {name: relative(run, path) for name, path in paths.items()},
-        },
-    )
+    append_step_summary(paths["summary"].read_text("utf-8"))
     for warning in verdict.warnings:
         progress.warn(f"gate: {warning}")
     names = verdict.class_names
@@ -52,10 +64,6 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
     for note in verdict.notes:
         log(f"gate: note: {note}")
     log(f"gate: verdict written to {paths['verdict']} in {seconds:.1f}s")
-    if bless is not None and verdict.passed:
-        from gates.bless import bless_candidate
-
-        bless_candidate(run, verdict, bless)
     return verdict
 
 

@@ -16,18 +16,17 @@ from evalsuite.rundir import RunDir, write_bytes_atomic, write_json_atomic, writ
 from gates.verdict import Verdict
 
 
-def write_outputs(run: RunDir, verdict: Verdict, log=print) -> dict[str, Path]:
+def write_outputs(run: RunDir, verdict: Verdict) -> dict[str, Path]:
     paths = {"verdict": run.verdict_path, "junit": run.junit_path, "summary": run.gate_summary_path}
     markdown = summary_markdown(verdict)
     # verdict.json last: a reader that finds it finds the other two of the same state.
     write_bytes_atomic(paths["junit"], junit_xml(verdict))
     write_text_atomic(paths["summary"], markdown)
     write_json_atomic(paths["verdict"], verdict.as_dict())
-    append_step_summary(markdown, log)
     return paths
 
 
-def write_unjudged(run: RunDir, reason: str, log=print) -> None:
+def write_unjudged(run: RunDir, reason: str) -> None:
     """The gate could not decide: say so in every file CI reads (passed is false)."""
     payload = {"state": "unjudged", "passed": False, "reason": reason, "checks": [], "judged": {}}
     suite = ET.Element("testsuite", name="evalsuite.gate", tests="1", failures="0", errors="1", skipped="0")
@@ -40,10 +39,10 @@ def write_unjudged(run: RunDir, reason: str, log=print) -> None:
     write_bytes_atomic(run.junit_path, ET.tostring(suites, encoding="utf-8", xml_declaration=True))
     write_text_atomic(run.gate_summary_path, markdown)
     write_json_atomic(run.verdict_path, payload)
-    append_step_summary(markdown, log)
+    append_step_summary(markdown)
 
 
-def append_step_summary(markdown: str, log=print) -> None:
+def append_step_summary(markdown: str) -> None:
     """Append to $GITHUB_STEP_SUMMARY when set; an optional extra never changes the verdict's exit code."""
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if not step_summary:

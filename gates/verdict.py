@@ -92,7 +92,7 @@ def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
         # TFMA 0.52 files cross-slice validation details under an empty SlicingSpec, so it
         # always reports them missing; every class's gap was checked above instead.
         notes.append("TFMA reported cross slices missing (a known TFMA 0.52 defect); each class's gap was checked")
-    warnings = []
+    warnings = [note for note in summary.get("notes", []) if isinstance(note, str)]
     inconclusive = [check for check in checks if check.status == "inconclusive"]
     if inconclusive:
         rule = inconclusive[0].rule

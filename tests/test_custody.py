@@ -221,3 +221,15 @@ def test_a_full_disk_is_exit_2_not_a_verdict(run_copy, small_filesystem, capsys)
     assert code == 2, err
     assert len(error_lines(err)) == 1 and "No space left on device" in err
     assert not (run_dir / "gate" / "verdict.json").exists() or verdict(run_dir)["passed"] is False
+
+
+def test_a_bad_beam_runner_leaves_no_file_saying_passed(run_copy, capsys):
+    from analysis.__main__ import main as analysis_main
+
+    args = ["--run-dir", str(run_copy), "--baseline", "epochs-1", "--candidate", "epochs-2", "--force", "-q"]
+    assert analysis_main([*args, "--", "--runner=NoSuchRunner"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert_nothing_says_passed(run_copy)
+    assert gate_main(["--run-dir", str(run_copy), "-q"]) == 2
+    assert "no finished analysis" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,3 +206,29 @@ def test_save_npz_round_trip(tmp_path, bundled):
     small = bundled.subset(30, 10, 0)
     save_npz(tmp_path / "s.npz", small)
     assert load_npz(tmp_path / "s.npz").fingerprint == small.fingerprint
+
+
+def test_class_names_from_a_file_the_flag_or_a_recognised_data_set(tmp_path, bundled):
+    from evalsuite.class_names import parse_names, title
+    from evalsuite.datasets import load_path
+
+    path = tmp_path / "data.npz"
+    save_npz(path, bundled.subset(50, 20, 0))
+    assert load_path(path).class_names is None
+    assert title("label=3", None) == "digit 3" and title("overall", None) == "overall"
+    (tmp_path / "class_names.txt").write_text("\n".join(f"class {c}" for c in "abcdefghij"))
+    assert load_path(path).class_names[2] == "class c"
+    assert parse_names("a,b,c,d,e,f,g,h,i,j", "--class-names")[9] == "j"
+    with pytest.raises(InputError, match="need 10 class names"):
+        parse_names("a,b", "--class-names")
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="apt install dataset-fashion-mnist (.ci/run does)")
+def test_fashion_mnist_is_recognised_by_its_labels():
+    from evalsuite.datasets import class_names_for
+
+    names = class_names_for(FASHION)
+    assert names[6] == "Shirt" and names[0] == "T-shirt/top" and len(names) == 10

@@ -204,3 +204,27 @@ def test_bad_rules_are_usage_errors_naming_the_key(run_copy, tmp_path, capsys, t
     assert gate_main(["--run-dir", str(run_copy), "--rules", str(rules), "-q"]) == 2
     err = capsys.readouterr().err
     assert expected in err and str(rules) in err and err.count("\n") == 1
+
+
+def test_class_names_beside_the_data_name_the_failing_class_everywhere(tmp_path, tiny_models, eval_npz, capsys):
+    """Names from class_names.txt: the check about class 7 reads 'Sneaker' in every file that carries the verdict."""
+    import shutil
+
+    from reports.__main__ import main as reports_main
+    from tests.helpers import analyse_and_gate
+
+    data = tmp_path / "named"
+    data.mkdir()
+    shutil.copy(eval_npz, data / "eval.npz")
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    (data / "class_names.txt").write_text("\n".join(names) + "\n")
+    run_dir = tmp_path / "run"
+    assert analyse_and_gate(run_dir, tiny_models["strong"], tiny_models["never_sevens"], data / "eval.npz") == 1
+    failing = [c for c in verdict(run_dir)["checks"] if c["status"] == "fail" and c["rule"] == "per-digit drop"]
+    assert [c["title"] for c in failing] == ["Sneaker"] and failing[0]["message"].startswith("Sneaker: accuracy")
+    assert "Sneaker" in (run_dir / "gate" / "junit.xml").read_text()
+    assert "| per-digit drop | Sneaker |" in (run_dir / "gate" / "summary.md").read_text()
+    assert reports_main(["--run-dir", str(run_dir), "-q"]) == 0
+    assert "Sneaker" in (run_dir / "report" / "summary.md").read_text()
+    page = (run_dir / "report" / "index.html").read_text()
+    assert "Sneaker" in page and "digit 7" not in page

@@ -62,16 +62,20 @@ def test_blessed_reference_resolves_the_newest_entry(run_copy, tmp_path, capsys)
     found = registry.entries(folder)
     assert len(found) == 2 and found[0].name > found[1].name
     said = []
-    resolved = registry.resolve_baseline(f"blessed:{folder}", "rubber-stamp", "epochs-1", said.append, said.append)
-    assert resolved == str(found[0].model) and found[0].name in said[0]
+    resolved, note = registry.resolve_baseline(
+        f"blessed:{folder}", "rubber-stamp", "epochs-1", said.append, said.append
+    )
+    assert resolved == str(found[0].model) and note is None and found[0].name in said[0]
 
 
 def test_an_empty_registry_is_stated_and_follows_the_rules(tmp_path):
     said, warned = [], []
     empty = tmp_path / "empty"
-    resolved = registry.resolve_baseline(f"blessed:{empty}", "rubber-stamp", "epochs-3", said.append, warned.append)
-    assert resolved == "epochs-3"
-    assert len(warned) == 1 and "no blessed model yet" in warned[0] and "rubber-stamp" in warned[0]
+    resolved, note = registry.resolve_baseline(
+        f"blessed:{empty}", "rubber-stamp", "epochs-3", said.append, warned.append
+    )
+    assert resolved == "epochs-3" and warned == [note]
+    assert "no blessed model in" in note and "first run" in note and "rubber-stamp" in note
     with pytest.raises(InputError, match="no blessed model yet, and registry.on_empty = 'refuse'"):
         registry.resolve_baseline(f"blessed:{empty}", "refuse", "epochs-3", said.append, warned.append)
 
@@ -114,6 +118,10 @@ def test_a_tampered_entry_is_skipped_with_a_warning(run_copy, tmp_path, damage):
     assert [e.name for e in registry.entries(folder, warn=warned.append)] == [entry.name]
     assert len(warned) == 1 and other.name in warned[0]
     assert registry.latest(folder).record["candidate"] == "good"
+    # With no trustworthy entry at all, the registry is refused, never taken for an empty one.
+    shutil.rmtree(entry.path)
+    with pytest.raises(InputError, match="none of its 1 entries can be trusted"):
+        registry.latest(folder)
 
 
 def test_history_prints_newest_first_with_overall_and_worst_class(run_copy, tmp_path, capsys):
@@ -146,3 +154,27 @@ def test_the_pr_comment_has_its_marker_verdict_first_and_escapes_names(run_copy,
     assert "<script>" not in hostile and "evil&#124;&lt;script&gt;" in hostile
     header = next(line for line in hostile.splitlines() if line.startswith("| slice |"))
     assert header.count("|") == 9
+
+
+@pytest.mark.slow
+def test_the_pipeline_gates_against_the_last_blessed_model(tmp_path, tiny_npz):
+    """First run: empty registry, said so, judged on its own and blessed. Second run of the same
+    model: judged against the blessed one, a tie, so it fails and blesses nothing."""
+    from tests.helpers import run_pipeline
+
+    folder = tmp_path / "registry"
+    args = ["--data", str(tiny_npz), "--epochs", "1", "2", "--seed", "7", "-q"]
+    args += ["--baseline", f"blessed:{folder}", "--bless", str(folder)]
+    first = run_pipeline("--run-dir", str(tmp_path / "first"), *args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "no blessed model in" in first.stderr and "rubber-stamp" in first.stderr
+    first_verdict = json.loads((tmp_path / "first" / "gate" / "verdict.json").read_text())
+    assert any("first run" in warning for warning in first_verdict["warnings"])
+    [entry] = registry.entries(folder)
+
+    second = run_pipeline("--run-dir", str(tmp_path / "second"), *args)
+    assert second.returncode == 1, second.stderr[-2000:]
+    verdict = json.loads((tmp_path / "second" / "gate" / "verdict.json").read_text())
+    assert verdict["baseline"]["label"] == str(entry.model)
+    assert verdict["checks"][0]["rule"] == "overall improvement" and verdict["checks"][0]["delta"] == 0
+    assert [e.name for e in registry.entries(folder)] == [entry.name]

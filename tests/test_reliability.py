@@ -176,13 +176,13 @@ def interrupted_args(run_dir: Path, data: Path) -> list[str]:
     return ["--run-dir", str(run_dir), "--data", str(data), "--epochs", "3", "6", "--seed", str(SEED)]
 
 
-def _kill_when(process: subprocess.Popen, ready, timeout: float = 300) -> None:
+def _kill_when(process: subprocess.Popen, ready, signum=signal.SIGKILL, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         assert process.poll() is None, "the run finished before the moment to kill it"
         assert time.monotonic() < deadline, "the moment to kill never came"
         time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
+    process.send_signal(signum)
     process.wait()
 
 
@@ -232,6 +232,31 @@ def _exact(summary: dict) -> dict:
         for role, slices in summary["models"].items()
     }
     return {"models": models, "deltas": summary["deltas"], "paired": summary["paired"]}
+
+
+@pytest.mark.slow
+def test_a_killed_retrain_into_a_finished_folder_leaves_nothing_judged(run_copy, tiny_npz, capsys):
+    """SIGTERM while a finished run retrains (another seed): no stale analysis, gate or PASS survives."""
+    from analysis.__main__ import main as analysis_main
+
+    args = ["--run-dir", str(run_copy), "--data", str(tiny_npz), "--epochs", "1", "2", "--seed", "8"]
+    process = start_command("pipeline", *args)
+    _kill_when(process, _events_written_after(run_copy, time.time()), signal.SIGTERM)
+    stages = json.loads((run_copy / "manifest.json").read_text())["stages"]
+    assert not {"training", "analysis", "gate", "report"} & set(stages)
+    for name in ("gate/verdict.json", "gate/summary.md", "report/index.html", "report/summary.md"):
+        assert not (run_copy / name).exists(), name
+    assert gate_main(["--run-dir", str(run_copy), "-q"]) == 2
+    assert analysis_main(["--run-dir", str(run_copy), "--baseline", "epochs-1", "--candidate", "epochs-2", "-q"]) == 2
+    assert "no finished training" in capsys.readouterr().err
+
+
+def _events_written_after(run_dir: Path, since: float):
+    def ready() -> bool:
+        logs = run_dir / "logs"
+        return logs.exists() and any(path.stat().st_mtime > since for path in logs.rglob("events.out.tfevents.*"))
+
+    return ready
 
 
 # Concurrency ----------------------------------------------------------------------------------------------------

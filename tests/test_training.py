@@ -146,3 +146,19 @@ def test_numbers_out_of_range_are_usage_errors(settings, flag):
 
     with pytest.raises(InputError, match=flag):
         TrainConfig(**settings)
+
+
+def test_report_curves_draw_one_trajectory_for_snapshots_and_a_line_per_run_otherwise(snapshot_run, independent_run):
+    from reports.curves import read_curves
+    from reports.plots import shared_trajectory
+
+    def curves(run):
+        return {name: read_curves(run.logs_dir(name)) for name in ("epochs-1", "epochs-2")}
+
+    assert shared_trajectory(curves(snapshot_run[0]))
+    # Trained on their own, the 1-epoch run's single epoch is the same, but its logs end there;
+    # the curves still line up, since the weights are bitwise the same (shown above).
+    assert shared_trajectory(curves(independent_run[0]))
+    different = curves(snapshot_run[0])
+    different["epochs-1"]["train"]["epoch_loss"] = [(0, 99.0)]
+    assert not shared_trajectory(different)

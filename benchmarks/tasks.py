@@ -56,13 +56,13 @@ def train_stage(data: str, run_dir: str, independent: bool = False, seed: int = 
 
 
 def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = None) -> dict:
-    """The analysis stage as the pipeline runs it (intervals=True: paired counts, intervals, changed list),
-    or TFMA's per-model metrics alone (intervals=False), the cost the intervals add to."""
+    """The analysis stage as the pipeline runs it (intervals=True: paired counts, intervals and the
+    changed-examples list), or the same stage without any of those (intervals=False)."""
     import tensorflow  # noqa: F401  (imported before the clock starts, as in raw_floor)
     import tensorflow_model_analysis  # noqa: F401
 
-    from analysis.evaluate import AnalysisConfig, analyze, build_eval_config, run_tfma
-    from analysis.models import resolve_model
+    from analysis.evaluate import AnalysisConfig, analyze, build_eval_config, run_tfma, summarize
+    from analysis.models import check_saved_model, resolve_model
     from evalsuite.rules import load_rules
     from evalsuite.rundir import RunDir
 
@@ -75,13 +75,21 @@ def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = 
             examples = result.summary["eval_data"]["examples"]
         else:
             record = run.stage("data")
-            eval_data = {"examples": record["eval_examples"], "examples_per_class": record["eval_examples_per_class"]}
-            config = build_eval_config(rules, eval_data, jackknife=False, paired=False)
+            eval_data = {
+                "source": record["source"],
+                "fingerprint": record["fingerprint"],
+                "examples": record["eval_examples"],
+                "examples_per_class": record["eval_examples_per_class"],
+            }
             models = [
                 resolve_model(run, name, role) for name, role in (("epochs-3", "baseline"), ("epochs-6", "candidate"))
             ]
-            pattern = str(run.path / record["pattern"])
-            run_tfma(*models, config, pattern, Path(run_dir) / "bare-tfma", ("--runner=DirectRunner",))
+            for model in models:
+                check_saved_model(model.path, model.role)
+            config = build_eval_config(rules, eval_data, jackknife=False, paired=False)
+            output = Path(run_dir) / "bare-tfma"
+            run_tfma(*models, config, str(run.path / record["pattern"]), output, ("--runner=DirectRunner",))
+            summarize(output, *models, eval_data, AnalysisConfig(), "DirectRunner")
             examples = eval_data["examples"]
     return {"seconds": time.perf_counter() - started, "eval_examples": examples}
 

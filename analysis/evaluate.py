@@ -404,14 +404,14 @@ def changed_examples(signatures: dict, pattern: str) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    _, labels, records = read_examples(pattern)
-    predictions = {}
-    for role, (_, serve) in signatures.items():
-        batches = [
-            serve(tf.constant(records[i : i + INFERENCE_BATCH_SIZE]))[OUTPUT_KEY].numpy()
-            for i in range(0, len(records), INFERENCE_BATCH_SIZE)
-        ]
-        predictions[role] = np.concatenate(batches)
+    files = sorted(tf.io.gfile.glob(pattern))
+    batches = list(tf.data.TFRecordDataset(files).batch(1024).as_numpy_iterator())
+    label_spec = {LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    labels = np.concatenate([tf.io.parse_example(batch, label_spec)[LABEL_KEY].numpy() for batch in batches])
+    predictions = {
+        role: np.concatenate([serve(tf.constant(batch))[OUTPUT_KEY].numpy() for batch in batches])
+        for role, (_, serve) in signatures.items()
+    }
     base_pred = predictions[BASELINE].argmax(axis=1)
     cand_pred = predictions[CANDIDATE].argmax(axis=1)
     base_right, cand_right = base_pred == labels, cand_pred == labels

@@ -22,7 +22,7 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import model_util
 
-from evalsuite.contract import BOTH_RIGHT, BOTH_WRONG, NEWLY_RIGHT, NEWLY_WRONG, PAIRED_CELLS
+from evalsuite.contract import BOTH_RIGHT, BOTH_WRONG, NEWLY_RIGHT, NEWLY_WRONG, NUM_CLASSES, OUTPUT_KEY, PAIRED_CELLS
 
 FLIP_RATE = "flip_rate"
 NEWLY_WRONG_RATE = "newly_wrong_rate"
@@ -47,12 +47,36 @@ class _Counts:
 
 
 def _argmax_right(inputs, eval_config, model_name: str) -> Iterable[bool]:
-    for label, prediction, _ in metric_util.to_label_prediction_example_weight(
-        inputs, eval_config=eval_config, model_name=model_name, flatten=False, allow_none=False
-    ):
-        label = np.asarray(label).reshape(-1)
-        prediction = np.asarray(prediction).reshape(-1)
-        yield int(np.argmax(prediction)) == int(label[0])
+    fast = _argmax_right_fast(inputs, model_name)
+    if fast is not None:
+        return fast
+    return [
+        int(np.argmax(np.asarray(prediction).reshape(-1))) == int(np.asarray(label).reshape(-1)[0])
+        for label, prediction, _ in metric_util.to_label_prediction_example_weight(
+            inputs, eval_config=eval_config, model_name=model_name, flatten=False, allow_none=False
+        )
+    ]
+
+
+def _argmax_right_fast(inputs, model_name: str) -> list[bool] | None:
+    """The common case read directly (one example, a 10-way probability vector, one int label).
+
+    TFMA's general helper spends most of this metric's time on lookups that do not
+    apply here; anything else falls back to it.
+    """
+    prediction, label = inputs.prediction, inputs.label
+    if isinstance(prediction, dict):
+        prediction = prediction.get(model_name, prediction)
+        if isinstance(prediction, dict):
+            prediction = prediction.get(OUTPUT_KEY)
+    if isinstance(label, dict):
+        label = label.get(model_name)
+    if prediction is None or label is None or isinstance(prediction, dict) or isinstance(label, dict):
+        return None
+    prediction, label = np.asarray(prediction), np.asarray(label)
+    if prediction.shape != (NUM_CLASSES,) or label.size != 1:
+        return None
+    return [int(np.argmax(prediction)) == int(label.reshape(-1)[0])]
 
 
 class _PairedCountsCombiner(beam.CombineFn):
@@ -68,8 +92,8 @@ class _PairedCountsCombiner(beam.CombineFn):
         return _Counts()
 
     def add_input(self, accumulator: _Counts, element) -> _Counts:
-        baseline = list(_argmax_right(element, self._eval_config, self._baseline))
-        candidate = list(_argmax_right(element, self._eval_config, self._candidate))
+        baseline = _argmax_right(element, self._eval_config, self._baseline)
+        candidate = _argmax_right(element, self._eval_config, self._candidate)
         if len(baseline) != len(candidate):
             raise ValueError("baseline and candidate gave different numbers of predictions for one example")
         for base_right, cand_right in zip(baseline, candidate):

@@ -383,6 +383,35 @@ class RunDir:
                 for path in DOWNSTREAM_FILES.get(stage, ()):
                     (self.path / path).unlink(missing_ok=True)
 
+    def hold_report(self) -> dict | None:
+        """Move the report out of sight while the gate decides again; returns its record.
+
+        Held files are hidden temporaries: nothing serves them, and a run killed
+        meanwhile has them removed under the next lock.
+        """
+        for path in (self.report_index, self.report_summary):
+            if path.exists():  # renames first: they work even on a full disk
+                os.replace(path, path.with_name(f".{path.name}.held.tmp"))
+        manifest = self.read_manifest()
+        record = manifest["stages"].pop("report", None)
+        if record is not None:
+            write_json_atomic(self.manifest_path, manifest)
+        return record
+
+    def restore_report(self, record: dict | None) -> None:
+        """The gate said exactly what it said before: the held report is still true."""
+        held = [path.with_name(f".{path.name}.held.tmp") for path in (self.report_index, self.report_summary)]
+        if record is None or not all(path.exists() for path in held):
+            self.drop_held_report()
+            return
+        for path, final in zip(held, (self.report_index, self.report_summary)):
+            os.replace(path, final)
+        self.record_stage("report", {k: v for k, v in record.items() if k != "status"})
+
+    def drop_held_report(self) -> None:
+        for path in (self.report_index, self.report_summary):
+            path.with_name(f".{path.name}.held.tmp").unlink(missing_ok=True)
+
     def forget_stage(self, name: str) -> None:
         manifest = self.read_manifest()
         if manifest["stages"].pop(name, None) is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -23,7 +24,16 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
     added to that registry (and a failing one never is).
     """
     started = time.perf_counter()
-    run.invalidate_from("gate")
+    previous = _previous_verdict(run)
+    try:
+        held_report = run.hold_report()
+        run.invalidate_from("gate")
+    except BaseException:
+        # Could not even start (a full disk): the old verdict must still not stand.
+        run.drop_held_report()
+        with contextlib.suppress(OSError):
+            run.invalidate_from("gate")
+        raise
     try:
         judged = judged_state(run, rules)
         verdict = decide(run, rules, judged)
@@ -45,8 +55,13 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
                 "outputs": {name: relative(run, path) for name, path in paths.items()},
             },
         )
+        if previous is not None and previous == _as_json(verdict.as_dict()):
+            run.restore_report(held_report)  # the same verdict on the same evidence: the report stands
+        else:
+            run.drop_held_report()
     except BaseException as error:
         # Whatever stopped the gate (bad input, a crash, a full disk, Ctrl-C), its files never say passed.
+        run.drop_held_report()
         reason = str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
         try:
             run.forget_stage("gate")
@@ -65,6 +80,25 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
         log(f"gate: note: {note}")
     log(f"gate: verdict written to {paths['verdict']} in {seconds:.1f}s")
     return verdict
+
+
+def _previous_verdict(run: RunDir) -> dict | None:
+    """The verdict a finished gate left, as JSON, or None (anything unreadable counts as none)."""
+    import json
+
+    record = run.stage("gate")
+    if not record or record.get("status") != "done":
+        return None
+    try:
+        return json.loads(run.verdict_path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _as_json(payload: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(payload, sort_keys=True))
 
 
 def describe(check, names) -> str:

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         run.read_manifest()
         if not run.logs_root.is_dir():
             raise InputError(f"{run.logs_root}: no TensorBoard logs in this run folder (train first)")
-        if not run.report_index.is_file():
+        if not run.report_index.is_file() or not run.stage("report"):
+            # A report the manifest does not vouch for may be stale: build it from what is on disk now.
             from reports.build import build_report
 
             with run:

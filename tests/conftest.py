@@ -73,3 +73,50 @@ def run_copy(tiny_run, tmp_path) -> Path:
     copy = tmp_path / "run"
     shutil.copytree(tiny_run, copy, ignore=shutil.ignore_patterns(".lock"), symlinks=True)
     return copy
+
+
+ALL_RULES = """
+[overall]
+min_improvement = 0.0
+[per_digit]
+max_drop = 0.03
+[gap_to_overall]
+max_gap = 0.5
+[churn]
+max_newly_wrong_rate = 0.2
+[significance]
+require = true
+alpha = 0.05
+"""
+FASHION_NAMES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+
+
+@pytest.fixture(scope="session")
+def planted(tmp_path_factory, tiny_models, eval_npz):
+    """strong -> strong that never says 7, every rule on, the classes named (7 is Sneaker) beside the data."""
+    import shutil
+
+    from tests.helpers import analyse_and_gate
+
+    root = tmp_path_factory.mktemp("planted")
+    data = root / "named"
+    data.mkdir()
+    shutil.copy(eval_npz, data / "eval.npz")
+    (data / "class_names.txt").write_text("\n".join(FASHION_NAMES) + "\n")
+    rules = root / "all-rules.toml"
+    rules.write_text(ALL_RULES)
+    code = analyse_and_gate(
+        root / "run", tiny_models["strong"], tiny_models["never_sevens"], data / "eval.npz", "--rules", str(rules)
+    )
+    return root / "run", code, rules

@@ -137,7 +137,7 @@ def test_corrupt_but_parseable_analysis_files_are_exit_2(run_copy, capsys, name,
 @pytest.mark.parametrize(
     "damage, commands, expected",
     [
-        (lambda m: m["stages"].update(analysis="done"), ("gates", "reports", "analysis"), "corrupt manifest"),
+        (lambda m: m["stages"].update(analysis="done"), ("gates", "analysis"), "corrupt manifest"),
         (lambda m: m["stages"]["analysis"].pop("outputs_fingerprint"), ("gates",), "lacks what the gate re-checks"),
         (
             lambda m: m["stages"]["analysis"].update(candidate=["a", "list"]),
@@ -160,14 +160,19 @@ def test_wrong_types_in_the_manifest_are_exit_2_one_line(run_copy, capsys, damag
         assert len(lines) == 1 and expected in lines[0], (command, lines)
 
 
-def test_a_verdict_from_another_run_is_never_shown_beside_these_numbers(run_copy, tmp_path, capsys):
+def test_a_verdict_from_another_run_is_never_shown_beside_these_numbers(run_copy, capsys):
+    from evalsuite.contract import load_summary
+    from reports.build import verdict_for
+
     other = json.loads((run_copy / "gate" / "verdict.json").read_text())
     other["judged"]["candidate"]["fingerprint"] = "0" * 16
     (run_copy / "gate" / "verdict.json").write_text(json.dumps(other))
-    assert reports_main(["--run-dir", str(run_copy), "-q"]) == 0
-    page = (run_copy / "report" / "index.html").read_text()
-    assert "UNJUDGED" in page and "was not made from these results" in page and "PASSED" not in page
-    assert "UNJUDGED" in (run_copy / "report" / "summary.md").read_text()
+    run = RunDir(run_copy)
+    shown, why = verdict_for(run, load_summary(run.analysis_dir))
+    assert shown is None and "was not made from these results" in why
+    assert reports_main(["comment", "--run-dir", str(run_copy)]) == 0
+    comment = capsys.readouterr().out
+    assert "UNJUDGED" in comment and "PASSED" not in comment
 
 
 @pytest.mark.parametrize("under", ["logs", "models"])

@@ -12,52 +12,9 @@ from evalsuite.datasets import Dataset, save_npz
 from gates.__main__ import main as gate_main
 from tests.helpers import analyse_and_gate
 
-ALL_RULES = """
-[overall]
-min_improvement = 0.0
-[per_digit]
-max_drop = 0.03
-[gap_to_overall]
-max_gap = 0.5
-[churn]
-max_newly_wrong_rate = 0.2
-[significance]
-require = true
-alpha = 0.05
-"""
-
 
 def verdict(run_dir: Path) -> dict:
     return json.loads((run_dir / "gate" / "verdict.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def improved(tmp_path_factory, tiny_models, eval_npz):
-    """weak -> strong, default rules: analysed and gated once, copied by the tests that re-gate it."""
-    run_dir = tmp_path_factory.mktemp("improved") / "run"
-    code = analyse_and_gate(run_dir, tiny_models["weak"], tiny_models["strong"], eval_npz)
-    return run_dir, code
-
-
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory, tiny_models, eval_npz):
-    """strong -> strong that never says 7, every rule on."""
-    root = tmp_path_factory.mktemp("planted")
-    rules = root / "all-rules.toml"
-    rules.write_text(ALL_RULES)
-    code = analyse_and_gate(
-        root / "run", tiny_models["strong"], tiny_models["never_sevens"], eval_npz, "--rules", str(rules)
-    )
-    return root / "run", code, rules
-
-
-@pytest.fixture
-def improved_copy(improved, tmp_path):
-    import shutil
-
-    copy = tmp_path / "run"
-    shutil.copytree(improved[0], copy, ignore=shutil.ignore_patterns(".lock"))
-    return copy
 
 
 @pytest.mark.slow
@@ -74,10 +31,8 @@ def test_identical_models_fail_as_no_improvement(tmp_path, tiny_models, eval_npz
     assert low < 0 < high
 
 
-def test_better_model_passes_with_its_evidence(improved):
-    run_dir, code = improved
-    assert code == 0
-    forward = verdict(run_dir)
+def test_better_model_passes_with_its_evidence(tiny_run):
+    forward = verdict(tiny_run)
     assert forward["state"] == "passed" and all(check["passed"] for check in forward["checks"])
     overall = forward["checks"][0]
     assert overall["interval"][0] <= overall["delta"] <= overall["interval"][1]
@@ -92,7 +47,7 @@ def test_swapped_roles_fail(tmp_path, tiny_models, eval_npz, capsys):
 
 
 def test_planted_regression_on_one_digit_is_caught_and_named(planted):
-    """A candidate that never predicts 7: every per-class rule fails on 7 alone, with the evidence."""
+    """A candidate that never predicts 7 (named Sneaker beside the data): every per-class rule fails on it alone."""
     run_dir, code, _ = planted
     assert code == 1
     result = verdict(run_dir)
@@ -102,7 +57,7 @@ def test_planted_regression_on_one_digit_is_caught_and_named(planted):
     seven = next(c for c in result["checks"] if c["rule"] == "per-digit drop" and c["slice"] == "label=7")
     assert seven["candidate"] == 0 and seven["conclusive"] and seven["p_value"] < 0.005
     assert seven["counts"]["newly_wrong"] == round(seven["baseline"] * 50) and seven["counts"]["newly_right"] == 0
-    assert "digit 7: accuracy baseline" in seven["message"] and "95% CI" in seven["message"]
+    assert "Sneaker: accuracy baseline" in seven["message"] and "95% CI" in seven["message"]
     churn = next(c for c in result["checks"] if c["rule"] == "churn" and c["slice"] == "label=7")
     assert churn["candidate"] == churn["counts"]["newly_wrong"] / 50 > 0.2
     assert len([c for c in result["checks"] if c["rule"] == "churn"]) == 11
@@ -110,9 +65,9 @@ def test_planted_regression_on_one_digit_is_caught_and_named(planted):
     suite = ET.parse(run_dir / "gate" / "junit.xml").getroot().find("testsuite")
     assert int(suite.get("tests")) == len(result["checks"]) and int(suite.get("failures")) >= 3
     messages = [f.get("message") for f in suite.iter("failure")]
-    assert any("digit 7" in m and "95% CI" in m and "p " in m for m in messages)
+    assert any("Sneaker" in m and "95% CI" in m and "p " in m for m in messages)
     summary = (run_dir / "gate" / "summary.md").read_text()
-    assert "Model gate FAILED" in summary and "| per-digit drop | digit 7 |" in summary
+    assert "Model gate FAILED" in summary and "| per-digit drop | Sneaker |" in summary
 
 
 def test_the_console_names_the_failing_digit(planted, tmp_path, capsys):
@@ -122,7 +77,7 @@ def test_the_console_names_the_failing_digit(planted, tmp_path, capsys):
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".lock"))
     assert gate_main(["--run-dir", str(copy), "--rules", str(rules)]) == 1
-    assert "FAIL per-digit drop [digit 7] digit 7: accuracy baseline" in capsys.readouterr().out
+    assert "FAIL per-digit drop [Sneaker] Sneaker: accuracy baseline" in capsys.readouterr().out
 
 
 def test_significance_rule_uses_the_exact_paired_test(planted):
@@ -131,18 +86,18 @@ def test_significance_rule_uses_the_exact_paired_test(planted):
     assert checks[0]["passed"] == (checks[0]["p_value"] < 0.05)
 
 
-def test_step_summary_is_appended_for_github(improved_copy, tmp_path, monkeypatch):
+def test_step_summary_is_appended_for_github(run_copy, tmp_path, monkeypatch):
     step_summary = tmp_path / "step.md"
     step_summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
-    assert gate_main(["--run-dir", str(improved_copy), "-q"]) == 0
+    assert gate_main(["--run-dir", str(run_copy), "-q"]) == 0
     text = step_summary.read_text()
     assert text.startswith("earlier step\n") and "Model gate PASSED" in text
 
 
-def test_unwritable_step_summary_never_changes_a_passing_exit_code(improved_copy, tmp_path, monkeypatch, capsys):
+def test_unwritable_step_summary_never_changes_a_passing_exit_code(run_copy, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "no" / "such" / "folder" / "step.md"))
-    assert gate_main(["--run-dir", str(improved_copy), "-q"]) == 0
+    assert gate_main(["--run-dir", str(run_copy), "-q"]) == 0
     err = capsys.readouterr().err
     assert "warning: could not append to $GITHUB_STEP_SUMMARY" in err and "the verdict stands" in err
 
@@ -206,24 +161,17 @@ def test_bad_rules_are_usage_errors_naming_the_key(run_copy, tmp_path, capsys, t
     assert expected in err and str(rules) in err and err.count("\n") == 1
 
 
-def test_class_names_beside_the_data_name_the_failing_class_everywhere(tmp_path, tiny_models, eval_npz, capsys):
+def test_class_names_beside_the_data_name_the_failing_class_everywhere(planted, tmp_path, capsys):
     """Names from class_names.txt: the check about class 7 reads 'Sneaker' in every file that carries the verdict."""
     import shutil
 
     from reports.__main__ import main as reports_main
-    from tests.helpers import analyse_and_gate
 
-    data = tmp_path / "named"
-    data.mkdir()
-    shutil.copy(eval_npz, data / "eval.npz")
-    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-    (data / "class_names.txt").write_text("\n".join(names) + "\n")
     run_dir = tmp_path / "run"
-    assert analyse_and_gate(run_dir, tiny_models["strong"], tiny_models["never_sevens"], data / "eval.npz") == 1
+    shutil.copytree(planted[0], run_dir, ignore=shutil.ignore_patterns(".lock"))
     failing = [c for c in verdict(run_dir)["checks"] if c["status"] == "fail" and c["rule"] == "per-digit drop"]
     assert [c["title"] for c in failing] == ["Sneaker"] and failing[0]["message"].startswith("Sneaker: accuracy")
     assert "Sneaker" in (run_dir / "gate" / "junit.xml").read_text()
-    assert "| per-digit drop | Sneaker |" in (run_dir / "gate" / "summary.md").read_text()
     assert reports_main(["--run-dir", str(run_dir), "-q"]) == 0
     assert "Sneaker" in (run_dir / "report" / "summary.md").read_text()
     page = (run_dir / "report" / "index.html").read_text()

@@ -45,13 +45,12 @@ def test_a_failing_or_broken_gate_blesses_nothing(run_copy, tmp_path, capsys):
     assert registry.entries(folder) == []
 
 
-def test_a_gate_that_says_no_blesses_nothing(tiny_models, eval_npz, tmp_path, capsys):
-    from tests.helpers import analyse_and_gate
-
+def test_a_gate_that_says_no_blesses_nothing(planted, tmp_path, capsys):
+    run_dir, _, rules = planted
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".lock"))
     folder = tmp_path / "registry"
-    run_dir = tmp_path / "run"
-    assert analyse_and_gate(run_dir, tiny_models["strong"], tiny_models["never_sevens"], eval_npz) == 1
-    assert gate_main(["--run-dir", str(run_dir), "--bless", str(folder), "-q"]) == 1
+    assert gate_main(["--run-dir", str(copy), "--rules", str(rules), "--bless", str(folder), "-q"]) == 1
     assert registry.entries(folder) == []
 
 

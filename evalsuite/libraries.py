@@ -24,7 +24,8 @@ NOISE = re.compile(
     rb"|[IWE]\d{4} [\d:.]+\s+\d+ (cudart_stub|cuda_platform|cuda_executor|cuda_diagnostics|gpu_device|"
     rb"node_def_util|cpu_feature_guard|port)\.cc:\d+\].*"
     rb"|To enable the following instructions: .* in other operations, rebuild TensorFlow .*"
-    rb"|This TensorFlow binary is optimized to use available CPU instructions.*)$"
+    rb"|This TensorFlow binary is optimized to use available CPU instructions.*"
+    rb"|WARNING:absl:Tensorflow version \(.*\) found\. Note that TFMA support for TF 2\.0 is currently in beta)$"
 )
 
 _filter: subprocess.Popen | None = None

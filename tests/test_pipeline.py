@@ -70,6 +70,7 @@ def test_a_log_that_is_not_a_terminal_holds_only_readable_lines(default_run):
         assert not re.match(r"^[IWEF]\d{4} \d\d:\d\d:\d\d", line), line
         assert "absl::InitializeLog" not in line and "cuda" not in line.lower(), line
         assert "deprecated" not in line and "Instructions for updating" not in line, line
+        assert not line.startswith(("WARNING:absl", "WARNING:tensorflow")), line
         assert "\x1b" not in line and "\r" not in line, repr(line)
         assert len(line) <= 200, line
     epochs = [line for line in lines if line.startswith("training: epoch ")]

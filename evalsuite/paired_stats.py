@@ -8,11 +8,13 @@ right, candidate wrong). Accuracy delta = (newly_right - newly_wrong) / n.
 - Interval of the delta: Tango's asymptotic score interval for the difference
   of paired proportions (T. Tango, Statistics in Medicine 17:891-908, 1998;
   recommended by Fagerland, Lydersen & Laake, Statistics in Medicine
-  32:1802-1812, 2013). It is never zero-width when the models agree
+  33:2850-2875, 2014). It is never zero-width when the models agree
   everywhere: n agreements out of n do not prove equality on the next n.
 - p-values: McNemar's exact conditional test with the mid-p correction
-  (Fagerland et al. 2013): given d disagreements, newly_wrong ~ Binomial(d, 1/2)
-  when neither model is better.
+  (Fagerland, Lydersen & Laake, BMC Medical Research Methodology 13:91, 2013):
+  given d disagreements, newly_wrong ~ Binomial(d, 1/2) when neither model is
+  better. A tie (newly right = newly wrong = k) has mid-p 1 - P(X = k) / 2, as
+  in the authors' own code (R package contingencytables).
 - Many classes at once: Holm's step-down procedure keeps the family-wise
   error at alpha (S. Holm, Scand. J. Statist. 6:65-70, 1979).
 

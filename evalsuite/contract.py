@@ -93,6 +93,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _is_count(value: Any, at_most: int | None = None) -> bool:
+    """A non-negative int (JSON's true and false are not counts), optionally bounded."""
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0 and (at_most is None or value <= at_most)
+    )
+
+
 def _is_fraction(value: Any) -> bool:
     return _is_number(value) and -1e-6 <= value <= 1 + 1e-6
 
@@ -108,7 +115,7 @@ def load_summary(analysis_dir: Path) -> dict:
     eval_data = summary["eval_data"]
     _require(isinstance(eval_data, dict), path, what, "'eval_data' is not an object")
     total = eval_data.get("examples")
-    _require(isinstance(total, int) and not isinstance(total, bool) and total > 0, path, what, "bad example count")
+    _require(_is_count(total) and total > 0, path, what, "bad example count")
     per_class = eval_data.get("examples_per_class")
     _require(isinstance(per_class, dict), path, what, "bad examples_per_class")
     for role in ROLES:
@@ -139,12 +146,7 @@ def load_summary(analysis_dir: Path) -> dict:
         _require(isinstance(counts, dict), path, what, f"paired counts on {sid} are not an object")
         for cell in PAIRED_CELLS:
             value = counts.get(cell)
-            _require(
-                isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= total,
-                path,
-                what,
-                f"paired count {cell} on {sid} is {value!r}",
-            )
+            _require(_is_count(value, total), path, what, f"paired count {cell} on {sid} is {value!r}")
     return summary
 
 
@@ -196,9 +198,7 @@ def load_changed(analysis_dir: Path) -> dict:
         _require(isinstance(cells, dict), path, what, f"counts on {sid}")
         for cell in (NEWLY_RIGHT, NEWLY_WRONG):
             value = cells.get(cell)
-            _require(
-                isinstance(value, int) and not isinstance(value, bool) and value >= 0, path, what, f"{cell} on {sid}"
-            )
+            _require(_is_count(value), path, what, f"{cell} on {sid}")
     for example in changed["examples"]:
         _require(
             isinstance(example, dict)

@@ -126,6 +126,8 @@ class Evidence:
     tfma_failures: set  # {(metric, slice, kind)}
     where: Path
     notes: list[str] = field(default_factory=list)
+    # Each slice's counts, interval and p-value, computed once however many rules read them.
+    paired_stats: dict = field(default_factory=dict, repr=False)
 
     def accuracy(self, role: str, sid: str) -> float:
         return self.summary["models"][role][sid]["accuracy"]
@@ -161,6 +163,12 @@ class Rule:
 
 def paired_evidence(evidence: Evidence, sid: str) -> dict:
     """Counts, exact interval and McNemar mid-p of one slice, as the verdict records them."""
+    if sid not in evidence.paired_stats:
+        evidence.paired_stats[sid] = _paired_evidence(evidence, sid)
+    return evidence.paired_stats[sid]
+
+
+def _paired_evidence(evidence: Evidence, sid: str) -> dict:
     counts = evidence.paired(sid)
     n = sum(counts.values())
     if n != evidence.examples(sid):

@@ -43,7 +43,7 @@ from evalsuite.rundir import (
     RunDir,
     atomic_dir,
     fingerprint,
-    fingerprint_files,
+    fingerprint_shards,
     relative,
     stage_code_fingerprint,
     write_json_atomic,
@@ -200,7 +200,6 @@ def _eval_data(run: RunDir, eval_data: str | None, log) -> dict:
     `files_fingerprint` hashes the shards' bytes as they are on disk now, so a
     replaced or truncated shard is never taken for the data that was judged.
     """
-    import glob
 
     if eval_data is None:
         record = run.require_stage("data", "evaluation examples")
@@ -209,10 +208,9 @@ def _eval_data(run: RunDir, eval_data: str | None, log) -> dict:
         if not isinstance(record.get("eval_examples_per_class"), dict):
             raise InputError(f"{run.manifest_path}: corrupt manifest (the data stage has no examples per class)")
         pattern = str(run.path / record["pattern"])
-        files = sorted(Path(p) for p in glob.glob(pattern))
-        if not files:
+        files_fingerprint = fingerprint_shards(pattern)
+        if files_fingerprint is None:
             raise InputError(f"{pattern}: the run's evaluation examples are missing (rerun training)")
-        files_fingerprint = fingerprint_files(files)
         if record.get("files_fingerprint") not in (None, files_fingerprint):
             raise InputError(
                 f"{run.data_dir}: evaluation examples changed on disk since the data stage wrote them; "
@@ -253,7 +251,7 @@ def _eval_data(run: RunDir, eval_data: str | None, log) -> dict:
     return {
         "source": source,
         "fingerprint": data_fingerprint,
-        "files_fingerprint": fingerprint_files(sorted(Path(p) for p in glob.glob(pattern))),
+        "files_fingerprint": fingerprint_shards(pattern),
         "examples": int(len(labels)),
         "examples_per_class": counts,
         "class_names": names,

@@ -132,6 +132,14 @@ def fingerprint_files(paths: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+def fingerprint_shards(pattern: str | Path) -> str | None:
+    """The bytes of the evaluation shards a glob names, as they are on disk now (None: no shard)."""
+    import glob
+
+    shards = sorted(Path(p) for p in glob.glob(str(pattern)))
+    return fingerprint_files(shards) if shards else None
+
+
 def _hash_name_into(digest, name: str) -> None:
     raw = name.encode("utf-8")
     digest.update(len(raw).to_bytes(8, "big") + raw)

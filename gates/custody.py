@@ -9,13 +9,10 @@ an edited summary is exit 2, never a verdict.
 
 from __future__ import annotations
 
-import glob
-from pathlib import Path
-
 from evalsuite.contract import ROLES
 from evalsuite.errors import InputError
 from evalsuite.rules import GateRules
-from evalsuite.rundir import RunDir, fingerprint_files, fingerprint_tree
+from evalsuite.rundir import RunDir, fingerprint_shards, fingerprint_tree
 
 
 def judged_state(run: RunDir, rules: GateRules) -> dict:
@@ -41,8 +38,8 @@ def judged_state(run: RunDir, rules: GateRules) -> dict:
             raise InputError(f"{path}: the {role} model the analysis judged is gone")
         if fingerprint_tree(path) != recorded:
             raise InputError(f"{path}: the {role} model changed since the analysis; rerun the analysis")
-    shards = sorted(Path(p) for p in glob.glob(pattern))
-    if not shards or fingerprint_files(shards) != files_fingerprint:
+    on_disk = fingerprint_shards(pattern)
+    if on_disk is None or on_disk != files_fingerprint:
         raise InputError(f"{pattern}: the evaluation examples changed since the analysis; rerun the analysis")
     if run.analysis_outputs_fingerprint() != outputs_fingerprint:
         raise InputError(f"{run.analysis_dir}: the analysis results were changed after TFMA wrote them")

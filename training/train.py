@@ -23,7 +23,7 @@ from evalsuite.rundir import (
     RunDir,
     atomic_dir,
     fingerprint,
-    fingerprint_files,
+    fingerprint_shards,
     fingerprint_tree,
     relative,
     stage_code_fingerprint,
@@ -218,8 +218,9 @@ def _models_intact(run: RunDir, record: dict) -> bool:
 
 def _shards_fingerprint(folder: Path) -> str | None:
     """The evaluation shards' bytes as they are on disk now (None when there are none)."""
-    shards = sorted(folder.glob(SHARD_PATTERN)) if folder.is_dir() and not folder.is_symlink() else []
-    return fingerprint_files(shards) if shards else None
+    if not folder.is_dir() or folder.is_symlink():
+        return None
+    return fingerprint_shards(folder / SHARD_PATTERN)
 
 
 def _set_determinism(seed: int) -> None:

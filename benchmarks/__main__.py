@@ -79,6 +79,7 @@ def bench_dataset(data: str, workdir: Path, repeat: int, log) -> list[dict]:
     log(f"[{label}] analysis process and raw-floor process ...")
     floor_process = best_command("benchmarks.tasks", "raw_floor", json.dumps({"run_dir": str(workdir / "run")}))
     analysis_process = best_command("analysis", "--run-dir", str(workdir / "run"), "--force", "-q")
+    tfma_floor_process = best_command("benchmarks.tasks", "tfma_floor", json.dumps({"run_dir": str(workdir / "run")}))
     log(f"[{label}] gate, cold then warm ...")
     cold = measure_command("pipeline", "--run-dir", str(workdir / "gate"), "--data", data, "-q")
     warm = measure_command("pipeline", "--run-dir", str(workdir / "gate"), "--data", data, "-q")
@@ -92,6 +93,7 @@ def bench_dataset(data: str, workdir: Path, repeat: int, log) -> list[dict]:
         _row(label, "analysis stage: + paired counts, intervals", with_ci, without_ci, "with intervals / without"),
         _row(label, "raw-floor process (imports included)", floor_process),
         _row(label, "python -m analysis process", analysis_process, floor_process, "analysis process / floor process"),
+        _row(label, "TFMA floor process: ExampleCount only", tfma_floor_process, floor_process, "TFMA floor / floor"),
         _row(label, "gate pipeline, cold (process wall)", cold),
         _row(label, "gate pipeline, warm (process wall)", warm, cold, "gate warm / gate cold"),
         {

@@ -2,58 +2,37 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Callable
 
 import keras
 
 
-class TensorBoardUntil(keras.callbacks.TensorBoard):
-    """Keras' TensorBoard callback that finishes its log after `last_epoch` epochs.
+class LogsSoFar(keras.callbacks.Callback):
+    """When epoch `epochs` (1-based) has ended, copy a TensorBoard callback's logs so far to `log_dir`.
 
-    Its log folder then holds exactly what a separate run of `last_epoch`
-    epochs would have written: scalars, histograms and graph.
+    One trajectory, one TensorBoard callback: the logs of its first `epochs`
+    epochs are the events a separate run of `epochs` epochs writes (the same
+    weights, bitwise: tests/test_training.py), so the shorter run's log folder
+    is a copy of them rather than a second callback writing every event and
+    histogram again. Put it after the TensorBoard callback, which must have
+    written the epoch first.
     """
 
-    def __init__(self, last_epoch: int, **kwargs):
-        super().__init__(**kwargs)
-        self.last_epoch = last_epoch
-        self._finished = False
+    def __init__(self, tensorboard: keras.callbacks.TensorBoard, epochs: int, log_dir: Path):
+        super().__init__()
+        self.tensorboard = tensorboard
+        self.epochs = epochs
+        self.log_dir = log_dir
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._finished:
+        if epoch + 1 != self.epochs:
             return
-        super().on_epoch_end(epoch, logs)
-        if epoch + 1 >= self.last_epoch:
-            super().on_train_end()
-            self._finished = True
-
-    def on_train_end(self, logs=None):
-        if not self._finished:
-            super().on_train_end(logs)
-            self._finished = True
-
-
-def _skip_when_finished(name: str):
-    parent = getattr(keras.callbacks.TensorBoard, name)
-
-    def method(self, *args, **kwargs):
-        if not self._finished:
-            return parent(self, *args, **kwargs)
-
-    method.__name__ = name
-    return method
-
-
-for _hook in (
-    "on_epoch_begin",
-    "on_train_batch_begin",
-    "on_train_batch_end",
-    "on_test_begin",
-    "on_test_end",
-    "on_test_batch_begin",
-    "on_test_batch_end",
-):
-    setattr(TensorBoardUntil, _hook, _skip_when_finished(_hook))
+        # Keras keeps its summary writers in `_writers` and flushes only some of them per epoch.
+        for writer in self.tensorboard._writers.values():
+            writer.flush()
+        shutil.copytree(self.tensorboard.log_dir, self.log_dir)
 
 
 class ExportAtEpoch(keras.callbacks.Callback):

@@ -239,20 +239,24 @@ def _versions() -> dict:
 
 def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int], log) -> dict[str, dict]:
     """One trajectory of max(epoch_counts) epochs, exporting a model at each count."""
-    from training.callbacks import EpochLines, ExportAtEpoch, TensorBoardUntil
+    import keras
+
+    from training.callbacks import EpochLines, ExportAtEpoch, LogsSoFar
 
     names = [run_name(e) for e in epoch_counts]
     log(f"training: {' + '.join(names)} in one trajectory" if len(names) > 1 else f"training: {names[0]}")
     model = build_model(config.steps_per_execution)
-    callbacks = []
+    for name in names:
+        _clear(run.logs_dir(name))
+    # One TensorBoard callback writes the whole trajectory; each shorter run's logs are a copy
+    # of its first epochs, taken before that run's export adds its op graph.
+    tensorboard = keras.callbacks.TensorBoard(
+        log_dir=str(run.logs_dir(names[-1])), histogram_freq=config.histogram_freq, write_graph=True
+    )
+    callbacks = [tensorboard]
     for epochs, name in zip(epoch_counts, names):
-        logs_dir = run.logs_dir(name)
-        _clear(logs_dir)
-        callbacks.append(
-            TensorBoardUntil(
-                last_epoch=epochs, log_dir=str(logs_dir), histogram_freq=config.histogram_freq, write_graph=True
-            )
-        )
+        if name != names[-1]:
+            callbacks.append(LogsSoFar(tensorboard, epochs, run.logs_dir(name)))
         callbacks.append(ExportAtEpoch(epochs, lambda m, n=name: _export(run, m, n)))
     # Keras' own bar in a terminal; in a CI log or a pipe one plain line per epoch instead.
     verbose = config.verbose

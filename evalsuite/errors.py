@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 import traceback
@@ -29,6 +31,11 @@ def run_cli(main: Callable[[], int], debug: bool | None = None) -> int:
     from evalsuite.libraries import quiet_libraries
 
     quiet_libraries(verbose=debug or bool({"-v", "--verbose"} & set(sys.argv[1:])))
+    # With TensorFlow, Beam and TFMA loaded, the interpreter's last garbage collections
+    # walk millions of objects the OS is about to reclaim anyway: about 2-3 s of every
+    # command's exit. Freezing them at exit skips that walk; atexit handlers, file
+    # flushes and module teardown still run as usual.
+    atexit.register(gc.freeze)
     try:
         return main()
     except InputError as error:

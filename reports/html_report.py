@@ -42,14 +42,28 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def write_html_report(
-    run: RunDir, manifest: dict, summary: dict, verdict: dict | None, unjudged: str, changed: dict
+    run: RunDir,
+    manifest: dict,
+    summary: dict,
+    verdict: dict | None,
+    unjudged: str,
+    changed: dict,
+    grids: dict[str, bytes] | None = None,
 ) -> Path:
     path = run.report_index
-    write_text_atomic(path, render(run, manifest, summary, verdict, unjudged, changed))
+    write_text_atomic(path, render(run, manifest, summary, verdict, unjudged, changed, grids))
     return path
 
 
-def render(run: RunDir, manifest: dict, summary: dict, verdict: dict | None, unjudged: str, changed: dict) -> str:
+def render(
+    run: RunDir,
+    manifest: dict,
+    summary: dict,
+    verdict: dict | None,
+    unjudged: str,
+    changed: dict,
+    grids: dict[str, bytes] | None = None,
+) -> str:
     base_label, cand_label = summary["baseline"]["label"], summary["candidate"]["label"]
     parts = [
         '<!doctype html><html lang=en><head><meta charset=utf-8><link rel=icon href="data:,">',
@@ -70,7 +84,7 @@ def render(run: RunDir, manifest: dict, summary: dict, verdict: dict | None, unj
     )
     parts.append(_per_class_table(rows, base_label, cand_label))
     parts.append(_img(per_class_figure(rows, base_label, cand_label, max_drop), "accuracy per class"))
-    parts.append(_changed_section(run, changed, summary))
+    parts.append(_changed_section(changed, summary, changed_grids(run, changed, summary) if grids is None else grids))
     parts.append(_confusion_section(summary, base_label, cand_label))
     parts.append(_curves_section(run, manifest))
     parts.append(_provenance_section(run, manifest, summary))
@@ -155,15 +169,28 @@ def changed_by_class(changed: dict, change: str, per_class: int = CHANGED_PER_CL
     return [e for label in sorted(chosen) for e in chosen[label]], counts
 
 
-def _changed_section(run: RunDir, changed: dict, summary: dict) -> str:
-    """The actual images the candidate newly gets wrong and newly gets right, by class."""
+def changed_grids(run: RunDir, changed: dict, summary: dict) -> dict[str, bytes]:
+    """Per kind of change, its image grid as PNG: rendered once for the report and for TensorBoard."""
     from evalsuite.examples import read_examples
 
+    if not changed["examples"]:
+        return {}
+    names = summary["eval_data"].get("class_names")
+    images, _, _ = read_examples(str(run.resolve(changed["pattern"])))
+    grids = {}
+    for change in ("newly_wrong", "newly_right"):
+        examples, _ = changed_by_class(changed, change)
+        if examples:
+            grids[change] = changed_figure(images, examples, names)
+    return grids
+
+
+def _changed_section(changed: dict, summary: dict, grids: dict[str, bytes]) -> str:
+    """The actual images the candidate newly gets wrong and newly gets right, by class."""
     names = summary["eval_data"].get("class_names")
     out = ["<h2>What changed</h2>"]
     if not changed["examples"]:
         return out[0] + "<p>The two models get exactly the same examples right.</p>"
-    images, _, _ = read_examples(str(run.resolve(changed["pattern"])))
     for change, heading in (("newly_wrong", "Newly wrong"), ("newly_right", "Newly right")):
         examples, counts = changed_by_class(changed, change)
         total = sum(counts.values())
@@ -178,7 +205,7 @@ def _changed_section(run: RunDir, changed: dict, summary: dict) -> str:
             f'<p class="muted">Per class ({listing}); at most {CHANGED_PER_CLASS} shown per class. Each image: '
             "baseline prediction and confidence, then the candidate's.</p>"
         )
-        out.append(_img(changed_figure(images, examples, names), f"{heading.lower()} examples"))
+        out.append(_img(grids[change], f"{heading.lower()} examples"))
     return "".join(out)
 
 

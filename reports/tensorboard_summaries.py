@@ -13,18 +13,19 @@ from evalsuite.contract import TENSORBOARD_EVAL_RUN
 from evalsuite.formatting import fmt, interval_text, p_value_text
 from evalsuite.rundir import RunDir, atomic_dir
 from reports.markdown import per_class_rows
-from reports.plots import changed_figure, confusion_figure
+from reports.plots import confusion_figure
 
 
-def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict, changed: dict) -> list[Path]:
+def write_tfma_summaries(
+    run: RunDir, manifest: dict, summary: dict, changed: dict, grids: dict[str, bytes] | None = None
+) -> list[Path]:
     """Write logs/<model>/tfma for each analysed model that is one of this run's."""
     import tensorflow as tf
 
-    from reports.html_report import changed_by_class
+    from reports.html_report import changed_grids
 
     runs = manifest.get("stages", {}).get("training", {}).get("runs", {})
     rows = per_class_rows(summary)
-    names = summary["eval_data"].get("class_names")
     table = _markdown_table(rows, summary["baseline"]["label"], summary["candidate"]["label"])
     written = []
     for role in ("baseline", "candidate"):
@@ -54,16 +55,12 @@ def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict, changed: di
                     image = tf.io.decode_png(png, channels=4)[tf.newaxis]
                     tf.summary.image("tfma/confusion_matrix", image, step=step)
                 tf.summary.text("tfma/per_class_accuracy", table, step=step)
-                if role == "candidate" and changed["examples"]:
-                    from evalsuite.examples import read_examples
-
-                    images, _, _ = read_examples(str(run.resolve(changed["pattern"])))
-                    for change in ("newly_wrong", "newly_right"):
-                        examples, _ = changed_by_class(changed, change)
-                        if examples:
-                            png = changed_figure(images, examples, names)
-                            image = tf.io.decode_png(png, channels=4)[tf.newaxis]
-                            tf.summary.image(f"tfma/{change}_examples", image, step=step)
+                if role == "candidate":
+                    if grids is None:
+                        grids = changed_grids(run, changed, summary)
+                    for change, png in grids.items():
+                        image = tf.io.decode_png(png, channels=4)[tf.newaxis]
+                        tf.summary.image(f"tfma/{change}_examples", image, step=step)
             writer.close()
         written.append(final)
     return written

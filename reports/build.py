@@ -9,7 +9,7 @@ from pathlib import Path
 from evalsuite import progress
 from evalsuite.contract import load_changed, load_summary, load_verdict
 from evalsuite.rundir import RunDir, fingerprint, relative, stage_code_fingerprint, write_text_atomic
-from reports.html_report import changed_grids, write_html_report
+from reports.html_report import changed_grids, render
 from reports.markdown import summary_markdown
 from reports.tensorboard_summaries import write_tfma_summaries
 
@@ -72,7 +72,8 @@ def build_report(run: RunDir, log=progress.log) -> ReportResult:
     markdown_path = run.report_summary
     write_text_atomic(markdown_path, summary_markdown(manifest, summary, verdict, unjudged))
     grids = changed_grids(run, changed, summary)  # the same images go to the report and to TensorBoard
-    index = write_html_report(run, manifest, summary, verdict, unjudged, changed, grids)
+    index = run.report_index
+    write_text_atomic(index, render(run, manifest, summary, verdict, unjudged, changed, grids))
     event_folders = write_tfma_summaries(run, manifest, summary, changed, grids)
     seconds = time.perf_counter() - started
     run.record_stage(

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import base64
 import html
-from pathlib import Path
 
 from evalsuite.class_names import title
 from evalsuite.formatting import fmt, interval_text, p_value_text
-from evalsuite.rundir import RunDir, write_text_atomic
+from evalsuite.rundir import RunDir
 from reports.curves import read_curves
 from reports.markdown import per_class_rows, verdict_headline
 from reports.plots import changed_figure, confusion_figure, curves_figure, per_class_figure
@@ -41,29 +40,10 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def write_html_report(
-    run: RunDir,
-    manifest: dict,
-    summary: dict,
-    verdict: dict | None,
-    unjudged: str,
-    changed: dict,
-    grids: dict[str, bytes] | None = None,
-) -> Path:
-    path = run.report_index
-    write_text_atomic(path, render(run, manifest, summary, verdict, unjudged, changed, grids))
-    return path
-
-
 def render(
-    run: RunDir,
-    manifest: dict,
-    summary: dict,
-    verdict: dict | None,
-    unjudged: str,
-    changed: dict,
-    grids: dict[str, bytes] | None = None,
+    run: RunDir, manifest: dict, summary: dict, verdict: dict | None, unjudged: str, changed: dict, grids: dict
 ) -> str:
+    """The report as one self-contained HTML page; `grids` from `changed_grids`."""
     base_label, cand_label = summary["baseline"]["label"], summary["candidate"]["label"]
     parts = [
         '<!doctype html><html lang=en><head><meta charset=utf-8><link rel=icon href="data:,">',
@@ -84,7 +64,7 @@ def render(
     )
     parts.append(_per_class_table(rows, base_label, cand_label))
     parts.append(_img(per_class_figure(rows, base_label, cand_label, max_drop), "accuracy per class"))
-    parts.append(_changed_section(changed, summary, changed_grids(run, changed, summary) if grids is None else grids))
+    parts.append(_changed_section(changed, summary, grids))
     parts.append(_confusion_section(summary, base_label, cand_label))
     parts.append(_curves_section(run, manifest))
     parts.append(_provenance_section(run, manifest, summary))

@@ -16,13 +16,9 @@ from reports.markdown import per_class_rows
 from reports.plots import confusion_figure
 
 
-def write_tfma_summaries(
-    run: RunDir, manifest: dict, summary: dict, changed: dict, grids: dict[str, bytes] | None = None
-) -> list[Path]:
+def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict, changed: dict, grids: dict) -> list[Path]:
     """Write logs/<model>/tfma for each analysed model that is one of this run's."""
     import tensorflow as tf
-
-    from reports.html_report import changed_grids
 
     runs = manifest.get("stages", {}).get("training", {}).get("runs", {})
     rows = per_class_rows(summary)
@@ -56,8 +52,6 @@ def write_tfma_summaries(
                     tf.summary.image("tfma/confusion_matrix", image, step=step)
                 tf.summary.text("tfma/per_class_accuracy", table, step=step)
                 if role == "candidate":
-                    if grids is None:
-                        grids = changed_grids(run, changed, summary)
                     for change, png in grids.items():
                         image = tf.io.decode_png(png, channels=4)[tf.newaxis]
                         tf.summary.image(f"tfma/{change}_examples", image, step=step)

@@ -65,7 +65,7 @@ def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = 
     import tensorflow_model_analysis  # noqa: F401
 
     from analysis.evaluate import AnalysisConfig, analyze, build_eval_config, run_tfma, summarize
-    from analysis.models import check_saved_model, resolve_model
+    from analysis.models import check_saved_model
     from evalsuite.rules import load_rules
     from evalsuite.rundir import RunDir
 
@@ -84,9 +84,7 @@ def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = 
                 "examples": record["eval_examples"],
                 "examples_per_class": record["eval_examples_per_class"],
             }
-            models = [
-                resolve_model(run, name, role) for name, role in (("epochs-3", "baseline"), ("epochs-6", "candidate"))
-            ]
+            models = _run_models(run)
             for model in models:
                 check_saved_model(model.path, model.role)
             config = build_eval_config(rules, eval_data, jackknife=False, paired=False)
@@ -105,7 +103,6 @@ def tfma_floor(run_dir: str) -> dict:
     from tensorflow_model_analysis.proto import config_pb2 as cfg
 
     from analysis.evaluate import build_eval_config, run_tfma
-    from analysis.models import resolve_model
     from evalsuite.contract import BASELINE, CANDIDATE
     from evalsuite.rules import load_rules
     from evalsuite.rundir import RunDir
@@ -113,9 +110,7 @@ def tfma_floor(run_dir: str) -> dict:
     with RunDir(Path(run_dir)) as run:
         record = run.stage("data")
         eval_data = {"examples": record["eval_examples"], "examples_per_class": record["eval_examples_per_class"]}
-        models = [
-            resolve_model(run, name, role) for name, role in (("epochs-3", "baseline"), ("epochs-6", "candidate"))
-        ]
+        models = _run_models(run)
         config = build_eval_config(load_rules(None), eval_data, jackknife=False, paired=False)
         del config.metrics_specs[:]
         config.metrics_specs.append(
@@ -160,6 +155,13 @@ def pipeline(run_dir: str, data: str) -> dict:
     return {"seconds": time.perf_counter() - started, "exit": code}
 
 
+def _run_models(run) -> list:
+    """The run's 3- and 6-epoch models, as baseline and candidate."""
+    from analysis.models import resolve_model
+
+    return [resolve_model(run, name, role) for name, role in (("epochs-3", "baseline"), ("epochs-6", "candidate"))]
+
+
 def _quiet(message: str) -> None:
     pass
 
@@ -175,12 +177,12 @@ TASKS = {
 
 
 if __name__ == "__main__":
-    import atexit
     import contextlib
-    import gc
     import io
 
-    atexit.register(gc.freeze)  # exit as the project's commands do (evalsuite/errors.py), so floors stay floors
+    from evalsuite.errors import freeze_heap_at_exit
+
+    freeze_heap_at_exit()  # exit as the project's commands do, so floors stay floors
 
     task, arguments = sys.argv[1], json.loads(sys.argv[2])
     with contextlib.redirect_stdout(io.StringIO()):  # only the result line goes to stdout

@@ -18,6 +18,7 @@ from pathlib import Path
 from analysis.models import ModelRef, check_saved_model, resolve_model
 from analysis.thresholds import attach_thresholds, gap_cross_slicing_spec
 from evalsuite import paired_stats, progress
+from evalsuite.atomic import atomic_dir, write_json_atomic
 from evalsuite.contract import (
     ACCURACY,
     BASELINE,
@@ -38,16 +39,10 @@ from evalsuite.contract import (
 )
 from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, read_examples, write_examples
+from evalsuite.fingerprints import fingerprint, fingerprint_shards
 from evalsuite.rules import GateRules, tfma_thresholds
-from evalsuite.rundir import (
-    RunDir,
-    atomic_dir,
-    fingerprint,
-    fingerprint_shards,
-    relative,
-    stage_code_fingerprint,
-    write_json_atomic,
-)
+from evalsuite.rundir import RunDir, relative
+from evalsuite.stage_code import stage_code_fingerprint
 
 INFERENCE_BATCH_SIZE = 256
 DEFAULT_RUNNER = "DirectRunner"

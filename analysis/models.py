@@ -7,7 +7,8 @@ from pathlib import Path
 
 from evalsuite.contract import NUM_CLASSES, OUTPUT_KEY, SIGNATURE
 from evalsuite.errors import InputError
-from evalsuite.rundir import RunDir, fingerprint_tree
+from evalsuite.fingerprints import fingerprint_tree
+from evalsuite.rundir import RunDir
 
 
 @dataclass(frozen=True)

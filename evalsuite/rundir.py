@@ -1,27 +1,26 @@
-"""One folder per run: its layout, its manifest, its lock and atomic writes.
+"""One folder per run: its layout, its manifest and its lock.
 
 Stages share nothing but this folder. Each reads what the one before wrote
 through `manifest.json`, and a stage is marked done there only after its
-outputs have been renamed into place, so an interrupted run never looks
-finished.
+outputs have been renamed into place (`evalsuite.atomic`), so an interrupted
+run never looks finished.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from evalsuite import contract
+from evalsuite.atomic import write_json_atomic
 from evalsuite.errors import InputError
+from evalsuite.fingerprints import fingerprint_files
 
 MANIFEST_NAME = contract.MANIFEST_NAME
 MANIFEST_VERSION = 1
@@ -37,147 +36,6 @@ def new_run_path(root: Path = Path("runs")) -> Path:
         suffix += 1
         path = root / f"{stamp}-{suffix}"
     return path
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name beside `path`, then rename into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide artifacts from other users
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
-
-
-@contextlib.contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `final`; on success it replaces `final`.
-
-    On any error the temporary folder is removed and `final` is untouched.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    os.chmod(staging, 0o777 & ~_umask())
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if final.exists():
-        retired = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, retired)
-        os.replace(staging, final)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, final)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def fingerprint(*parts: Any) -> str:
-    """A short, stable content hash of JSON-able parts."""
-    digest = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, (bytes, bytearray, memoryview)):
-            digest.update(bytes(part))
-        else:
-            digest.update(json.dumps(part, sort_keys=True, default=str).encode("utf-8"))
-        digest.update(b"\x00")
-    return digest.hexdigest()[:16]
-
-
-def fingerprint_tree(path: Path) -> str:
-    """Hash every file under `path` (length-prefixed names and contents), in a stable order.
-
-    A symlink inside is refused: what it points to could change without the
-    tree's own bytes changing.
-    """
-    digest = hashlib.sha256()
-    for folder, folders, files in sorted(os.walk(path)):
-        folders.sort()
-        for name in sorted(files + [d for d in folders if (Path(folder) / d).is_symlink()]):
-            file = Path(folder) / name
-            if file.is_symlink():
-                raise InputError(f"{file}: a symlink inside a model folder; copy the model instead")
-            _hash_name_into(digest, str(file.relative_to(path)))
-            _hash_file_into(digest, file)
-    return digest.hexdigest()[:16]
-
-
-def fingerprint_files(paths: list[Path]) -> str:
-    """Hash the named files' names and contents, in the given order."""
-    digest = hashlib.sha256()
-    for path in paths:
-        _hash_name_into(digest, Path(path).name)
-        _hash_file_into(digest, path)
-    return digest.hexdigest()[:16]
-
-
-def fingerprint_shards(pattern: str | Path) -> str | None:
-    """The bytes of the evaluation shards a glob names, as they are on disk now (None: no shard)."""
-    import glob
-
-    shards = sorted(Path(p) for p in glob.glob(str(pattern)))
-    return fingerprint_files(shards) if shards else None
-
-
-def _hash_name_into(digest, name: str) -> None:
-    raw = name.encode("utf-8")
-    digest.update(len(raw).to_bytes(8, "big") + raw)
-
-
-def _hash_file_into(digest, path: Path) -> None:
-    digest.update(os.stat(path).st_size.to_bytes(8, "big"))
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-# The code each stage runs, file by file (as DVC's `deps`): editing how the report
-# formats a number must never retrain a model or rerun TFMA.
-STAGE_CODE = {
-    "training": ["training/*.py", "evalsuite/datasets.py", "evalsuite/examples.py"],
-    "analysis": ["analysis/*.py", "evalsuite/examples.py", "evalsuite/datasets.py", "evalsuite/paired_stats.py"],
-    "report": ["reports/*.py", "evalsuite/formatting.py", "evalsuite/class_names.py"],
-}
-# Names from the contract a stage bakes into what it writes.
-STAGE_CONTRACT = {
-    "training": ("SIGNATURE", "SIGNATURE_INPUT", "OUTPUT_KEY", "IMAGE_KEY", "LABEL_KEY"),
-    "analysis": ("SIGNATURE", "OUTPUT_KEY", "IMAGE_KEY", "LABEL_KEY", "ACCURACY", "PAIRED_CELLS"),
-    "report": (),
-}
-
-
-def stage_code_fingerprint(stage: str, root: Path = REPO_ROOT) -> str:
-    """Hash the source files a stage runs and the contract names it writes, nothing else."""
-    digest = hashlib.sha256()
-    for pattern in STAGE_CODE[stage]:
-        for file in sorted(root.glob(pattern)):
-            digest.update(str(file.relative_to(root)).encode("utf-8"))
-            digest.update(file.read_bytes())
-    digest.update(json.dumps({name: getattr(contract, name) for name in STAGE_CONTRACT[stage]}).encode("utf-8"))
-    return digest.hexdigest()[:16]
 
 
 class RunDir:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from evalsuite.contract import ROLES
 from evalsuite.errors import InputError
+from evalsuite.fingerprints import fingerprint_shards, fingerprint_tree
 from evalsuite.rules import GateRules
-from evalsuite.rundir import RunDir, fingerprint_shards, fingerprint_tree
+from evalsuite.rundir import RunDir
 
 
 def judged_state(run: RunDir, rules: GateRules) -> dict:

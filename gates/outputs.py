@@ -11,8 +11,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from evalsuite import progress
+from evalsuite.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from evalsuite.formatting import esc, fmt, interval_text, p_value_text
-from evalsuite.rundir import RunDir, write_bytes_atomic, write_json_atomic, write_text_atomic
+from evalsuite.rundir import RunDir
 from gates.verdict import Verdict
 
 

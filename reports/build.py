@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalsuite import progress
+from evalsuite.atomic import write_text_atomic
 from evalsuite.contract import load_changed, load_summary, load_verdict
-from evalsuite.rundir import RunDir, fingerprint, relative, stage_code_fingerprint, write_text_atomic
+from evalsuite.fingerprints import fingerprint
+from evalsuite.rundir import RunDir, relative
+from evalsuite.stage_code import stage_code_fingerprint
 from reports.html_report import changed_grids, render
 from reports.markdown import summary_markdown
 from reports.tensorboard_summaries import write_tfma_summaries

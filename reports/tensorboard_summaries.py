@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evalsuite.atomic import atomic_dir
 from evalsuite.contract import TENSORBOARD_EVAL_RUN
 from evalsuite.formatting import fmt, interval_text, p_value_text
-from evalsuite.rundir import RunDir, atomic_dir
+from evalsuite.rundir import RunDir
 from reports.markdown import per_class_rows
 from reports.plots import confusion_figure
 

@@ -16,18 +16,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from evalsuite import progress
+from evalsuite.atomic import atomic_dir
 from evalsuite.datasets import KERAS_CACHE, Dataset, load_dataset, source_identity
 from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, write_examples
-from evalsuite.rundir import (
-    RunDir,
-    atomic_dir,
-    fingerprint,
-    fingerprint_shards,
-    fingerprint_tree,
-    relative,
-    stage_code_fingerprint,
-)
+from evalsuite.fingerprints import fingerprint, fingerprint_shards, fingerprint_tree
+from evalsuite.rundir import RunDir, relative
+from evalsuite.stage_code import stage_code_fingerprint
 from training.model import STEPS_PER_EXECUTION, build_model, export_saved_model, scale_images, write_op_graph
 
 MAX_SEED = 2**32 - 1
@@ -149,7 +144,8 @@ def train(run: RunDir, config: TrainConfig, log=progress.log) -> TrainResult:
 
 
 def _stage_fingerprint(data_record: dict, settings: dict) -> str:
-    return fingerprint(data_record["fingerprint"], settings, stage_code_fingerprint("training"), _versions())
+    # The code fingerprint covers the versions of the libraries training imports too.
+    return fingerprint(data_record["fingerprint"], settings, stage_code_fingerprint("training"))
 
 
 def _resolve_auto(run: RunDir, spec: str) -> str:
@@ -229,12 +225,6 @@ def _set_determinism(seed: int) -> None:
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def _versions() -> dict:
-    from importlib.metadata import version  # no TensorFlow import just to compare versions
-
-    return {"tensorflow": version("tensorflow"), "keras": version("keras")}
 
 
 def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int], log) -> dict[str, dict]:

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> int:
         from evalsuite.contract import SUMMARY_NAME
-        from evalsuite.rules import load_rules
+        from evalsuite.rule_settings import load_rules
 
         rules = load_rules(args.rules)
         with open_run(args, new_run_allowed=False) as run:

@@ -40,7 +40,8 @@ from evalsuite.contract import (
 from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, read_examples, write_examples
 from evalsuite.fingerprints import fingerprint, fingerprint_shards
-from evalsuite.rules import GateRules, tfma_thresholds
+from evalsuite.rule_settings import GateRules
+from evalsuite.rules import tfma_thresholds
 from evalsuite.rundir import RunDir, relative
 from evalsuite.stage_code import stage_code_fingerprint
 

@@ -7,7 +7,8 @@ here is what TFX's Evaluator would bless with the same EvalConfig.
 from __future__ import annotations
 
 from evalsuite.contract import LABEL_KEY
-from evalsuite.rules import GateRules, Threshold, tfma_thresholds
+from evalsuite.rule_settings import GateRules
+from evalsuite.rules import Threshold, tfma_thresholds
 
 
 def _proto_threshold(threshold: Threshold):

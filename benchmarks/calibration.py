@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from evalsuite.contract import ACCURACY, NEWLY_RIGHT, NEWLY_WRONG, NUM_CLASSES, class_slice
-from evalsuite.rules import NEWLY_WRONG_RATE, Evidence, GateRules, judge, load_rules, tfma_thresholds
+from evalsuite.rule_evidence import Evidence
+from evalsuite.rule_settings import GateRules, load_rules
+from evalsuite.rules import NEWLY_WRONG_RATE, judge, tfma_thresholds
 
 DROPS = (0.05, 0.10, 0.20)
 TARGETS = {

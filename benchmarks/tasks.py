@@ -66,7 +66,7 @@ def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = 
 
     from analysis.evaluate import AnalysisConfig, analyze, build_eval_config, run_tfma, summarize
     from analysis.models import check_saved_model
-    from evalsuite.rules import load_rules
+    from evalsuite.rule_settings import load_rules
     from evalsuite.rundir import RunDir
 
     rules = load_rules(None)
@@ -104,7 +104,7 @@ def tfma_floor(run_dir: str) -> dict:
 
     from analysis.evaluate import build_eval_config, run_tfma
     from evalsuite.contract import BASELINE, CANDIDATE
-    from evalsuite.rules import load_rules
+    from evalsuite.rule_settings import load_rules
     from evalsuite.rundir import RunDir
 
     with RunDir(Path(run_dir)) as run:

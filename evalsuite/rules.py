@@ -1,89 +1,28 @@
 """Gate rules as data: one entry per rule, shared by the analysis and the gate.
 
-Each rule is one `Rule` entry: the TOML keys it reads, the TFMA thresholds it
-asks the analysis for (plain data; `analysis/thresholds.py` turns them into
-TFMA protos), and how the gate checks and explains it from the saved
-evidence. `decide` loops over `RULES`; adding a rule is adding an entry.
+Each rule is one `Rule` entry: when it is on (its settings, read from
+gate.toml by `evalsuite/rule_settings.py`), the TFMA thresholds it asks the
+analysis for (plain data; `analysis/thresholds.py` turns them into TFMA
+protos), and how the gate checks and explains it from the saved evidence.
+`decide` loops over `RULES`; adding a rule is adding an entry.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Callable
-
-import tomllib
+from dataclasses import dataclass
+from typing import Callable
 
 from evalsuite import paired_stats
 from evalsuite.class_names import title
-from evalsuite.contract import (
-    ACCURACY,
-    BASELINE,
-    CANDIDATE,
-    NEWLY_RIGHT,
-    NEWLY_WRONG,
-    NUM_CLASSES,
-    class_slice,
-)
+from evalsuite.contract import ACCURACY, CANDIDATE, NEWLY_RIGHT, NEWLY_WRONG, NUM_CLASSES, class_slice
 from evalsuite.errors import InputError
+from evalsuite.rule_evidence import Check, Evidence, accuracy_check, paired_evidence
+from evalsuite.rule_settings import GateRules
 
-DEFAULT_RULES_FILE = Path("gate.toml")
-MAX_RULES_BYTES = 64 << 10
 # TFMA computes in float32 (0.8999999761 for 0.9): value bounds get this much slack.
 FLOAT_SLACK = 1e-6
 NEWLY_WRONG_RATE = "newly_wrong_rate"
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One key of gate.toml: its type, its default and what it means."""
-
-    key: str
-    field: str
-    kind: str  # fraction | bool | level | choice
-    default: Any = None  # None: the rule is off unless set
-    choices: tuple[str, ...] = ()
-
-
-SETTINGS = (
-    Setting("overall.min_improvement", "min_improvement", "fraction", 0.0),
-    Setting("overall.min_accuracy", "min_accuracy", "fraction"),
-    Setting("per_digit.max_drop", "max_drop", "fraction", 0.03),
-    Setting("gap_to_overall.max_gap", "max_gap", "fraction"),
-    Setting("significance.require", "require_significant", "bool", False),
-    Setting("significance.alpha", "alpha", "level", 0.05),
-    Setting("significance.inconclusive", "inconclusive", "choice", "pass", ("pass", "fail")),
-    Setting("churn.max_newly_wrong_rate", "max_newly_wrong_rate", "fraction"),
-    Setting("registry.on_empty", "on_empty", "choice", "rubber-stamp", ("rubber-stamp", "refuse")),
-)
-
-
-@dataclass(frozen=True)
-class GateRules:
-    """Each rule is on when its number is set (None: off)."""
-
-    min_improvement: float | None = None
-    min_accuracy: float | None = None
-    max_drop: float | None = None
-    max_gap: float | None = None
-    require_significant: bool = False
-    alpha: float = 0.05
-    inconclusive: str = "pass"
-    max_newly_wrong_rate: float | None = None
-    on_empty: str = "rubber-stamp"
-    source: str = "built-in defaults"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def key(self) -> dict:
-        """Everything that shapes a verdict (not where the rules came from)."""
-        return {k: v for k, v in self.as_dict().items() if k != "source"}
-
-    @property
-    def any_rule(self) -> bool:
-        return any(rule.enabled(self) for rule in RULES)
 
 
 @dataclass(frozen=True)
@@ -97,111 +36,12 @@ class Threshold:
     upper: float | None = None
 
 
-@dataclass
-class Check:
-    """One judged statement about one slice, with the evidence it rests on."""
-
-    rule: str
-    metric: str
-    slice: str  # slice id: 'overall' or 'label=3'
-    baseline: float | None
-    candidate: float | None
-    delta: float | None
-    threshold: str
-    status: str = "pass"  # pass | fail | inconclusive
-    interval: list[float] | None = None
-    p_value: float | None = None
-    counts: dict | None = None
-    conclusive: bool = True
-    passed: bool = True
-    title: str = ""  # what a person calls the slice: 'overall', 'digit 3', 'Shirt'
-    message: str = ""
-
-
-@dataclass
-class Evidence:
-    """What the gate judges: the checked summary and TFMA's own failed thresholds."""
-
-    summary: dict
-    tfma_failures: set  # {(metric, slice, kind)}
-    where: Path
-    notes: list[str] = field(default_factory=list)
-    # Each slice's counts, interval and p-value, computed once however many rules read them.
-    paired_stats: dict = field(default_factory=dict, repr=False)
-
-    def accuracy(self, role: str, sid: str) -> float:
-        return self.summary["models"][role][sid]["accuracy"]
-
-    def delta(self, sid: str) -> float:
-        return self.summary["deltas"][sid]["accuracy"]
-
-    def examples(self, sid: str) -> int:
-        if sid == "overall":
-            return int(self.summary["eval_data"]["examples"])
-        return int(self.summary["eval_data"]["examples_per_class"].get(sid.split("=", 1)[1], 0))
-
-    def paired(self, sid: str) -> dict:
-        counts = self.summary.get("paired", {}).get(sid)
-        if counts is None:
-            raise InputError(f"{self.where}: no paired counts for slice {sid}; rerun the analysis")
-        return counts
-
-    def tfma_failed(self, metric: str, sid: str, kind: str) -> bool:
-        return (metric, sid, kind) in self.tfma_failures
-
-
 @dataclass(frozen=True)
 class Rule:
     name: str
     enabled: Callable[[GateRules], bool]
     thresholds: Callable[[GateRules, int, dict], list[Threshold]]
     check: Callable[[GateRules, Evidence], list[Check]]
-
-
-# --- statistics shared by the checks -------------------------------------------------
-
-
-def paired_evidence(evidence: Evidence, sid: str) -> dict:
-    """Counts, exact interval and McNemar mid-p of one slice, as the verdict records them."""
-    if sid not in evidence.paired_stats:
-        evidence.paired_stats[sid] = _paired_evidence(evidence, sid)
-    return evidence.paired_stats[sid]
-
-
-def _paired_evidence(evidence: Evidence, sid: str) -> dict:
-    counts = evidence.paired(sid)
-    n = sum(counts.values())
-    if n != evidence.examples(sid):
-        raise InputError(
-            f"{evidence.where}: paired counts on {sid} cover {n} examples, the evaluation data {evidence.examples(sid)}"
-        )
-    right, wrong = counts[NEWLY_RIGHT], counts[NEWLY_WRONG]
-    recomputed = paired_stats.delta(right, wrong, n)
-    if abs(recomputed - evidence.delta(sid)) > 1e-5:
-        raise InputError(
-            f"{evidence.where}: TFMA's delta on {sid} ({evidence.delta(sid):+.6f}) disagrees with its paired counts "
-            f"({recomputed:+.6f}); refusing to judge"
-        )
-    low, high = paired_stats.tango_interval(right, wrong, n)
-    return {
-        "counts": {**counts, "examples": n},
-        "interval": [round(low, 6), round(high, 6)],
-        "mcnemar_mid_p": paired_stats.mcnemar_mid_p(right, wrong),
-    }
-
-
-def accuracy_check(rule: str, sid: str, evidence: Evidence, threshold: str, **evidence_fields) -> Check:
-    """A check on one slice's accuracy, with both models' values and the delta filled in."""
-    return Check(
-        rule=rule,
-        metric="accuracy",
-        slice=sid,
-        baseline=evidence.accuracy(BASELINE, sid),
-        candidate=evidence.accuracy(CANDIDATE, sid),
-        delta=evidence.delta(sid),
-        threshold=threshold,
-        **evidence_fields,
-    )
 
 
 def _agree(check: Check, tfma_failed: bool, recomputed_pass: bool) -> None:
@@ -234,9 +74,6 @@ def inclusive_drop_bound(max_drop: float, examples: int) -> float:
 
 def _class_slices() -> list[str]:
     return [class_slice(c) for c in range(NUM_CLASSES)]
-
-
-# --- the rules ---------------------------------------------------------------------
 
 
 def _improvement_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
@@ -449,78 +286,3 @@ def failure_message(check: Check) -> str:
         f"{check.title}: {check.metric} baseline {check.baseline:.4f}, candidate {check.candidate:.4f}, "
         f"delta {check.delta:+.4f}{interval}{p_value}; needs {check.threshold}"
     )
-
-
-# --- loading -----------------------------------------------------------------------
-
-DEFAULT_TABLE: dict[str, dict[str, Any]] = {}
-for _setting in SETTINGS:
-    if _setting.default is not None and _setting.kind != "level" and _setting.kind != "choice":
-        section, key = _setting.key.split(".")
-        DEFAULT_TABLE.setdefault(section, {})[key] = _setting.default
-
-
-def load_rules(path: Path | None = None) -> GateRules:
-    """Rules from `path`, else ./gate.toml, else the built-in defaults."""
-    if path is None:
-        if not DEFAULT_RULES_FILE.is_file():
-            return parse_rules(DEFAULT_TABLE, "built-in defaults")
-        path = DEFAULT_RULES_FILE
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_RULES_BYTES:
-            raise InputError(f"{path}: rules file is larger than {MAX_RULES_BYTES} bytes; not a gate.toml")
-        table = tomllib.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such rules file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: cannot read rules ({error})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(f"{path}: not valid TOML ({error})") from None
-    return parse_rules(table, str(path))
-
-
-def parse_rules(table: dict, source: str) -> GateRules:
-    """Validate a rules table; unknown keys, wrong types and impossible bounds are errors."""
-    by_key = {setting.key: setting for setting in SETTINGS}
-    sections = sorted({key.split(".")[0] for key in by_key})
-    values: dict[str, Any] = {s.field: s.default for s in SETTINGS if s.kind in ("level", "choice") or s.kind == "bool"}
-    for section, body in table.items():
-        if section not in sections:
-            raise InputError(f"{source}: unknown section [{section}] (known: {', '.join(sections)})")
-        if not isinstance(body, dict):
-            raise InputError(f"{source}: [{section}] must be a table")
-        for key, value in body.items():
-            name = f"{section}.{key}"
-            setting = by_key.get(name)
-            if setting is None:
-                known = [k.split(".")[1] for k in by_key if k.startswith(section + ".")]
-                raise InputError(f"{source}: unknown key {name} (known: {', '.join(known)})")
-            values[setting.field] = _validated(setting, value, source)
-    rules = GateRules(**values, source=source)
-    if not rules.any_rule:
-        raise InputError(f"{source}: no rules configured; a gate without rules refuses to bless")
-    return rules
-
-
-def _validated(setting: Setting, value: Any, source: str) -> Any:
-    name = setting.key
-    if setting.kind == "bool":
-        if not isinstance(value, bool):
-            raise InputError(f"{source}: {name} must be true or false, got {value!r}")
-        return value
-    if setting.kind == "choice":
-        if value not in setting.choices:
-            raise InputError(f"{source}: {name} must be one of {', '.join(map(repr, setting.choices))}, got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{source}: {name} must be a number, got {value!r}")
-    if setting.kind == "level":
-        if not math.isfinite(value) or not 0.0 < value < 1.0:
-            raise InputError(f"{source}: {name} must lie strictly between 0 and 1, got {value!r}")
-        return float(value)
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise InputError(f"{source}: {name} must be a fraction in 0..1, got {value!r}")
-    if setting.field == "min_improvement" and value >= 1.0:
-        raise InputError(f"{source}: {name} = {value!r} can never be met (accuracy is at most 1)")
-    return float(value)

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> int:
         from evalsuite.contract import VERDICT_NAME
-        from evalsuite.rules import load_rules
+        from evalsuite.rule_settings import load_rules
         from gates.gate import gate
         from gates.outputs import write_unjudged
 

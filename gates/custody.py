@@ -12,7 +12,7 @@ from __future__ import annotations
 from evalsuite.contract import ROLES
 from evalsuite.errors import InputError
 from evalsuite.fingerprints import fingerprint_shards, fingerprint_tree
-from evalsuite.rules import GateRules
+from evalsuite.rule_settings import GateRules
 from evalsuite.rundir import RunDir
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from evalsuite import progress
 from evalsuite.class_names import title
 from evalsuite.errors import InputError
-from evalsuite.rules import GateRules
+from evalsuite.rule_settings import GateRules
 from evalsuite.rundir import RunDir, relative
 from gates.custody import judged_state
 from gates.outputs import append_step_summary, write_outputs, write_unjudged

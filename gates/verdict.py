@@ -25,7 +25,9 @@ from evalsuite.contract import (
     slice_ids,
 )
 from evalsuite.errors import InputError
-from evalsuite.rules import NEWLY_WRONG_RATE, Check, Evidence, GateRules, judge, tfma_thresholds
+from evalsuite.rule_evidence import Check, Evidence
+from evalsuite.rule_settings import GateRules
+from evalsuite.rules import NEWLY_WRONG_RATE, judge, tfma_thresholds
 from evalsuite.rundir import RunDir
 
 GATED_METRICS = (ACCURACY, NEWLY_WRONG_RATE)

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> int:
         from analysis.evaluate import analyze
-        from evalsuite.rules import load_rules
+        from evalsuite.rule_settings import load_rules
         from gates.gate import gate
         from reports.build import build_report
         from training.train import run_name, train

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from evalsuite.datasets import load_npz, read_idx
 from evalsuite.errors import InputError
-from evalsuite.rules import parse_rules
+from evalsuite.rule_settings import parse_rules
 
 PROPERTY_SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -133,7 +133,7 @@ def test_rules_are_valid_rules_or_a_clear_error(table):
 @PROPERTY_SETTINGS
 @given(text=st.text(max_size=200))
 def test_rules_file_text_is_valid_rules_or_a_clear_error(tmp_path_factory, text):
-    from evalsuite.rules import load_rules
+    from evalsuite.rule_settings import load_rules
 
     path = tmp_path_factory.mktemp("rules") / "gate.toml"
     path.write_text(text, encoding="utf-8")

@@ -11,15 +11,9 @@ import pytest
 from evalsuite import paired_stats
 from evalsuite.contract import slice_ids
 from evalsuite.errors import InputError
-from evalsuite.rules import (
-    DEFAULT_TABLE,
-    Evidence,
-    inclusive_drop_bound,
-    judge,
-    load_rules,
-    parse_rules,
-    strict_change_bound,
-)
+from evalsuite.rule_evidence import Evidence
+from evalsuite.rule_settings import DEFAULT_TABLE, load_rules, parse_rules
+from evalsuite.rules import inclusive_drop_bound, judge, strict_change_bound
 
 # (newly right, newly wrong, n) -> Tango's 95% interval of the delta, as published. In Tango's
 # 2x2 notation the candidate is condition 1: newly right = n12, newly wrong = n21.

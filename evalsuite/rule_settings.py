@@ -1,0 +1,147 @@
+"""The gate's settings: the keys of gate.toml, their defaults, and how a file becomes `GateRules`.
+
+Each key is one `Setting` entry (its type, its default, what it means); a
+rules file is validated against them when it is loaded: unknown keys, wrong
+types and impossible bounds are errors. What each rule does with its settings
+lives in `evalsuite/rules.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from evalsuite.errors import InputError
+
+DEFAULT_RULES_FILE = Path("gate.toml")
+MAX_RULES_BYTES = 64 << 10
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of gate.toml: its type, its default and what it means."""
+
+    key: str
+    field: str
+    kind: str  # fraction | bool | level | choice
+    default: Any = None  # None: the rule is off unless set
+    choices: tuple[str, ...] = ()
+
+
+SETTINGS = (
+    Setting("overall.min_improvement", "min_improvement", "fraction", 0.0),
+    Setting("overall.min_accuracy", "min_accuracy", "fraction"),
+    Setting("per_digit.max_drop", "max_drop", "fraction", 0.03),
+    Setting("gap_to_overall.max_gap", "max_gap", "fraction"),
+    Setting("significance.require", "require_significant", "bool", False),
+    Setting("significance.alpha", "alpha", "level", 0.05),
+    Setting("significance.inconclusive", "inconclusive", "choice", "pass", ("pass", "fail")),
+    Setting("churn.max_newly_wrong_rate", "max_newly_wrong_rate", "fraction"),
+    Setting("registry.on_empty", "on_empty", "choice", "rubber-stamp", ("rubber-stamp", "refuse")),
+)
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """Each rule is on when its number is set (None: off)."""
+
+    min_improvement: float | None = None
+    min_accuracy: float | None = None
+    max_drop: float | None = None
+    max_gap: float | None = None
+    require_significant: bool = False
+    alpha: float = 0.05
+    inconclusive: str = "pass"
+    max_newly_wrong_rate: float | None = None
+    on_empty: str = "rubber-stamp"
+    source: str = "built-in defaults"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def key(self) -> dict:
+        """Everything that shapes a verdict (not where the rules came from)."""
+        return {k: v for k, v in self.as_dict().items() if k != "source"}
+
+    @property
+    def any_rule(self) -> bool:
+        from evalsuite.rules import RULES  # the rule table stands on these settings, not under them
+
+        return any(rule.enabled(self) for rule in RULES)
+
+
+DEFAULT_TABLE: dict[str, dict[str, Any]] = {}
+for _setting in SETTINGS:
+    if _setting.default is not None and _setting.kind != "level" and _setting.kind != "choice":
+        section, key = _setting.key.split(".")
+        DEFAULT_TABLE.setdefault(section, {})[key] = _setting.default
+
+
+def load_rules(path: Path | None = None) -> GateRules:
+    """Rules from `path`, else ./gate.toml, else the built-in defaults."""
+    if path is None:
+        if not DEFAULT_RULES_FILE.is_file():
+            return parse_rules(DEFAULT_TABLE, "built-in defaults")
+        path = DEFAULT_RULES_FILE
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_RULES_BYTES:
+            raise InputError(f"{path}: rules file is larger than {MAX_RULES_BYTES} bytes; not a gate.toml")
+        table = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such rules file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read rules ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"{path}: not valid TOML ({error})") from None
+    return parse_rules(table, str(path))
+
+
+def parse_rules(table: dict, source: str) -> GateRules:
+    """Validate a rules table; unknown keys, wrong types and impossible bounds are errors."""
+    by_key = {setting.key: setting for setting in SETTINGS}
+    sections = sorted({key.split(".")[0] for key in by_key})
+    values: dict[str, Any] = {s.field: s.default for s in SETTINGS if s.kind in ("level", "choice") or s.kind == "bool"}
+    for section, body in table.items():
+        if section not in sections:
+            raise InputError(f"{source}: unknown section [{section}] (known: {', '.join(sections)})")
+        if not isinstance(body, dict):
+            raise InputError(f"{source}: [{section}] must be a table")
+        for key, value in body.items():
+            name = f"{section}.{key}"
+            setting = by_key.get(name)
+            if setting is None:
+                known = [k.split(".")[1] for k in by_key if k.startswith(section + ".")]
+                raise InputError(f"{source}: unknown key {name} (known: {', '.join(known)})")
+            values[setting.field] = _validated(setting, value, source)
+    rules = GateRules(**values, source=source)
+    if not rules.any_rule:
+        raise InputError(f"{source}: no rules configured; a gate without rules refuses to bless")
+    return rules
+
+
+def _validated(setting: Setting, value: Any, source: str) -> Any:
+    name = setting.key
+    if setting.kind == "bool":
+        if not isinstance(value, bool):
+            raise InputError(f"{source}: {name} must be true or false, got {value!r}")
+        return value
+    if setting.kind == "choice":
+        if value not in setting.choices:
+            raise InputError(f"{source}: {name} must be one of {', '.join(map(repr, setting.choices))}, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{source}: {name} must be a number, got {value!r}")
+    if setting.kind == "level":
+        if not math.isfinite(value) or not 0.0 < value < 1.0:
+            raise InputError(f"{source}: {name} must lie strictly between 0 and 1, got {value!r}")
+        return float(value)
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise InputError(f"{source}: {name} must be a fraction in 0..1, got {value!r}")
+    if setting.field == "min_improvement" and value >= 1.0:
+        raise InputError(f"{source}: {name} = {value!r} can never be met (accuracy is at most 1)")
+    return float(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -80,10 +81,36 @@ def test_the_console_names_the_failing_digit(planted, tmp_path, capsys):
     assert "FAIL per-digit drop [Sneaker] Sneaker: accuracy baseline" in capsys.readouterr().out
 
 
-def test_significance_rule_uses_the_exact_paired_test(planted):
-    checks = [c for c in verdict(planted[0])["checks"] if c["rule"] == "significant improvement"]
-    assert len(checks) == 1
-    assert checks[0]["passed"] == (checks[0]["p_value"] < 0.05)
+def one_sided_mid_p(newly_right: int, newly_wrong: int) -> float:
+    """McNemar's exact one-sided mid-p that the candidate is better, from the binomial law itself.
+
+    Given d disagreements, newly right ~ Binomial(d, 1/2) when neither model is
+    better: P(X > newly right) + P(X = newly right) / 2.
+    """
+    d = newly_right + newly_wrong
+    above = sum(math.comb(d, x) for x in range(newly_right + 1, d + 1))
+    return (above + math.comb(d, newly_right) / 2) / 2**d
+
+
+def test_one_sided_mid_p_reproduces_a_published_value():
+    # Bentur et al. 2009 (1 pair one way, 7 the other): McNemar mid-p 0.039 two-sided, as
+    # Fagerland, Lydersen & Laake (2013) give it; one-sided, half of it.
+    assert one_sided_mid_p(7, 1) == pytest.approx(0.039 / 2, abs=5e-4)
+
+
+@pytest.mark.parametrize("fixture", ["planted", "tiny_run"])
+def test_significance_rule_uses_the_exact_paired_test(request, fixture):
+    """The gate's p-value is the one-sided exact mid-p of its own counts, computed here independently."""
+    run_dir = request.getfixturevalue(fixture)
+    run_dir = run_dir[0] if isinstance(run_dir, tuple) else run_dir
+    checks = [c for c in verdict(run_dir)["checks"] if c["rule"] in ("significant improvement", "overall improvement")]
+    assert checks and {c["slice"] for c in checks} == {"overall"}
+    for check in checks:
+        counts = check["counts"]
+        expected = one_sided_mid_p(counts["newly_right"], counts["newly_wrong"])
+        assert check["p_value"] == pytest.approx(expected, rel=1e-9, abs=1e-15), check["rule"]
+        if check["rule"] == "significant improvement":
+            assert check["passed"] == (expected < 0.05)
 
 
 def test_step_summary_is_appended_for_github(run_copy, tmp_path, monkeypatch):

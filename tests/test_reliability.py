@@ -218,7 +218,8 @@ def test_sigkill_never_leaves_a_run_that_looks_finished(tmp_path, tiny_npz, mome
     capsys.readouterr()
     # ... and the same command finishes the job, reusing what was complete.
     rerun = run_pipeline(*interrupted_args(run_dir, tiny_npz), timeout=900)
-    assert rerun.returncode in (0, 1), rerun.stderr[-2000:]
+    # Seeded and deterministic: this run's 6-epoch model beats its 3-epoch one and no class shows a drop.
+    assert rerun.returncode == 0 and "gate: PASSED" in rerun.stdout, rerun.stderr[-2000:]
     if moment == "analysis":
         assert "training: reused" in rerun.stdout
     leftovers = [p for p in run_dir.rglob(".*") if ".tmp" in p.name or ".old-" in p.name]

@@ -72,12 +72,12 @@ def load_dataset(spec: str, seed: int, log=print) -> Dataset:
     """Load by `--data` spec: auto, keras, bundled, or a path (IDX folder or .npz)."""
     if spec == "auto":
         try:
-            return load_keras()
+            return load_keras(log)
         except InputError as error:
             log(f"data: full MNIST unavailable ({error}); using the bundled 5,000 digits")
             return load_bundled(seed)
     if spec == "keras":
-        return load_keras()
+        return load_keras(log)
     if spec == "bundled":
         return load_bundled(seed)
     return load_path(Path(spec))
@@ -86,18 +86,28 @@ def load_dataset(spec: str, seed: int, log=print) -> Dataset:
 KERAS_CACHE = Path.home() / ".keras" / "datasets" / "mnist.npz"
 
 
-def load_keras() -> Dataset:
-    """The full MNIST through tf.keras.datasets (its cache or a download)."""
+def load_keras(log=print) -> Dataset:
+    """The full MNIST through tf.keras.datasets (its cache or a download).
+
+    Before a download our own line says what is being tried; Keras' own
+    "Downloading data from ..." and its progress bar are kept off the console.
+    """
     if KERAS_CACHE.is_file():  # what load_data() would read, without importing TensorFlow
         arrays = _read_npz(KERAS_CACHE, NPZ_KEYS)
         return _checked(**arrays, source="keras:mnist", where=str(KERAS_CACHE))
+    log(f"data: no {KERAS_CACHE}; trying the full MNIST download (11 MB, through Keras) ...")
     import tensorflow as tf
 
+    interactive = tf.keras.config.is_interactive_logging_enabled()
+    tf.keras.config.disable_interactive_logging()  # Keras' messages go to absl's log, not the console
     try:
         (x_train, y_train), (x_test, y_test) = tf.keras.datasets.mnist.load_data()
     except Exception as error:  # Keras raises a bare Exception on fetch failure
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise InputError(f"keras MNIST: {first_line[:160]}") from None
+    finally:
+        if interactive:
+            tf.keras.config.enable_interactive_logging()
     return _checked(x_train, y_train, x_test, y_test, "keras:mnist", "keras MNIST")
 
 

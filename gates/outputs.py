@@ -1,4 +1,4 @@
-"""What CI reads: verdict.json, junit.xml and a Markdown table for pull requests.
+"""What CI reads: verdict.json, junit.xml and summary.md (the verdict and its checks as Markdown).
 
 The three files always describe one judged state. When the gate cannot decide,
 they are replaced by an "unjudged" verdict that never says passed.
@@ -12,14 +12,14 @@ from pathlib import Path
 
 from evalsuite import progress
 from evalsuite.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
-from evalsuite.formatting import esc, fmt, interval_text, p_value_text
 from evalsuite.rundir import RunDir
+from evalsuite.tables import verdict_markdown
 from gates.verdict import Verdict
 
 
 def write_outputs(run: RunDir, verdict: Verdict) -> dict[str, Path]:
     paths = {"verdict": run.verdict_path, "junit": run.junit_path, "summary": run.gate_summary_path}
-    markdown = summary_markdown(verdict)
+    markdown = verdict_markdown(verdict.as_dict())
     # verdict.json last: a reader that finds it finds the other two of the same state.
     write_bytes_atomic(paths["junit"], junit_xml(verdict))
     write_text_atomic(paths["summary"], markdown)
@@ -36,7 +36,7 @@ def write_unjudged(run: RunDir, reason: str) -> None:
     error.text = reason
     suites = ET.Element("testsuites", tests="1", failures="0", errors="1")
     suites.append(suite)
-    markdown = f"### Model gate UNJUDGED\n\nThe gate could not decide: {esc(reason)}\n"
+    markdown = verdict_markdown(None, unjudged=f"the gate could not decide: {reason}")
     write_bytes_atomic(run.junit_path, ET.tostring(suites, encoding="utf-8", xml_declaration=True))
     write_text_atomic(run.gate_summary_path, markdown)
     write_json_atomic(run.verdict_path, payload)
@@ -91,34 +91,3 @@ def junit_xml(verdict: Verdict) -> bytes:
     suites = ET.Element("testsuites", tests=suite.get("tests"), failures=suite.get("failures"))
     suites.append(suite)
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
-
-
-def summary_markdown(verdict: Verdict) -> str:
-    """A table fit for a pull-request comment; text from data is escaped."""
-    state = "PASSED" if verdict.passed else "FAILED"
-    lines = [
-        f"### Model gate {state}: `{esc(verdict.candidate['label'])}` vs `{esc(verdict.baseline['label'])}`",
-        "",
-    ]
-    lines += [f"> **Warning:** {esc(warning)}" for warning in verdict.warnings]
-    if verdict.warnings:
-        lines.append("")
-    lines += [
-        f"{len(verdict.checks) - len(verdict.failures)} of {len(verdict.checks)} checks passed "
-        f"on {verdict.eval_examples} evaluation examples.",
-        "",
-        "| check | slice | baseline | candidate | delta | 95% CI of delta | p | newly right / wrong | rule | result |",
-        "|---|---|---:|---:|---:|---|---:|---:|---|---|",
-    ]
-    for check in verdict.checks:
-        counts = check.counts or {}
-        changed = f"{counts['newly_right']} / {counts['newly_wrong']}" if counts else "-"
-        result = {"pass": "pass", "fail": "**FAIL**", "inconclusive": "inconclusive"}[check.status]
-        lines.append(
-            f"| {esc(check.rule)} | {esc(check.title)} | {fmt(check.baseline)} | {fmt(check.candidate)} | "
-            f"{fmt(check.delta, True)} | {interval_text(check.interval)} | {p_value_text(check.p_value)} | {changed} | "
-            f"{esc(check.threshold)} | {result} |"
-        )
-    for note in verdict.notes:
-        lines += ["", f"Note: {esc(note)}"]
-    return "\n".join(lines) + "\n"

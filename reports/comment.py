@@ -2,8 +2,9 @@
 
 Prints Markdown with a hidden marker on its first line, so a CI step can find
 the comment it posted before and edit it instead of adding one per push.
-Verdict first, then the failing checks, then the per-class table and a link to
-the run's artifact. Every piece of text from data or config is escaped.
+Verdict first, then the failing checks, then the per-class table and, given
+--artifact-url, a link to the run's artifact (no link without it). Every piece
+of text from data or config is escaped.
 
 Example:
     python -m reports comment --run-dir runs/demo --artifact-url "$ARTIFACT_URL"
@@ -22,45 +23,33 @@ MARKER = "<!-- evalsuite-gate-comment -->"
 
 def comment_markdown(run, artifact_url: str | None) -> str:
     from evalsuite.contract import load_changed, load_summary
-    from evalsuite.formatting import esc, fmt, interval_text, p_value_text
+    from evalsuite.formatting import esc
+    from evalsuite.tables import P_NOTE, markdown, per_class_table, verdict_markdown
     from reports.build import verdict_for
-    from reports.markdown import per_class_rows, verdict_headline
 
     summary = load_summary(run.analysis_dir)
     load_changed(run.analysis_dir)
     verdict, unjudged = verdict_for(run, summary)
     base, cand = summary["baseline"]["label"], summary["candidate"]["label"]
-    icon = {"PASSED": "✅", "FAILED": "❌"}.get(verdict_headline(verdict, unjudged), "⚠️")
-    lines = [
-        MARKER,
-        f"### {icon} Model gate {esc(verdict_headline(verdict, unjudged))}: `{esc(cand)}` vs `{esc(base)}`",
-        "",
+    examples = summary["eval_data"]["examples"]
+    if artifact_url:
+        where = f"report, verdict and JUnit: [run artifact]({artifact_link(artifact_url)})."
+    else:
+        where = "report, verdict and JUnit are in the run folder (report/, gate/)."
+    blocks = [
+        MARKER + "\n" + verdict_markdown(verdict, cand, base, unjudged, checks="failed").rstrip("\n"),
+        markdown(per_class_table(summary)),
+        f"{examples} evaluation examples; {esc(P_NOTE)}; {where}",
     ]
-    if verdict is not None:
-        lines += [f"> **Warning:** {esc(warning)}" for warning in verdict.get("warnings", [])]
-        failed = [check for check in verdict["checks"] if not check["passed"]]
-        if failed:
-            lines += ["", "**Failing checks**", ""]
-            lines += [f"- {esc(check['rule'])}: {esc(check['message'])}" for check in failed]
-        else:
-            lines.append(f"All {len(verdict['checks'])} checks passed.")
-    lines += [
-        "",
-        f"| slice | {esc(base)} | {esc(cand)} | delta | 95% CI | p | newly right | newly wrong |",
-        "|---|---:|---:|---:|---|---:|---:|---:|",
-    ]
-    for row in per_class_rows(summary):
-        lines.append(
-            f"| {esc(row['title'])} | {fmt(row['baseline'])} | {fmt(row['candidate'])} | {fmt(row['delta'], True)} | "
-            f"{interval_text(row['interval'])} | {p_value_text(row['p_value'])} | {row['newly_right']} | "
-            f"{row['newly_wrong']} |"
-        )
-    link = esc(artifact_url) if artifact_url else "ARTIFACT_URL"
-    lines += [
-        "",
-        f"{summary['eval_data']['examples']} evaluation examples; report, verdict and JUnit: [run artifact]({link}).",
-    ]
-    return "\n".join(lines) + "\n"
+    return "\n\n".join(blocks) + "\n"
+
+
+def artifact_link(url: str) -> str:
+    """The address as a Markdown link destination: spaces, brackets, parentheses and quotes percent-encoded."""
+    from urllib.parse import quote
+
+    # CommonMark decodes entities in a destination: "&amp;" keeps a query's "&copy=1" as written.
+    return quote(url, safe=":/?#@!$&'*+,;=%~-._").replace("&", "&amp;")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument(
-        "--artifact-url", default=None, help="where CI uploaded the run's report (a link in the comment)"
+        "--artifact-url",
+        default=None,
+        help="where CI uploaded the run's report (a link in the comment; none without it)",
     )
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)

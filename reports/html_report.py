@@ -8,13 +8,12 @@ escaped.
 from __future__ import annotations
 
 import base64
-import html
 
 from evalsuite.class_names import title
-from evalsuite.formatting import fmt, interval_text, p_value_text
+from evalsuite.formatting import esc_html as esc
 from evalsuite.rundir import RunDir
+from evalsuite.tables import P_NOTE, checks_table, html, per_class_rows, per_class_table, verdict_headline
 from reports.curves import read_curves
-from reports.markdown import per_class_rows, verdict_headline
 from reports.plots import changed_figure, confusion_figure, curves_figure, per_class_figure
 
 CHANGED_PER_CLASS = 6
@@ -30,10 +29,6 @@ th,td{border-bottom:1px solid #e3e6ec;padding:4px 10px;text-align:right} th{back
 td.l,th.l{text-align:left} .bad{color:#b3261e;font-weight:600} .good{color:#1e7d34}
 img{max-width:100%} code{background:#f5f6f8;padding:1px 4px;border-radius:3px} .muted{color:#5f6775}
 """
-
-
-def esc(value) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -53,17 +48,17 @@ def render(
         f'<div class="muted">run folder {esc(run.path)}</div>',
     ]
     parts.append(_verdict_section(verdict, unjudged))
-    rows = per_class_rows(summary)
     max_drop = (verdict or {}).get("rules", {}).get("max_drop")
     parts.append("<h2>Accuracy per class</h2>")
     parts.append(
         f'<p class="muted">{summary["eval_data"]["examples"]} evaluation examples from '
         f"{esc(summary['eval_data']['source'])}; delta = candidate - baseline; intervals: "
-        f"{esc(summary.get('confidence_intervals') or 'not computed')}; p: two-sided McNemar mid-p; "
+        f"{esc(summary.get('confidence_intervals') or 'not computed')}; {esc(P_NOTE)}; "
         "newly right / wrong: examples only the candidate / only the baseline gets right.</p>"
     )
-    parts.append(_per_class_table(rows, base_label, cand_label))
-    parts.append(_img(per_class_figure(rows, base_label, cand_label, max_drop), "accuracy per class"))
+    parts.append(html(per_class_table(summary)))
+    figure = per_class_figure(per_class_rows(summary), base_label, cand_label, max_drop)
+    parts.append(_img(figure, "accuracy per class"))
     parts.append(_changed_section(changed, summary, grids))
     parts.append(_confusion_section(summary, base_label, cand_label))
     parts.append(_curves_section(run, manifest))
@@ -82,56 +77,15 @@ def _verdict_section(verdict: dict | None, unjudged: str) -> str:
     )
     head += (
         f'<div class="verdict {"pass" if passed else "fail"}" id="verdict"><strong>'
-        f"{verdict_headline(verdict, '')}</strong>: {len(verdict['checks']) - len(failed)} of "
+        f"{verdict_headline(verdict)}</strong>: {len(verdict['checks']) - len(failed)} of "
         f"{len(verdict['checks'])} checks passed (rules from {esc(verdict['rules'].get('source', '?'))})."
     )
     if failed:
         head += "<ul>" + "".join(f"<li>{esc(c['rule'])}: {esc(c['message'])}</li>" for c in failed) + "</ul>"
     head += "</div>"
-    rows = [
-        "<table id=checks><tr><th class=l>rule</th><th class=l>slice</th><th>baseline</th><th>candidate</th>"
-        "<th>delta</th><th class=l>95% CI of delta</th><th>p</th><th>newly right / wrong</th>"
-        "<th class=l>needs</th><th class=l>result</th></tr>"
-    ]
-    for check in verdict["checks"]:
-        result = {
-            "pass": '<span class="good">pass</span>',
-            "fail": '<span class="bad">FAIL</span>',
-            "inconclusive": f'<span title="{esc(check.get("message", ""))}">inconclusive</span>',
-        }[check["status"]]
-        counts = check.get("counts") or {}
-        changed = f"{counts['newly_right']} / {counts['newly_wrong']}" if counts else "-"
-        rows.append(
-            f"<tr><td class=l>{esc(check['rule'])}</td><td class=l>{esc(check.get('title') or check['slice'])}</td>"
-            f"<td>{fmt(check['baseline'])}</td><td>{fmt(check['candidate'])}</td>"
-            f"<td>{fmt(check['delta'], True)}</td><td class=l>{interval_text(check.get('interval'))}</td>"
-            f"<td>{p_value_text(check.get('p_value'))}</td><td>{changed}</td>"
-            f"<td class=l>{esc(check['threshold'])}</td><td class=l>{result}</td></tr>"
-        )
-    rows.append("</table>")
+    table = html(checks_table(verdict)) + f'<p class="muted">{esc(P_NOTE)}.</p>'
     notes = "".join(f'<p class="muted">Note: {esc(note)}</p>' for note in verdict.get("notes", []))
-    return head + "<h2>Rules</h2>" + "".join(rows) + notes
-
-
-def _per_class_table(rows: list[dict], base_label: str, cand_label: str) -> str:
-    out = [
-        f"<table id=per-class><tr><th class=l>slice</th><th>examples</th><th>{esc(base_label)}</th>"
-        f"<th>{esc(cand_label)}</th><th>delta</th><th class=l>95% CI of delta</th><th>p</th>"
-        "<th>newly right</th><th>newly wrong</th></tr>"
-    ]
-    for row in rows:
-        delta = row["delta"]
-        css = "bad" if delta is not None and delta < 0 else ("good" if delta and delta > 0 else "")
-        examples = "-" if row["examples"] is None else f"{row['examples']:.0f}"
-        out.append(
-            f"<tr><td class=l>{esc(row['title'])}</td><td>{examples}</td><td>{fmt(row['baseline'])}</td>"
-            f"<td>{fmt(row['candidate'])}</td><td class='{css}'>{fmt(delta, True)}</td>"
-            f"<td class=l>{interval_text(row['interval'])}</td><td>{p_value_text(row['p_value'])}</td>"
-            f"<td>{'-' if row['newly_right'] is None else row['newly_right']}</td>"
-            f"<td>{'-' if row['newly_wrong'] is None else row['newly_wrong']}</td></tr>"
-        )
-    out.append("</table>")
-    return "".join(out)
+    return head + "<h2>Rules</h2>" + table + notes
 
 
 def changed_by_class(changed: dict, change: str, per_class: int = CHANGED_PER_CLASS) -> tuple[list[dict], dict]:
@@ -252,11 +206,7 @@ def _provenance_section(run: RunDir, manifest: dict, summary: dict) -> str:
         ("training settings", ", ".join(f"{k}={v}" for k, v in training.get("config", {}).items())),
     ]
     rows += [(name, version) for name, version in sorted(manifest.get("environment", {}).items())]
-    rows += [
-        (f"time: {name}", f"{info.get('seconds', 0):.1f}s" + (" (reused)" if info.get("reused") else ""))
-        for name, info in stages.items()
-        if "seconds" in info
-    ]
+    rows += stage_times(manifest)
     artifacts = [
         ("manifest", run.manifest_path),
         ("models", run.models_dir),
@@ -271,3 +221,32 @@ def _provenance_section(run: RunDir, manifest: dict, summary: dict) -> str:
     out += [f"<tr><th class=l>{esc(k)}</th><td class=l><code>{esc(v)}</code></td></tr>" for k, v in artifacts]
     out.append("</table>")
     return "".join(out)
+
+
+def stage_times(manifest: dict) -> list[tuple[str, str]]:
+    """How long each stage took when it last ran, each saying what it covers.
+
+    The data stage runs inside training and is counted in its time, so training
+    gets one time, the whole stage's, not two that look alike.
+    """
+    stages = manifest.get("stages", {})
+    models = ", ".join(stages.get("training", {}).get("runs", {})) or "the models"
+    covers = {
+        "training": f"the whole stage: loading the data, writing the evaluation examples, fitting and exporting {models}",
+        "analysis": "TFMA on both models, paired counts and the changed examples",
+        "gate": "judging the analysis against the rules",
+    }
+    rows = [
+        (f"time: {name}", f"{stages[name]['seconds']:.1f}s, {covers[name]}")
+        for name in covers
+        if isinstance(stages.get(name, {}).get("seconds"), (int, float))
+    ]
+    if isinstance(manifest.get("pipeline_seconds"), (int, float)):
+        rows.append(
+            (
+                "time: pipeline",
+                f"{manifest['pipeline_seconds']:.1f}s, the last whole-pipeline command "
+                "(imports included; a reused stage costs next to nothing)",
+            )
+        )
+    return rows

@@ -90,11 +90,15 @@ def shared_trajectory(curves: dict[str, dict]) -> bool:
 
 
 def curves_figure(curves: dict[str, dict]) -> bytes:
-    """Loss and accuracy per epoch, train (solid) and validation (dashed).
+    return _png(curves_plot(curves))
+
+
+def curves_plot(curves: dict[str, dict]):
+    """Loss and accuracy per epoch, train (solid) and validation (dashed), as a matplotlib figure.
 
     When the runs share one trajectory (the 3-epoch model is a snapshot of the
     6-epoch run), one line per curve with each snapshot marked; otherwise a
-    line per run.
+    line per run. The legend sits below both panels, the export labels above them.
     """
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -122,20 +126,36 @@ def curves_figure(curves: dict[str, dict]) -> bytes:
                         label=f"{run} {split}" if not shared else split,
                     )
     if shared:
+        # Each export marked on both panels and named above them, clear of the curves and the legend.
         for index, (run, length) in enumerate(sorted(lengths.items(), key=lambda item: item[1])):
+            color = palette[(index + 2) % len(palette)]
             for axis in axes:
-                axis.axvline(length, color=palette[(index + 2) % len(palette)], linestyle=":", linewidth=1.2)
-            axes[1].annotate(
-                f" {run}", (length, 0.02), xycoords=("data", "axes fraction"), fontsize=8, rotation=90, va="bottom"
-            )
+                axis.axvline(length, color=color, linestyle=":", linewidth=1.2)
+                axis.annotate(
+                    run,
+                    (length, 1.0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                    color=color,
+                )
     for axis, name in zip(axes, ("loss", "accuracy")):
         axis.set_xlabel("epoch")
         axis.set_ylabel(name)
         axis.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="lower right")
+    # One legend for both panels, below them: it never hides a curve or a label.
+    handles, labels = axes[1].get_legend_handles_labels()
+    if handles:
+        figure.legend(
+            handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 4), fontsize=8,
+            frameon=False,
+        )  # fmt: skip
     if shared:
-        figure.suptitle("one training trajectory; dotted lines mark where each model was exported", fontsize=9)
-    return _png(figure)
+        figure.suptitle("one training trajectory; dotted lines mark where each model was exported", fontsize=9, y=1.04)
+    return figure
 
 
 def changed_figure(images, examples: list[dict], names) -> bytes:

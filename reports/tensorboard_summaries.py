@@ -11,9 +11,8 @@ from pathlib import Path
 
 from evalsuite.atomic import atomic_dir
 from evalsuite.contract import TENSORBOARD_EVAL_RUN
-from evalsuite.formatting import fmt, interval_text, p_value_text
 from evalsuite.rundir import RunDir
-from reports.markdown import per_class_rows
+from evalsuite.tables import P_NOTE, markdown, per_class_table
 from reports.plots import confusion_figure
 
 
@@ -22,8 +21,8 @@ def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict, changed: di
     import tensorflow as tf
 
     runs = manifest.get("stages", {}).get("training", {}).get("runs", {})
-    rows = per_class_rows(summary)
-    table = _markdown_table(rows, summary["baseline"]["label"], summary["candidate"]["label"])
+    # The report's and the pull request's table, escaped alike (TensorBoard renders Markdown too).
+    table = markdown(per_class_table(summary)) + f"\n\n{P_NOTE}."
     written = []
     for role in ("baseline", "candidate"):
         label = summary[role]["label"]
@@ -59,17 +58,3 @@ def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict, changed: di
             writer.close()
         written.append(final)
     return written
-
-
-def _markdown_table(rows: list[dict], base_label: str, cand_label: str) -> str:
-    lines = [
-        f"| slice | {base_label} | {cand_label} | delta | 95% CI | p | newly right | newly wrong |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['title']} | {fmt(row['baseline'])} | {fmt(row['candidate'])} | "
-            f"{fmt(row['delta'], True)} | {interval_text(row['interval'])} | {p_value_text(row['p_value'])} | "
-            f"{row['newly_right']} | {row['newly_wrong']} |"
-        )
-    return "\n".join(lines)

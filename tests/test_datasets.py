@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import os
+import socket
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,17 +87,24 @@ def test_npz_round_trip_and_float_pixels(tmp_path, bundled):
     np.testing.assert_array_equal(loaded.x_test, small.x_test)
 
 
-def test_auto_falls_back_to_bundled_when_keras_is_unavailable(monkeypatch):
-    import evalsuite.datasets as datasets
-
-    def offline():
-        raise InputError("keras MNIST: URL fetch failure")
-
-    monkeypatch.setattr(datasets, "load_keras", offline)
-    said = []
-    dataset = datasets.load_dataset("auto", seed=1, log=said.append)
-    assert dataset.source.startswith("bundled:")
-    assert len(said) == 1 and "bundled" in said[0]
+def test_auto_says_what_it_tries_first_and_falls_back_to_bundled_when_offline(tmp_path):
+    """No cached mnist.npz and no way out (a proxy that refuses): ours first, none of Keras' lines, then bundled."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = {key: value for key, value in os.environ.items() if key.lower() != "no_proxy"}
+    env.update(HOME=str(tmp_path), KERAS_HOME=str(tmp_path / ".keras"), https_proxy=refused, HTTPS_PROXY=refused)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    code = "from evalsuite.datasets import load_dataset; print('source', load_dataset('auto', 1).source)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("data: no ") and "trying the full MNIST download" in lines[0], lines
+    assert "full MNIST unavailable" in lines[1] and lines[2].startswith("source bundled:"), lines
+    assert "Downloading" not in result.stdout + result.stderr
+    assert not (tmp_path / ".keras" / "datasets" / "mnist.npz").exists()
 
 
 def _bad_idx_cases(bundled):

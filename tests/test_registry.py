@@ -152,7 +152,7 @@ def test_the_pr_comment_has_its_marker_verdict_first_and_escapes_names(run_copy,
     hostile = capsys.readouterr().out
     assert "<script>" not in hostile and "evil&#124;&lt;script&gt;" in hostile
     header = next(line for line in hostile.splitlines() if line.startswith("| slice |"))
-    assert header.count("|") == 9
+    assert header.count("|") == 10
 
 
 @pytest.mark.slow

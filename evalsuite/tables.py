@@ -1,0 +1,251 @@
+"""Each table a reader sees, defined once and rendered as Markdown or HTML.
+
+A table is data: columns and rows of plain-text cells. `markdown` and `html`
+render it and escape every header and cell, so text from data (class names,
+model labels, rule sources) never comes out as markup. The gate's summary.md,
+the report's summary.md and page, the pull-request comment and TensorBoard's
+text summary all draw their tables and verdict from here.
+
+p-values follow the rules: the one-sided McNemar mid-p in the direction the
+rule tests (that the candidate is worse on a class, better overall), the same
+number the verdict records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from evalsuite import paired_stats
+from evalsuite.class_names import title
+from evalsuite.contract import NEWLY_RIGHT, NEWLY_WRONG
+from evalsuite.formatting import code, count_text, esc, esc_html, fmt, interval_text, p_value_text
+
+PER_CLASS_P = "p (one-sided: worse; overall: better)"
+CHECKS_P = "p (one-sided, as the rule tests)"
+P_NOTE = (
+    "p: one-sided McNemar mid-p in the direction its rule tests: that the candidate is worse "
+    "on a class (per-digit drop), better overall (overall improvement)"
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Plain text; `css` and `hint` (a tooltip) only show in HTML, `strong` in both."""
+
+    text: str
+    css: str = ""
+    strong: bool = False
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    left: bool = False  # text columns align left, numbers right
+
+
+@dataclass
+class Table:
+    id: str
+    columns: list[Column]
+    rows: list[list[Cell]] = field(default_factory=list)
+
+    def add(self, *cells) -> None:
+        if len(cells) != len(self.columns):
+            raise ValueError(f"table {self.id}: {len(cells)} cells for {len(self.columns)} columns")
+        self.rows.append([cell if isinstance(cell, Cell) else Cell(str(cell)) for cell in cells])
+
+
+def markdown(table: Table) -> str:
+    """GitHub-flavoured Markdown; every header and cell escaped."""
+
+    def cell(item: Cell) -> str:
+        return f"**{esc(item.text)}**" if item.strong else esc(item.text)
+
+    lines = [
+        "| " + " | ".join(esc(column.header) for column in table.columns) + " |",
+        "|" + "|".join("---" if column.left else "---:" for column in table.columns) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(item) for item in row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def html(table: Table) -> str:
+    """An HTML table with `id`; every header and cell escaped."""
+
+    def attributes(column: Column, css: str = "", hint: str = "") -> str:
+        classes = " ".join(name for name in ("l" if column.left else "", css) if name)
+        out = f' class="{classes}"' if classes else ""
+        return out + (f' title="{esc_html(hint)}"' if hint else "")
+
+    def cell(column: Column, item: Cell) -> str:
+        text = f"<strong>{esc_html(item.text)}</strong>" if item.strong else esc_html(item.text)
+        return f"<td{attributes(column, item.css, item.hint)}>{text}</td>"
+
+    out = [f"<table id={table.id}><tr>"]
+    out += [f"<th{attributes(column)}>{esc_html(column.header)}</th>" for column in table.columns]
+    out.append("</tr>")
+    for row in table.rows:
+        out.append("<tr>" + "".join(cell(column, item) for column, item in zip(table.columns, row)) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+# --- the per-class table ----------------------------------------------------------------
+
+
+def rule_p_value(sid: str, newly_right: int | None, newly_wrong: int | None) -> float | None:
+    """The p-value the rules use for a slice: better overall, worse on a class (None without counts)."""
+    if newly_right is None or newly_wrong is None:
+        return None
+    if sid == "overall":
+        return paired_stats.better_p_value(newly_right, newly_wrong)
+    return paired_stats.worse_p_value(newly_right, newly_wrong)
+
+
+def per_class_rows(summary: dict) -> list[dict]:
+    """One row per slice: both models' accuracy, the delta, its paired interval, p and counts."""
+    names = summary["eval_data"].get("class_names")
+    rows = []
+    for sid in summary["slices"]:
+        base = summary["models"]["baseline"].get(sid, {})
+        cand = summary["models"]["candidate"].get(sid, {})
+        delta = summary["deltas"].get(sid, {})
+        paired = summary.get("paired", {}).get(sid, {})
+        rows.append(
+            {
+                "slice": sid,
+                "title": title(sid, names),
+                "examples": cand.get("examples"),
+                "baseline": base.get("accuracy"),
+                "candidate": cand.get("accuracy"),
+                "delta": delta.get("accuracy"),
+                "interval": delta.get("accuracy_ci"),
+                "p_value": rule_p_value(sid, paired.get(NEWLY_RIGHT), paired.get(NEWLY_WRONG)),
+                "newly_right": paired.get(NEWLY_RIGHT),
+                "newly_wrong": paired.get(NEWLY_WRONG),
+            }
+        )
+    return rows
+
+
+def per_class_table(summary: dict) -> Table:
+    """Accuracy per slice for both models, the delta, its interval, p and the changed counts."""
+    table = Table(
+        "per-class",
+        [
+            Column("slice", left=True),
+            Column("examples"),
+            Column(summary["baseline"]["label"]),
+            Column(summary["candidate"]["label"]),
+            Column("delta"),
+            Column("95% CI of delta", left=True),
+            Column(PER_CLASS_P),
+            Column("newly right"),
+            Column("newly wrong"),
+        ],
+    )
+    for row in per_class_rows(summary):
+        delta = row["delta"]
+        tone = "bad" if delta is not None and delta < 0 else ("good" if delta else "")
+        table.add(
+            row["title"],
+            "-" if row["examples"] is None else f"{row['examples']:.0f}",
+            fmt(row["baseline"]),
+            fmt(row["candidate"]),
+            Cell(fmt(delta, True), css=tone),
+            interval_text(row["interval"]),
+            p_value_text(row["p_value"]),
+            count_text(row["newly_right"]),
+            count_text(row["newly_wrong"]),
+        )
+    return table
+
+
+# --- the verdict ------------------------------------------------------------------------
+
+
+def verdict_headline(verdict: dict | None) -> str:
+    if verdict is None:
+        return "UNJUDGED"
+    return "PASSED" if verdict["passed"] else "FAILED"
+
+
+def checks_table(verdict: dict) -> Table:
+    """One row per check of the verdict: the evidence, what the rule needs, the result."""
+    table = Table(
+        "checks",
+        [
+            Column("rule", left=True),
+            Column("slice", left=True),
+            Column("baseline"),
+            Column("candidate"),
+            Column("delta"),
+            Column("95% CI of delta", left=True),
+            Column(CHECKS_P),
+            Column("newly right / wrong"),
+            Column("needs", left=True),
+            Column("result", left=True),
+        ],
+    )
+    for check in verdict["checks"]:
+        counts = check.get("counts") or {}
+        result = {
+            "pass": Cell("pass", css="good"),
+            "fail": Cell("FAIL", css="bad", strong=True),
+            "inconclusive": Cell("inconclusive", hint=check.get("message", "")),
+        }[check["status"]]
+        table.add(
+            check["rule"],
+            check.get("title") or check["slice"],
+            fmt(check["baseline"]),
+            fmt(check["candidate"]),
+            fmt(check["delta"], True),
+            interval_text(check.get("interval")),
+            p_value_text(check.get("p_value")),
+            f"{counts[NEWLY_RIGHT]} / {counts[NEWLY_WRONG]}" if counts else "-",
+            check["threshold"],
+            result,
+        )
+    return table
+
+
+def verdict_markdown(
+    verdict: dict | None,
+    candidate: str | None = None,
+    baseline: str | None = None,
+    unjudged: str = "",
+    checks: str = "table",
+) -> str:
+    """The verdict as Markdown: heading, warnings, how many checks passed, then the checks.
+
+    The models are named from the verdict unless given. `checks` is "table" (every
+    check, for summary.md) or "failed" (a list of the failing ones, for a
+    pull-request comment). Blocks are separated by a blank line, so a warning's
+    quote never swallows the line after it.
+    """
+    if verdict is not None and candidate is None and baseline is None:
+        candidate, baseline = verdict["candidate"]["label"], verdict["baseline"]["label"]
+    headline = verdict_headline(verdict)
+    icon = {"PASSED": "✅", "FAILED": "❌"}.get(headline, "⚠️")
+    models = f": {code(candidate)} vs {code(baseline)}" if candidate is not None and baseline is not None else ""
+    blocks = [f"### {icon} Model gate {headline}{models}"]
+    if verdict is None:
+        blocks.append(f"No verdict: {esc(unjudged or 'the gate has not judged these results')}.")
+        return "\n\n".join(blocks) + "\n"
+    blocks += [f"> **Warning:** {esc(warning)}" for warning in verdict.get("warnings", [])]
+    failed = [check for check in verdict["checks"] if not check["passed"]]
+    examples = verdict.get("eval_examples")
+    blocks.append(
+        f"{len(verdict['checks']) - len(failed)} of {len(verdict['checks'])} checks passed"
+        + (f" on {examples} evaluation examples" if examples is not None else "")
+        + f" (rules from {esc(verdict.get('rules', {}).get('source', '?'))})."
+    )
+    if checks == "table":
+        blocks.append(markdown(checks_table(verdict)))
+        blocks.append(esc(P_NOTE) + ".")
+    elif failed:
+        blocks.append("**Failing checks**")
+        blocks.append("\n".join(f"- {esc(check['rule'])}: {esc(check['message'])}" for check in failed))
+    blocks += [f"Note: {esc(note)}" for note in verdict.get("notes", [])]
+    return "\n\n".join(blocks) + "\n"

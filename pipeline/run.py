@@ -15,6 +15,7 @@ Examples:
 
 from __future__ import annotations
 
+import argparse
 import platform
 import sys
 import time
@@ -24,11 +25,10 @@ from evalsuite.cli import command_args, new_parser, open_run
 from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
 
 
-def main(argv: list[str] | None = None) -> int:
-    own_args, beam_args = command_args(argv)
-    from analysis.__main__ import analysis_config
+def build_parser() -> argparse.ArgumentParser:
+    """The `evalsuite` command's flags: the training stage's, the analysis' rules and intervals, and its own."""
     from evalsuite.cli import add_analysis_args, add_bless_arg
-    from training.__main__ import add_training_args, training_config
+    from training.__main__ import add_training_args
 
     parser = new_parser("evalsuite", __doc__, new_run_allowed=True)
     add_training_args(parser)
@@ -41,7 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         "blessed:DIR, the newest model blessed into the registry DIR",
     )
     add_bless_arg(parser)
-    args = parser.parse_args(own_args)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    own_args, beam_args = command_args(argv)
+    from analysis.__main__ import analysis_config
+    from training.__main__ import training_config
+
+    args = build_parser().parse_args(own_args)
 
     def work() -> int:
         from analysis.evaluate import analyze

@@ -140,6 +140,11 @@ def train(run: RunDir, config: TrainConfig, log=progress.log) -> TrainResult:
             "outputs": {name: [info["saved_model"], info["keras_model"], info["logs"]] for name, info in runs.items()},
         },
     )
+    # The time the manifest keeps and the report shows, with what it covers.
+    log(
+        f"training: the whole stage took {seconds:.1f}s "
+        "(loading the data, writing the evaluation examples, fitting and exporting)"
+    )
     return TrainResult(data_record, runs, reused=False, seconds=seconds)
 
 
@@ -278,7 +283,7 @@ def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int],
             f"training: {name} train accuracy {runs[name]['final']['accuracy']:.4f}, "
             f"validation accuracy {runs[name]['final']['val_accuracy']:.4f}"
         )
-    log(f"training: {max(epoch_counts)} epochs on {len(y_train)} examples took {seconds:.1f}s")
+    log(f"training: fitting {max(epoch_counts)} epochs on {len(y_train)} examples took {seconds:.1f}s")
     return runs
 
 

@@ -18,9 +18,19 @@ from evalsuite.errors import run_cli
 
 
 def analysis_config(
-    args: argparse.Namespace, beam_args: list[str], baseline: str, candidate: str, rules=None, fallback="epochs-3"
+    args: argparse.Namespace,
+    beam_args: list[str],
+    baseline: str,
+    candidate: str,
+    rules=None,
+    fallback="epochs-3",
+    run=None,
 ):
-    """The analysis settings the flags name; `blessed:DIR` resolves to the newest blessed model."""
+    """The analysis settings the flags name; `blessed:DIR` resolves to the newest blessed model.
+
+    With `run`, a candidate that is itself the newest blessed model is recognised
+    by its fingerprint (see registry.resolve_baseline).
+    """
     from analysis.evaluate import AnalysisConfig
     from evalsuite import progress, registry
     from evalsuite.errors import InputError
@@ -31,12 +41,20 @@ def analysis_config(
     for role, name in (("baseline", baseline), ("candidate", candidate)):
         if not name:
             raise InputError(f"--{role}: empty model name")
-    note = None
+    note = info = None
+    if registry.is_reference(candidate):
+        raise InputError("--candidate: a blessed model is a baseline; name the model to judge")
     if registry.is_reference(baseline):
+        from analysis.models import resolve_model
+
         on_empty = rules.on_empty if rules is not None else "rubber-stamp"
-        baseline, note = registry.resolve_baseline(baseline, on_empty, fallback, progress.log, progress.warn)
+        candidate_fingerprint = resolve_model(run, candidate, "candidate").fingerprint if run is not None else None
+        baseline, note, info = registry.resolve_baseline(
+            baseline, on_empty, fallback, progress.log, progress.warn, candidate_fingerprint
+        )
     return AnalysisConfig(
         baseline_note=note,
+        baseline_info=info,
         baseline=baseline,
         candidate=candidate,
         eval_data=getattr(args, "eval_data", None),
@@ -60,10 +78,9 @@ def run_requested_analysis(run, args: argparse.Namespace, beam_args: list[str], 
         _name(args.candidate, own_candidate),
         rules,
         fallback=own_baseline,
+        run=run,
     )
-    if args.force:
-        run.invalidate_from("analysis")
-    return analyze(run, config, rules)
+    return analyze(run, config, rules, force=args.force)
 
 
 def _name(given: str | None, default: str) -> str:

@@ -58,7 +58,8 @@ class AnalysisConfig:
     jackknife: bool = False
     beam_args: tuple[str, ...] = ()
     seed: int = 42
-    baseline_note: str | None = None  # e.g. an empty registry's rubber-stamp, carried to the verdict
+    baseline_note: str | None = None  # e.g. an empty registry's rubber-stamp, carried to the verdict as a warning
+    baseline_info: str | None = None  # e.g. a candidate that is the blessed model itself, carried as a note
 
 
 @dataclass
@@ -87,13 +88,21 @@ def with_explicit_runner(beam_args: tuple[str, ...]) -> tuple[str, ...]:
     return (f"--runner={DEFAULT_RUNNER}", *beam_args)
 
 
-def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.log) -> AnalysisResult:
-    """Evaluate baseline and candidate with TFMA, or reuse the results if nothing changed."""
+def analyze(
+    run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.log, force: bool = False
+) -> AnalysisResult:
+    """Evaluate baseline and candidate with TFMA, or reuse the results if nothing changed.
+
+    Every input is checked before the folder is touched: bad input (a missing
+    model, data without some class, an unknown Beam runner) leaves it as it
+    was. `force` recomputes even when nothing changed.
+    """
     started = time.perf_counter()
     baseline = resolve_model(run, config.baseline, "baseline")
     candidate = resolve_model(run, config.candidate, "candidate")
-    eval_data = _eval_data(run, config.eval_data, log)
     beam_args = with_explicit_runner(config.beam_args)
+    check_runner(runner_of(beam_args))
+    eval_data = _eval_data(run, config.eval_data, log)
     thresholds = tfma_thresholds(rules, eval_data["examples"], eval_data["examples_per_class"])
     # Everything the EvalConfig is built from, so an unchanged analysis is recognised without TFMA.
     stage_fingerprint = fingerprint(
@@ -105,28 +114,23 @@ def analyze(run: RunDir, config: AnalysisConfig, rules: GateRules, log=progress.
         config.jackknife,
         config.seed,
         config.baseline_note,
+        config.baseline_info,
         beam_args,
         stage_code_fingerprint("analysis"),
         _versions(),
     )
-    record = run.reusable("analysis", stage_fingerprint)
+    record = None if force else run.reusable("analysis", stage_fingerprint)
     if record is not None:
         summary = load_summary(run.analysis_dir)
         log(f"analysis: reused TFMA results in {run.analysis_dir} (models, data and rules unchanged)")
         return AnalysisResult(summary, run.tfma_dir, reused=True, seconds=time.perf_counter() - started)
 
-    # Nothing downstream may look done while the analysis changes under it.
-    run.invalidate_from("analysis")
-    missing = [str(c) for c in range(NUM_CLASSES) if not eval_data["examples_per_class"].get(str(c))]
-    if missing:
-        raise InputError(
-            f"{eval_data['source']}: no evaluation examples of class {', '.join(missing)}; "
-            f"slice {LABEL_KEY}={missing[0]} is missing, so no rule on it can be judged"
-        )
     signatures = {
         BASELINE: check_saved_model(baseline.path, "baseline"),
         CANDIDATE: check_saved_model(candidate.path, "candidate"),
     }
+    # Nothing downstream may look done while the analysis changes under it.
+    run.invalidate_from("analysis")
     eval_config = build_eval_config(rules, eval_data, config.jackknife)
     runner = runner_of(beam_args)
     log(
@@ -212,6 +216,8 @@ def _eval_data(run: RunDir, eval_data: str | None, log) -> dict:
                 f"{run.data_dir}: evaluation examples changed on disk since the data stage wrote them; "
                 "rerun with --force"
             )
+        per_class = record["eval_examples_per_class"]
+        _require_every_class([int(c) for c, n in per_class.items() if n], record["source"])
         return {
             "source": record["source"],
             "fingerprint": record["fingerprint"],
@@ -232,16 +238,18 @@ def _eval_data(run: RunDir, eval_data: str | None, log) -> dict:
         data_fingerprint = fingerprint(*records)
         source = f"tfrecord:{pattern}"
         names = None
+        _require_every_class(labels, source)
     else:
         images, labels = load_eval_split(path)
+        source = f"{'idx' if path.is_dir() else 'npz'}:{path.resolve()}"
+        names = class_names_for(path)
+        _require_every_class(labels, source)
         data_fingerprint = fingerprint(images.tobytes(), labels.tobytes())
         folder = run.data_dir.parent / f"data-{data_fingerprint}"
         if not folder.exists():
             with atomic_dir(folder) as staging:
                 write_examples(staging, images, labels)
         pattern = str(folder / SHARD_PATTERN)
-        source = f"{'idx' if path.is_dir() else 'npz'}:{path.resolve()}"
-        names = class_names_for(path)
     counts = {str(c): int(n) for c, n in zip(*np.unique(labels, return_counts=True))}
     log(f"analysis: evaluation data {source} - {len(labels)} examples")
     return {
@@ -253,6 +261,30 @@ def _eval_data(run: RunDir, eval_data: str | None, log) -> dict:
         "class_names": names,
         "pattern": pattern,
     }
+
+
+def _require_every_class(labels, source: str) -> None:
+    """Every class must have evaluation examples: a missing slice cannot be judged by any rule."""
+    import numpy as np
+
+    present = set(np.unique(labels).tolist())
+    missing = [str(c) for c in range(NUM_CLASSES) if c not in present]
+    if missing:
+        raise InputError(
+            f"{source}: no evaluation examples of class {', '.join(missing)}; "
+            f"slice {LABEL_KEY}={missing[0]} is missing, so no rule on it can be judged"
+        )
+
+
+def check_runner(runner: str) -> None:
+    """An unknown Beam runner is bad input, found before anything is written."""
+    from apache_beam.runners.runner import create_runner
+
+    try:
+        create_runner(runner)
+    except (ValueError, ImportError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise InputError(f"--runner={runner}: not a Beam runner this installation has ({first[:160]})") from None
 
 
 def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool, paired: bool = True):
@@ -386,6 +418,7 @@ def summarize(
         "cross_slices": cross_slices,
         "confusion_matrices": confusion,
         "notes": [config.baseline_note] if config.baseline_note else [],
+        "info": [config.baseline_info] if config.baseline_info else [],
     }
 
 

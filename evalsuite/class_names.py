@@ -8,6 +8,7 @@ set by the bytes of its evaluation labels, else "digit N".
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from pathlib import Path
 
 from evalsuite.contract import NUM_CLASSES, class_of
@@ -24,12 +25,36 @@ KNOWN_LABEL_FILES = {
 
 
 def parse_names(text: str, where: str) -> list[str]:
-    """Ten non-empty names, from a comma-separated flag or a file's lines."""
+    """Ten distinct, printable names, from a comma-separated flag or a file's lines."""
     separator = "\n" if "\n" in text.strip() else ","
     names = [name.strip() for name in text.strip().split(separator)]
     if len(names) != NUM_CLASSES or not all(names) or any(len(name) > 60 for name in names):
         raise InputError(f"{where}: need {NUM_CLASSES} class names of at most 60 characters, got {len(names)}")
+    for number, name in enumerate(names, start=1):
+        problem = _name_problem(name)
+        if problem:
+            raise InputError(f"{where}: class name {number} {problem}")
+    seen: dict[str, int] = {}
+    for number, name in enumerate(names, start=1):
+        key = name.casefold()
+        if key in seen:
+            raise InputError(f"{where}: class names {seen[key]} and {number} are the same ({name!r})")
+        seen[key] = number
     return names
+
+
+# A class name reaches XML, Markdown tables, terminals and file listings: it must be one printable line.
+RESERVED = ("overall",)
+
+
+def _name_problem(name: str) -> str | None:
+    for char in name:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cs", "Co", "Cn", "Zl", "Zp") or (category == "Cf" and char != "\u200d"):
+            return f"holds a control or invisible character (U+{ord(char):04X}); use printable text"
+    if name.casefold() in RESERVED:
+        return f"{name!r} is reserved (it names the slice of all examples)"
+    return None
 
 
 def names_beside(path: Path) -> list[str] | None:
@@ -38,9 +63,13 @@ def names_beside(path: Path) -> list[str] | None:
     file = folder / NAMES_FILE
     if not file.is_file():
         return None
-    if file.stat().st_size > 4096:
-        raise InputError(f"{file}: too large for ten class names")
-    return parse_names(file.read_text("utf-8"), str(file))
+    if not file.is_file() or file.stat().st_size > 4096:
+        raise InputError(f"{file}: not a plain file of at most 4 KB for ten class names")
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{file}: not UTF-8 text (byte {error.start}); save the class names as UTF-8") from None
+    return parse_names(text, str(file))
 
 
 def recognised(label_file_bytes: bytes) -> list[str] | None:

@@ -90,10 +90,25 @@ def open_run(args: argparse.Namespace, *, new_run_allowed: bool) -> RunDir:
             raise InputError(f"{path}: --run-dir is a file, not a folder")
         if not new_run_allowed and not path.is_dir():
             raise InputError(f"{path}: no such run folder")
+    refuse_linked_folders(RunDir(path))
     run = RunDir(path).acquire()
-    run.read_manifest()  # a corrupt or foreign manifest stops the run before anything is written
+    try:
+        refuse_linked_folders(run)  # again under the lock: nobody swaps a folder for a link meanwhile
+        run.read_manifest()  # a corrupt or foreign manifest stops the run before anything is written
+    except BaseException:
+        run.release()
+        raise
     progress.log(f"run folder: {run.path}")
     return run
+
+
+def refuse_linked_folders(run: RunDir) -> None:
+    """A run's own folders must be real folders: writing or cleaning through a link could reach anything."""
+    for folder in (run.data_dir, run.models_dir, run.logs_root, run.analysis_dir, run.gate_dir, run.report_dir):
+        if folder.is_symlink():
+            raise InputError(f"{folder}: a symlink where the run keeps its own files; replace it with a folder")
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{folder}: not a folder; the run keeps its own files there")
 
 
 def command_args(argv: list[str] | None) -> tuple[list[str], list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -50,6 +51,11 @@ def fingerprint_files(paths: list[Path]) -> str:
     return fingerprint_named_files((Path(path).name, Path(path)) for path in paths)
 
 
+def fingerprint_content(path: Path) -> str:
+    """One file's bytes, whatever it is called: a copy keeps its fingerprint."""
+    return fingerprint_named_files([("", Path(path))])
+
+
 def fingerprint_named_files(files: Iterable[tuple[str, Path]], *parts: Any) -> str:
     """Hash each (name, file) pair's name and contents in the given order, then JSON-able `parts`."""
     digest = hashlib.sha256()
@@ -75,7 +81,11 @@ def _hash_name_into(digest, name: str) -> None:
 
 
 def _hash_file_into(digest, path: Path) -> None:
-    digest.update(os.stat(path).st_size.to_bytes(8, "big"))
+    status = os.stat(path)
+    if not stat.S_ISREG(status.st_mode):
+        # Opening a pipe or a device would block or read forever.
+        raise InputError(f"{path}: not a plain file")
+    digest.update(status.st_size.to_bytes(8, "big"))
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)

@@ -12,11 +12,15 @@ with a warning, never trusted. Nothing is read through a symlink.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +32,9 @@ MODEL_DIR = "model"
 KERAS_NAME = "model.keras"
 PREFIX = "blessed:"
 MAX_RECORD_BYTES = 1 << 20
+STAGING_PREFIX = ".incoming-"
+STAGING_LOCK = ".assembling"
+BLESSED_AT = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
 
 
 @dataclass(frozen=True)
@@ -64,29 +71,46 @@ def _tree_fingerprint(folder: Path) -> str:
 
 
 def bless(
-    registry: Path, model: Path, keras_file: Path | None, record: dict, expected_fingerprint: str | None = None
+    registry: Path,
+    model: Path,
+    keras_file: Path | None,
+    record: dict,
+    expected_fingerprint: str | None = None,
+    expected_keras_fingerprint: str | None = None,
 ) -> Entry:
     """Copy `model` into the registry with `record`; atomic, and safe beside other blessings.
 
-    The copy itself is fingerprinted: with `expected_fingerprint` (what the gate
-    judged), a model that changed since it was judged is refused, not blessed.
+    The copies themselves are fingerprinted: with `expected_fingerprint` (what
+    the gate judged) and `expected_keras_fingerprint` (what training exported),
+    a model or Keras file that changed since is refused, not blessed.
     """
     if registry.is_symlink():
         raise InputError(f"{registry}: the registry may not be a symlink")
+    if registry.exists() and not registry.is_dir():
+        raise InputError(f"{registry}: not a registry folder")
     registry.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=registry))
+    remove_abandoned_staging(registry)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=registry))
+    # Held while the entry is assembled: a staging folder nobody holds was abandoned by a killed blessing.
+    lock = open(staging / STAGING_LOCK, "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         shutil.copytree(model, staging / MODEL_DIR, symlinks=True)
         model_fingerprint = _tree_fingerprint(staging / MODEL_DIR)
         if expected_fingerprint is not None and model_fingerprint != expected_fingerprint:
             raise InputError(f"{model}: the candidate changed since the gate judged it; nothing blessed")
-        if keras_file is not None and keras_file.is_file():
+        keras_fingerprint = None
+        if keras_file is not None:
             shutil.copy2(keras_file, staging / KERAS_NAME)
+            keras_fingerprint = file_fingerprint(staging / KERAS_NAME)
+            if expected_keras_fingerprint is not None and keras_fingerprint != expected_keras_fingerprint:
+                raise InputError(f"{keras_file}: changed since training exported it; nothing blessed")
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         full = {
             **record,
             "blessed_at": stamp,
             "model_fingerprint": model_fingerprint,
+            "keras_fingerprint": keras_fingerprint,
             "format": 1,
         }
         full["checksum"] = _record_checksum(full)
@@ -95,6 +119,7 @@ def bless(
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(staging, 0o755)
+        (staging / STAGING_LOCK).unlink()
         for attempt in range(100):
             name = f"{stamp}-{model_fingerprint}" + (f"-{attempt}" if attempt else "")
             try:
@@ -107,59 +132,123 @@ def bless(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        lock.close()
+
+
+def remove_abandoned_staging(registry: Path, grace_seconds: float = 3600) -> None:
+    """Drop half-assembled entries whose blessing was killed.
+
+    One whose lock is free was abandoned; one without a lock file is either
+    between two steps of a live blessing or left by a kill at that moment, so
+    it goes only once it is older than `grace_seconds`.
+    """
+    import time
+
+    for item in registry.iterdir():
+        if not item.name.startswith(STAGING_PREFIX) or item.is_symlink() or not item.is_dir():
+            continue
+        try:
+            with open(item / STAGING_LOCK, "r") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except FileNotFoundError:
+            try:
+                if time.time() - item.stat().st_mtime < grace_seconds:
+                    continue
+            except FileNotFoundError:
+                continue
+        except OSError:
+            continue  # another blessing is assembling it right now
+        shutil.rmtree(item, ignore_errors=True)
+
+
+def retract(entry: Entry) -> None:
+    """Take back an entry published by a blessing whose gate did not finish saying so."""
+    retired = entry.path.with_name(f"{STAGING_PREFIX}retracted-{entry.name}")
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(entry.path, retired)
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def file_fingerprint(path: Path) -> str:
+    from evalsuite.fingerprints import fingerprint_content
+
+    return fingerprint_content(path)
 
 
 def entries(registry: Path, warn=None) -> list[Entry]:
-    """Valid entries, newest first; anything truncated, edited or linked from elsewhere is skipped.
+    """Valid entries, newest blessing first; anything truncated, edited or linked from elsewhere is skipped.
 
-    A registry that holds entries but no valid one is an error, never taken for an empty one.
+    A registry that holds entries but no valid one is an error, never taken for
+    an empty one; so is a registry folder that does not exist (a mistyped path
+    must not pass as a first run).
     """
-    if not registry.exists():
-        return []
-    if registry.is_symlink() or not registry.is_dir():
+    if registry.is_symlink() or (registry.exists() and not registry.is_dir()):
         raise InputError(f"{registry}: not a registry folder")
+    if not registry.exists():
+        raise InputError(f"{registry}: no such registry folder (for a first run, create it empty)")
     found, skipped = [], 0
     with os.scandir(registry) as scan:
         for item in scan:
             if item.name.startswith("."):
                 continue
-            problem = _problem(registry, item)
+            record, problem = _read_entry(item)
             skipped += bool(problem)
             if problem:
                 if warn:
                     warn(f"registry entry {Path(registry) / item.name} skipped: {problem}")
                 continue
-            record = json.loads((Path(item.path) / RECORD_NAME).read_text("utf-8"))
             found.append(Entry(item.name, Path(item.path), record))
     if skipped and not found:
         raise InputError(f"{registry}: none of its {skipped} entries can be trusted (see the warnings); refusing")
-    return sorted(found, key=lambda entry: entry.name, reverse=True)
+    # Newest by the blessing time its checksummed record states, not by how a folder happens to be named.
+    return sorted(found, key=lambda entry: (entry.record["blessed_at"], entry.name), reverse=True)
 
 
-def _problem(registry: Path, item: os.DirEntry) -> str | None:
+def _regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _read_entry(item: os.DirEntry) -> tuple[dict | None, str | None]:
+    """An entry's record, or why the entry cannot be trusted. Never follows a link or opens a pipe."""
     if item.is_symlink() or not item.is_dir(follow_symlinks=False):
-        return "a symlink or not a folder"
+        return None, "a symlink or not a folder"
     folder = Path(item.path)
-    record_path, model = folder / RECORD_NAME, folder / MODEL_DIR
-    if record_path.is_symlink() or model.is_symlink() or not model.is_dir():
-        return "no model folder (or a symlink)"
+    record_path, model, keras_file = folder / RECORD_NAME, folder / MODEL_DIR, folder / KERAS_NAME
+    if model.is_symlink() or not model.is_dir():
+        return None, "no model folder (or a symlink)"
+    if not _regular_file(record_path):
+        return None, "no record (or not a plain file)"
     for path in model.rglob("*"):
         if path.is_symlink():
-            return "its model holds a symlink"
+            return None, "its model holds a symlink"
+        if not (path.is_dir() or _regular_file(path)):
+            return None, f"its model holds a special file ({path.name})"
     try:
         if record_path.stat().st_size > MAX_RECORD_BYTES:
-            return "record too large"
+            return None, "record too large"
         record = json.loads(record_path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        return f"unreadable record ({error})"
+        return None, f"unreadable record ({error})"
     if not isinstance(record, dict) or record.get("checksum") != _record_checksum(record):
-        return "the record does not match its checksum (truncated or edited)"
+        return None, "the record does not match its checksum (truncated or edited)"
+    if not isinstance(record.get("blessed_at"), str) or not BLESSED_AT.match(record["blessed_at"]):
+        return None, "the record has no valid blessing time"
     try:
         if record.get("model_fingerprint") != _tree_fingerprint(model):
-            return "the model does not match the fingerprint its record names"
+            return None, "the model does not match the fingerprint its record names"
     except InputError as error:
-        return str(error)
-    return None
+        return None, str(error)
+    keras_fingerprint = record.get("keras_fingerprint")
+    if keras_file.exists() or keras_file.is_symlink():
+        if not _regular_file(keras_file) or keras_fingerprint != file_fingerprint(keras_file):
+            return None, "its Keras file does not match the fingerprint its record names"
+    elif keras_fingerprint is not None:
+        return None, "its Keras file is missing"
+    return record, None
 
 
 def latest(registry: Path, warn=None) -> Entry | None:
@@ -167,19 +256,32 @@ def latest(registry: Path, warn=None) -> Entry | None:
     return found[0] if found else None
 
 
-def resolve_baseline(reference: str, on_empty: str, fallback: str, log, warn) -> tuple[str, str | None]:
-    """`blessed:DIR` as a model path: the newest blessed model, or what an empty registry means.
+def resolve_baseline(
+    reference: str, on_empty: str, fallback: str, log, warn, candidate_fingerprint: str | None = None
+) -> tuple[str, str | None, str | None]:
+    """`blessed:DIR` as a model: the newest blessed model, or what an empty registry means.
 
+    Returns the baseline, a warning for the verdict and a note for the verdict.
     An empty registry is stated, never implied: with registry.on_empty =
     "rubber-stamp" the candidate is judged against `fallback` (this run's own
-    baseline), and the returned note says so for the verdict; with "refuse" it
-    is exit 2. Returns the baseline and that note (None when a blessed model was found).
+    baseline) with a warning saying so; with "refuse" it is exit 2. A
+    candidate that *is* the newest blessed model (same fingerprint) has nothing
+    to beat there: it is "same as blessed", judged against `fallback`, which
+    asks again the question it passed when it was blessed.
     """
     folder = folder_of(reference)
     entry = latest(folder, warn=warn)
+    if entry is not None and candidate_fingerprint is not None:
+        if entry.record.get("model_fingerprint") == candidate_fingerprint:
+            info = (
+                f"same as blessed: the candidate is the newest blessed model ({entry.name} in {folder}, "
+                f"same fingerprint), so it is judged against {fallback}"
+            )
+            log(f"baseline: {info}")
+            return fallback, None, info
     if entry is not None:
         log(f"baseline: {entry.name}, the newest blessed model in {folder}")
-        return str(entry.model), None
+        return str(entry.model), None, None
     if on_empty == "refuse":
         raise InputError(f"{folder}: no blessed model yet, and registry.on_empty = 'refuse'")
     note = (
@@ -187,4 +289,4 @@ def resolve_baseline(reference: str, on_empty: str, fallback: str, log, warn) ->
         "(registry.on_empty = 'rubber-stamp')"
     )
     warn(note)
-    return fallback, note
+    return fallback, note, None

@@ -48,15 +48,18 @@ def main(argv: list[str] | None = None) -> int:
         if requested:
             if args.run_dir is None or not args.run_dir.is_dir():
                 raise InputError(f"{args.run_dir}: no such run folder")
-            with open_run(args, new_run_allowed=False) as run:
-                # Until the new analysis is judged, no earlier verdict may stand for it.
-                run.invalidate_from("gate")
-                write_unjudged(run, "the analysis these flags asked for has not been judged yet")
             # Stages meet in files: the analysis runs as its own command, then the gate reads what it wrote.
+            # The analysis checks its input before it touches the folder, and once it starts changing the
+            # results it removes every verdict on the old ones: bad input leaves the folder as it was.
             analysed = subprocess.run([sys.executable, "-m", "analysis", *analysis_argv(args, beam_args)])
-            if analysed.returncode in (EXIT_BAD_INPUT, EXIT_INTERRUPTED):
-                return analysed.returncode  # the analysis said why, in one line
             if analysed.returncode != EXIT_OK:
+                with open_run(args, new_run_allowed=False) as run:
+                    if run.stage("gate") is None and run.stage("analysis") is None:
+                        write_unjudged(
+                            run, f"the analysis these flags asked for did not finish (exit {analysed.returncode})"
+                        )
+                if analysed.returncode in (EXIT_BAD_INPUT, EXIT_INTERRUPTED):
+                    return analysed.returncode  # the analysis said why, in one line
                 raise InputError(f"the analysis ended with exit code {analysed.returncode} (crashed or killed)")
         with open_run(args, new_run_allowed=False) as run:
             if requested:

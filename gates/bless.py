@@ -13,17 +13,35 @@ from evalsuite.rundir import RunDir
 from gates.verdict import Verdict
 
 
-def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Entry:
-    """Copy the judged candidate into `folder`; only ever called for a passing verdict."""
+def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Entry | None:
+    """Copy the judged candidate into `folder`; only ever called for a passing verdict.
+
+    Returns the new entry, or None when the candidate already is the newest
+    blessed model (blessing it again would add nothing but a duplicate).
+    """
     if not verdict.passed:
         raise InputError("a failed gate blesses nothing")
+    judged_fingerprint = verdict.judged["candidate"]["fingerprint"]
+    newest = registry.latest(folder, warn=progress.warn) if folder.exists() or folder.is_symlink() else None
+    if newest is not None and newest.record.get("model_fingerprint") == judged_fingerprint:
+        progress.log(
+            f"gate: {verdict.candidate['label']} is already the newest blessed model ({newest.path}); nothing added"
+        )
+        return None
     summary = load_summary(run.analysis_dir)
     analysis = run.require_stage("analysis", "analysis")
     model = run.resolve(analysis["candidate"]["path"])
     label = verdict.candidate["label"]
-    # The Keras file goes along only for a model of this run, where it is the same export's twin.
+    # The Keras file goes along only for a model of this run, where it is the same export's twin,
+    # and only as training recorded it: a file swapped in since is refused, not blessed.
     own = "/" not in label and not label.startswith(".") and run.model_dir(label).resolve() == model.resolve()
-    keras_file = run.keras_model_path(label) if own else None
+    keras_file, keras_fingerprint = None, None
+    if own:
+        keras_file = run.keras_model_path(label)
+        info = ((run.stage("training") or {}).get("runs") or {}).get(label) or {}
+        keras_fingerprint = info.get("keras_fingerprint")
+        if keras_fingerprint is None or keras_file.is_symlink() or not keras_file.is_file():
+            raise InputError(f"{keras_file}: no Keras file as training recorded it; rerun training; nothing blessed")
     names = summary["eval_data"].get("class_names")
     per_class = {title(sid, names): metrics["accuracy"] for sid, metrics in summary["models"][CANDIDATE].items()}
     record = {
@@ -46,7 +64,7 @@ def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Ent
         "run_folder": str(run.path.resolve()),
         "git_commit": _git_commit(),
     }
-    entry = registry.bless(folder, model, keras_file, record, verdict.judged["candidate"]["fingerprint"])
+    entry = registry.bless(folder, model, keras_file, record, judged_fingerprint, keras_fingerprint)
     progress.log(f"gate: blessed {label} as {entry.path}")
     return entry
 

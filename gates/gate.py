@@ -9,6 +9,7 @@ from pathlib import Path
 from evalsuite import progress
 from evalsuite.class_names import title
 from evalsuite.errors import InputError
+from evalsuite.fingerprints import fingerprint_files
 from evalsuite.rule_settings import GateRules
 from evalsuite.rundir import RunDir, relative
 from gates.custody import judged_state
@@ -34,14 +35,16 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
         with contextlib.suppress(OSError):
             run.invalidate_from("gate")
         raise
+    blessed = None
     try:
         judged = judged_state(run, rules)
         verdict = decide(run, rules, judged)
-        # Blessing comes before anything says PASSED: a blessing that fails leaves the run unjudged.
+        # Blessing comes before anything says PASSED: a blessing that fails leaves the run unjudged,
+        # and an entry whose gate then fails to say PASSED is taken back.
         if bless is not None and verdict.passed:
             from gates.bless import bless_candidate
 
-            bless_candidate(run, verdict, bless)
+            blessed = bless_candidate(run, verdict, bless)
         paths = write_outputs(run, verdict)
         seconds = time.perf_counter() - started
         run.record_stage(
@@ -50,6 +53,8 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
                 "passed": verdict.passed,
                 "state": verdict.state,
                 "judged": judged,
+                # What the report and the PR comment check before they believe verdict.json.
+                "verdict_fingerprint": fingerprint_files([paths["verdict"]]),
                 "seconds": round(seconds, 3),
                 "rules_source": rules.source,
                 "outputs": {name: relative(run, path) for name, path in paths.items()},
@@ -60,7 +65,12 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
         else:
             run.drop_held_report()
     except BaseException as error:
-        # Whatever stopped the gate (bad input, a crash, a full disk, Ctrl-C), its files never say passed.
+        # Whatever stopped the gate (bad input, a crash, a full disk, Ctrl-C), its files never say passed,
+        # and the registry holds nothing this gate blessed.
+        if blessed is not None:
+            from evalsuite.registry import retract
+
+            retract(blessed)
         run.drop_held_report()
         reason = str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
         try:

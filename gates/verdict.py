@@ -89,7 +89,7 @@ def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
     unexplained = set(failures) - _threshold_keys(rules, summary)
     if unexplained:
         raise InputError(f"{run.analysis_dir}: TFMA validation failed on {sorted(unexplained)} that no rule explains")
-    notes = []
+    notes = [note for note in summary.get("info", []) if isinstance(note, str)]
     if spurious_cross:
         # TFMA 0.52 files cross-slice validation details under an empty SlicingSpec, so it
         # always reports them missing; every class's gap was checked above instead.

@@ -61,16 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         config = training_config(args)
         rules = load_rules(args.rules)
+        new_parents = new_run_parents(args.run_dir)
         with open_run(args, new_run_allowed=True) as run:
             try:
-                if args.force:
-                    run.invalidate_from("data")
-                trained = train(run, config)
+                trained = train(run, config, force=args.force)
                 # Recorded once the input is known good: bad input leaves the run folder untouched.
                 run.update_manifest(environment=environment(), command=["evalsuite", *sys.argv[1:]])
                 own_baseline, candidate = run_name(min(config.epochs)), run_name(max(config.epochs))
                 settings = analysis_config(
-                    args, beam_args, args.baseline or own_baseline, candidate, rules, fallback=own_baseline
+                    args, beam_args, args.baseline or own_baseline, candidate, rules, fallback=own_baseline, run=run
                 )
                 analysis = analyze(run, settings, rules)
                 verdict = gate(run, rules, bless=args.bless)
@@ -81,12 +80,44 @@ def main(argv: list[str] | None = None) -> int:
                 progress.log(f"pipeline: done in {seconds:.1f}s" + (f" (reused {', '.join(reused)})" if reused else ""))
                 print_locations(run, report)
             except BaseException:
-                print(f"run folder: {run.path}", file=sys.stderr)
+                if new_parents is not None and not run.read_manifest()["stages"]:
+                    # Bad input on a folder this command created: leave no empty run behind.
+                    run.release()
+                    remove_new_run(run.path, new_parents)
+                    print(f"run folder: {run.path} (removed: nothing in it was finished)", file=sys.stderr)
+                else:
+                    print(f"run folder: {run.path}", file=sys.stderr)
                 raise
         print(f"gate: {'PASSED' if verdict.passed else 'FAILED'} ({run.verdict_path})")
         return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
 
     return run_cli(work, debug=args.debug)
+
+
+def new_run_parents(run_dir) -> list | None:
+    """None when the run folder exists already; else the folders above it this command creates, innermost first."""
+    from pathlib import Path
+
+    path = Path(run_dir) if run_dir is not None else Path("runs") / "new"
+    if run_dir is not None and (path.exists() or path.is_symlink()):
+        return None
+    created, parent = [], path.parent
+    while not parent.exists():
+        created.append(parent)
+        parent = parent.parent
+    return created
+
+
+def remove_new_run(run_path, parents: list) -> None:
+    """Remove a run folder this command created, and the empty folders it created above it."""
+    import shutil
+
+    shutil.rmtree(run_path, ignore_errors=True)
+    for folder in parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def environment() -> dict:

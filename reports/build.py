@@ -9,7 +9,7 @@ from pathlib import Path
 from evalsuite import progress
 from evalsuite.atomic import write_text_atomic
 from evalsuite.contract import load_changed, load_summary, load_verdict
-from evalsuite.fingerprints import fingerprint
+from evalsuite.fingerprints import fingerprint, fingerprint_files
 from evalsuite.rundir import RunDir, relative
 from evalsuite.stage_code import stage_code_fingerprint
 from reports.html_report import changed_grids, render
@@ -33,7 +33,11 @@ def verdict_for(run: RunDir, summary: dict) -> tuple[dict | None, str]:
     record = run.stage("gate")
     if not record or not run.verdict_path.exists():
         return None, "the gate has not judged these results"
+    if record.get("verdict_fingerprint") != fingerprint_files([run.verdict_path]):
+        return None, f"{run.verdict_path} is not the verdict the gate wrote (changed since)"
     verdict = load_verdict(run.gate_dir)
+    if verdict["state"] != record.get("state"):
+        return None, f"{run.verdict_path} says {verdict['state']}, the manifest says {record.get('state')}"
     if verdict["state"] == "unjudged":
         return None, f"the gate could not decide: {verdict.get('reason', '?')}"
     judged = verdict.get("judged", {})

@@ -16,10 +16,12 @@ import functools
 import html
 import http.server
 import signal
+import stat
 import sys
 import threading
 from pathlib import Path
 
+from evalsuite.cli import refuse_linked_folders
 from evalsuite.errors import InputError, run_cli
 from evalsuite.rundir import RunDir
 
@@ -38,6 +40,13 @@ class ReportHandler(http.server.SimpleHTTPRequestHandler):
 
     side_by_side = b""
 
+    def send_head(self):
+        """Only plain, visible files inside the report folder: no links, no hidden files, no listings."""
+        if not _servable(Path(self.directory), Path(self.translate_path(self.path))):
+            self.send_error(404, "File not found")
+            return None
+        return super().send_head()
+
     def do_GET(self):
         if self.path.split("?")[0] == "/side-by-side":
             self.send_response(200)
@@ -50,6 +59,26 @@ class ReportHandler(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, format, *args):  # one line per request would drown the URLs
         pass
+
+
+def _servable(root: Path, path: Path) -> bool:
+    """A regular file under `root` reached without a symlink or a hidden name (held or temporary files)."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return False
+    if not parts:
+        parts = ("index.html",)
+    current = root
+    if current.is_symlink():
+        return False
+    for part in parts:
+        if part.startswith("."):
+            return False
+        current = current / part
+        if current.is_symlink():
+            return False
+    return stat.S_ISREG(current.stat().st_mode) if current.exists() else False
 
 
 def start_tensorboard(logdir: Path, host: str, port: int) -> str:
@@ -94,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             if not 0 <= port <= 65535:
                 raise InputError(f"{flag}: must be a port number in 0..65535, got {port}")
         run = RunDir(args.run_dir)
+        refuse_linked_folders(run)
         run.read_manifest()
         if not run.logs_root.is_dir():
             raise InputError(f"{run.logs_root}: no TensorBoard logs in this run folder (train first)")

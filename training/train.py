@@ -20,7 +20,7 @@ from evalsuite.atomic import atomic_dir
 from evalsuite.datasets import KERAS_CACHE, Dataset, load_dataset, source_identity
 from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, write_examples
-from evalsuite.fingerprints import fingerprint, fingerprint_shards, fingerprint_tree
+from evalsuite.fingerprints import fingerprint, fingerprint_content, fingerprint_shards, fingerprint_tree
 from evalsuite.rundir import RunDir, relative
 from evalsuite.stage_code import stage_code_fingerprint
 from training.model import STEPS_PER_EXECUTION, build_model, export_saved_model, scale_images, write_op_graph
@@ -70,11 +70,12 @@ def run_name(epochs: int) -> str:
     return f"epochs-{epochs}"
 
 
-def train(run: RunDir, config: TrainConfig, log=progress.log) -> TrainResult:
+def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = False) -> TrainResult:
     """Prepare evaluation examples and train/export one model per epoch count.
 
     When the data files, settings and code are unchanged, nothing is decoded,
-    trained or even imported: the run folder's models are reused.
+    trained or even imported: the run folder's models are reused. `force`
+    writes the examples and trains again, reusing nothing.
     """
     started = time.perf_counter()
     spec = _resolve_auto(run, config.data)
@@ -83,7 +84,12 @@ def train(run: RunDir, config: TrainConfig, log=progress.log) -> TrainResult:
     identity = source_identity(spec, config.seed)
 
     data_record = run.stage("data")
-    if identity is not None and data_record and data_record.get("input_fingerprint") == fingerprint(identity, limits):
+    if (
+        not force
+        and identity is not None
+        and data_record
+        and data_record.get("input_fingerprint") == fingerprint(identity, limits)
+    ):
         record = run.reusable("training", _stage_fingerprint(data_record, settings))
         if (
             record is not None
@@ -109,9 +115,10 @@ def train(run: RunDir, config: TrainConfig, log=progress.log) -> TrainResult:
         requested=config.data,
         spec=resolved,
         input_fingerprint=None if resolved_identity is None else fingerprint(resolved_identity, limits),
+        force=force,
     )
     stage_fingerprint = _stage_fingerprint(data_record, settings)
-    record = run.reusable("training", stage_fingerprint)
+    record = None if force else run.reusable("training", stage_fingerprint)
     if record is not None and _models_intact(run, record):
         log(f"training: reused {', '.join(record['runs'])} (code, config, seed and data unchanged)")
         return TrainResult(data_record, record["runs"], reused=True, seconds=time.perf_counter() - started)
@@ -170,10 +177,10 @@ def _resolved_spec(spec: str, dataset: Dataset) -> str:
 
 
 def _prepare_examples(
-    run: RunDir, dataset: Dataset, log, requested: str, spec: str, input_fingerprint: str | None
+    run: RunDir, dataset: Dataset, log, requested: str, spec: str, input_fingerprint: str | None, force: bool = False
 ) -> dict:
     described = dataset.describe()
-    record = run.reusable("data", described["fingerprint"])
+    record = None if force else run.reusable("data", described["fingerprint"])
     if record is not None and record.get("files_fingerprint") != _shards_fingerprint(run.data_dir):
         log(f"data: evaluation examples in {run.data_dir} changed on disk; writing them again")
         record = None
@@ -213,6 +220,11 @@ def _models_intact(run: RunDir, record: dict) -> bool:
     for name, info in record.get("runs", {}).items():
         folder = run.model_dir(name)
         if folder.is_symlink() or not folder.is_dir() or info.get("fingerprint") != fingerprint_tree(folder):
+            return False
+        keras_file = run.keras_model_path(name)
+        if keras_file.is_symlink() or not keras_file.is_file():
+            return False
+        if info.get("keras_fingerprint") != fingerprint_content(keras_file):
             return False
     return True
 
@@ -277,6 +289,8 @@ def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int],
             "keras_model": relative(run, run.keras_model_path(name)),
             "logs": relative(run, run.logs_dir(name)),
             "fingerprint": fingerprint_tree(run.model_dir(name)),
+            # The Keras file goes into the registry with its SavedModel: it is under custody too.
+            "keras_fingerprint": fingerprint_content(run.keras_model_path(name)),
             "final": {key: round(float(values[epochs - 1]), 6) for key, values in history.items()},
         }
         log(

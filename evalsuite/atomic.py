@@ -27,9 +27,12 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and not error.filename:
+            # A full disk or a file-size limit says nothing of where: name the file.
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
 
 

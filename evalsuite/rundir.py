@@ -20,7 +20,7 @@ from typing import Any
 from evalsuite import contract
 from evalsuite.atomic import write_json_atomic
 from evalsuite.errors import InputError
-from evalsuite.fingerprints import fingerprint_files
+from evalsuite.fingerprints import fingerprint_content
 
 MANIFEST_NAME = contract.MANIFEST_NAME
 MANIFEST_VERSION = 1
@@ -110,10 +110,16 @@ class RunDir:
         """The path a record stored with `portable`."""
         return Path(stored) if Path(stored).is_absolute() else self.path / stored
 
-    def analysis_outputs_fingerprint(self) -> str:
-        """The bytes of what the analysis hands the gate: its summary, validation and changed list."""
-        names = (contract.SUMMARY_NAME, contract.VALIDATION_NAME, contract.CHANGED_NAME)
-        return fingerprint_files([self.analysis_dir / name for name in names])
+    def analysis_output_fingerprints(self) -> dict[str, str]:
+        """Each file the analysis wrote, by its path in the run folder: the summary, validation and
+        changed list it hands the gate, and TFMA's own results beside them."""
+        files = [
+            self.analysis_dir / name
+            for name in (contract.SUMMARY_NAME, contract.VALIDATION_NAME, contract.CHANGED_NAME)
+        ]
+        if self.tfma_dir.is_dir() and not self.tfma_dir.is_symlink():
+            files += sorted(path for path in self.tfma_dir.rglob("*") if path.is_symlink() or not path.is_dir())
+        return {relative(self, path): fingerprint_content(path) for path in files if path.exists() or path.is_symlink()}
 
     def model_dir(self, name: str) -> Path:
         return self.models_dir / plain_name(name)

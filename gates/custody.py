@@ -25,9 +25,9 @@ def judged_state(run: RunDir, rules: GateRules) -> dict:
         eval_data = record["eval_data"]
         pattern = str(run.resolve(record["pattern"]))
         files_fingerprint = eval_data["files_fingerprint"]
-        outputs_fingerprint = record["outputs_fingerprint"]
+        output_fingerprints = dict(record["output_fingerprints"])
         analysis_fingerprint = record["fingerprint"]
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         raise InputError(f"{where}: the analysis record lacks what the gate re-checks; rerun the analysis") from None
     if record.get("rules") != rules.key():
         raise InputError(
@@ -42,8 +42,17 @@ def judged_state(run: RunDir, rules: GateRules) -> dict:
     on_disk = fingerprint_shards(pattern)
     if on_disk is None or on_disk != files_fingerprint:
         raise InputError(f"{pattern}: the evaluation examples changed since the analysis; rerun the analysis")
-    if run.analysis_outputs_fingerprint() != outputs_fingerprint:
-        raise InputError(f"{run.analysis_dir}: the analysis results were changed after TFMA wrote them")
+    on_disk = run.analysis_output_fingerprints()
+    for name in sorted(set(output_fingerprints) | set(on_disk)):
+        if output_fingerprints.get(name) != on_disk.get(name):
+            what = (
+                "is gone"
+                if name not in on_disk
+                else "was not written by it"
+                if name not in output_fingerprints
+                else "was changed"
+            )
+            raise InputError(f"{run.path / name}: {what} since the analysis wrote its results; rerun the analysis")
     return {
         "analysis": analysis_fingerprint,
         "baseline": {"label": record["baseline"].get("label"), "fingerprint": models["baseline"][1]},

@@ -7,6 +7,7 @@ they are replaced by an "unjudged" verdict that never says passed.
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def write_unjudged(run: RunDir, reason: str) -> None:
     suites = ET.Element("testsuites", tests="1", failures="0", errors="1")
     suites.append(suite)
     markdown = verdict_markdown(None, unjudged=f"the gate could not decide: {reason}")
-    write_bytes_atomic(run.junit_path, ET.tostring(suites, encoding="utf-8", xml_declaration=True))
+    write_bytes_atomic(run.junit_path, xml_bytes(suites))
     write_text_atomic(run.gate_summary_path, markdown)
     write_json_atomic(run.verdict_path, payload)
     append_step_summary(markdown)
@@ -90,4 +91,17 @@ def junit_xml(verdict: Verdict) -> bytes:
             ET.SubElement(case, "skipped", message=f"inconclusive: {check.message}")
     suites = ET.Element("testsuites", tests=suite.get("tests"), failures=suite.get("failures"))
     suites.append(suite)
-    return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
+    return xml_bytes(suites)
+
+
+# Characters XML 1.0 cannot hold at all; a model path or reason from the command line may carry them.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_bytes(root: ET.Element) -> bytes:
+    """The tree as well-formed XML: characters XML cannot hold become U+FFFD."""
+    for element in root.iter():
+        element.attrib = {key: _XML_ILLEGAL.sub("\ufffd", value) for key, value in element.attrib.items()}
+        if element.text:
+            element.text = _XML_ILLEGAL.sub("\ufffd", element.text)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)

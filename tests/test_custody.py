@@ -34,7 +34,7 @@ def refresh_outputs_fingerprint(run_dir: Path) -> None:
     """What a determined editor would also do: make the manifest agree with edited results."""
     run = RunDir(run_dir)
     manifest = json.loads(run.manifest_path.read_text())
-    manifest["stages"]["analysis"]["outputs_fingerprint"] = run.analysis_outputs_fingerprint()
+    manifest["stages"]["analysis"]["output_fingerprints"] = run.analysis_output_fingerprints()
     run.manifest_path.write_text(json.dumps(manifest))
 
 
@@ -108,11 +108,25 @@ def test_edited_numbers_are_exit_2_even_with_a_matching_manifest(run_copy, capsy
     edit(summary)
     path.write_text(json.dumps(summary))
     assert gate_main(["--run-dir", str(run_copy), "-q"]) == 2
-    assert "changed after TFMA wrote them" in capsys.readouterr().err
+    assert f"{path}: was changed since the analysis wrote its results" in capsys.readouterr().err
     refresh_outputs_fingerprint(run_copy)
     assert gate_main(["--run-dir", str(run_copy), "-q"]) == 2
     err = capsys.readouterr().err
     assert expected in err and err.startswith("error: ") and err.count("\n") == 1, err
+    assert_nothing_says_passed(run_copy)
+
+
+@pytest.mark.parametrize("name", ["validation.json", "changed.json", "tfma/metrics"])
+def test_each_analysis_file_is_named_when_it_changed(run_copy, capsys, name):
+    """TFMA's own results are under custody too: one byte flipped is noticed, and the file named."""
+    folder = run_copy / "analysis"
+    path = next(folder.glob(f"{name}*"))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert gate_main(["--run-dir", str(run_copy), "-q"]) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert lines == [f"error: {path}: was changed since the analysis wrote its results; rerun the analysis"]
     assert_nothing_says_passed(run_copy)
 
 
@@ -138,7 +152,7 @@ def test_corrupt_but_parseable_analysis_files_are_exit_2(run_copy, capsys, name,
     "damage, commands, expected",
     [
         (lambda m: m["stages"].update(analysis="done"), ("gates", "analysis"), "corrupt manifest"),
-        (lambda m: m["stages"]["analysis"].pop("outputs_fingerprint"), ("gates",), "lacks what the gate re-checks"),
+        (lambda m: m["stages"]["analysis"].pop("output_fingerprints"), ("gates",), "lacks what the gate re-checks"),
         (
             lambda m: m["stages"]["analysis"].update(candidate=["a", "list"]),
             ("gates",),

@@ -337,3 +337,30 @@ def test_an_entry_is_taken_back_when_the_gate_cannot_say_passed(run_copy, tmp_pa
     assert gate_main(["--run-dir", str(run_copy), "--bless", str(folder), "-q"]) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert registry.entries(folder) == [] and [p.name for p in folder.iterdir()] == []
+
+
+def test_a_write_that_fails_without_a_file_name_is_named(tmp_path):
+    """A file-size limit (EFBIG) or a full disk reports no file: the error line must name it."""
+    target = tmp_path / "big.json"
+    script = (
+        "import resource, sys; from pathlib import Path; from evalsuite.atomic import write_bytes_atomic;"
+        "from evalsuite.errors import run_cli;"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024));"
+        "sys.exit(run_cli(lambda: write_bytes_atomic(Path(sys.argv[1]), b'x' * 4096) or 0))"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(target)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert error_lines(result.stderr) == [f"error: {target}: File too large"]
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_junit_stays_well_formed_whatever_a_reason_holds(run_copy):
+    import xml.etree.ElementTree as ET
+
+    from evalsuite.rundir import RunDir
+    from gates.outputs import write_unjudged
+
+    run = RunDir(run_copy)
+    write_unjudged(run, "model /tmp/a\x1b[31mb\x00c\x0b is gone")
+    root = ET.parse(run_copy / "gate" / "junit.xml").getroot()
+    assert "\ufffd[31mb\ufffdc\ufffd" in root.find(".//error").get("message")

@@ -64,8 +64,10 @@ def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = 
     import tensorflow  # noqa: F401  (imported before the clock starts, as in raw_floor)
     import tensorflow_model_analysis  # noqa: F401
 
-    from analysis.evaluate import AnalysisConfig, analyze, build_eval_config, run_tfma, summarize
+    from analysis.evaluate import AnalysisConfig, analyze
     from analysis.models import check_saved_model
+    from analysis.summary import summarize
+    from analysis.tfma_run import build_eval_config, run_tfma
     from evalsuite.rule_settings import load_rules
     from evalsuite.rundir import RunDir
 
@@ -102,7 +104,7 @@ def tfma_floor(run_dir: str) -> dict:
     import tensorflow_model_analysis  # noqa: F401
     from tensorflow_model_analysis.proto import config_pb2 as cfg
 
-    from analysis.evaluate import build_eval_config, run_tfma
+    from analysis.tfma_run import build_eval_config, run_tfma
     from evalsuite.contract import BASELINE, CANDIDATE
     from evalsuite.rule_settings import load_rules
     from evalsuite.rundir import RunDir

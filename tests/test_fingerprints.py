@@ -42,6 +42,7 @@ def fingerprints(root: Path) -> dict[str, str]:
         ("training/callbacks.py", {"training"}),  # imported inside a function only
         ("analysis/paired.py", {"analysis"}),
         ("analysis/evaluate.py", {"analysis"}),
+        ("analysis/summary.py", {"analysis"}),
         ("gates/outputs.py", set()),
         ("gates/verdict.py", set()),
         ("evalsuite/cli.py", set()),

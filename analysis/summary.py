@@ -1,0 +1,164 @@
+"""TFMA's results made plain JSON for the gate and the report.
+
+`summary.json`: model -> slice -> metric, with the candidate-minus-baseline
+diffs, the paired counts, their intervals and the confusion matrices;
+`validation.json`: TFMA's ValidationResult, so the gate reads it without
+importing TFMA.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from analysis.models import ModelRef
+from evalsuite import paired_stats
+from evalsuite.contract import ACCURACY, BASELINE, CANDIDATE, CROSSENTROPY, EXAMPLE_COUNT, NEWLY_RIGHT, NEWLY_WRONG
+
+if TYPE_CHECKING:
+    from analysis.evaluate import AnalysisConfig
+
+
+PAIRED_INTERVALS = "Tango score interval of the paired delta (95%)"
+
+
+def summarize(
+    tfma_path: Path, baseline: ModelRef, candidate: ModelRef, eval_data: dict, config: AnalysisConfig, runner: str
+) -> dict:
+    """Flatten TFMA's results to model -> slice -> metric, with diffs, paired counts and intervals."""
+    import tensorflow_model_analysis as tfma
+
+    from analysis.paired import paired_counts_from_metrics
+    from evalsuite.contract import slice_ids
+
+    models, deltas, confusion, cross_slices, paired = {}, {}, {}, {}, {}
+    for name in (BASELINE, CANDIDATE):
+        result = tfma.load_eval_result(str(tfma_path), model_name=name)
+        per_slice = {}
+        for slice_key, outputs in result.slicing_metrics:
+            values = ((outputs or {}).get("") or {}).get("") or {}
+            if _is_cross_slice(slice_key):
+                if name == CANDIDATE and ACCURACY in values:
+                    cross_slices[_slice_id(slice_key)] = {"accuracy_gap": _number(values[ACCURACY])}
+                continue
+            sid = _slice_id(slice_key)
+            per_slice[sid] = {
+                "examples": _count(values.get(EXAMPLE_COUNT)),
+                "accuracy": _number(values.get(ACCURACY)),
+                "crossentropy": _number(values.get(CROSSENTROPY)),
+            }
+            if config.jackknife:
+                per_slice[sid]["accuracy_ci"] = _interval(values.get(ACCURACY))
+            if name == CANDIDATE:
+                counts = paired_counts_from_metrics(values, _number)
+                if counts is not None:
+                    paired[sid] = counts
+                if f"{ACCURACY}_diff" in values:
+                    deltas[sid] = {"accuracy": _number(values[f"{ACCURACY}_diff"])}
+        models[name] = dict(sorted(per_slice.items(), key=lambda item: _slice_order(item[0])))
+        confusion[name] = _confusion_matrices(result)
+    for sid, counts in paired.items():
+        n = sum(counts.values())
+        if sid in deltas and n:
+            low, high = paired_stats.tango_interval(counts[NEWLY_RIGHT], counts[NEWLY_WRONG], n)
+            deltas[sid]["accuracy_ci"] = [round(low, 6), round(high, 6)]
+            deltas[sid]["mcnemar_mid_p"] = paired_stats.mcnemar_mid_p(counts[NEWLY_RIGHT], counts[NEWLY_WRONG])
+    return {
+        "baseline": {"label": baseline.label, "path": str(baseline.path), "fingerprint": baseline.fingerprint},
+        "candidate": {"label": candidate.label, "path": str(candidate.path), "fingerprint": candidate.fingerprint},
+        "eval_data": {
+            k: eval_data.get(k)
+            for k in ("source", "fingerprint", "files_fingerprint", "examples", "examples_per_class", "class_names")
+        },
+        "confidence_intervals": PAIRED_INTERVALS + ("; per-model accuracy: TFMA jackknife" if config.jackknife else ""),
+        "runner": runner,
+        "slices": [sid for sid in slice_ids() if sid in models[CANDIDATE]],
+        "models": models,
+        "deltas": dict(sorted(deltas.items(), key=lambda item: _slice_order(item[0]))),
+        "paired": dict(sorted(paired.items(), key=lambda item: _slice_order(item[0]))),
+        "cross_slices": cross_slices,
+        "confusion_matrices": confusion,
+        "notes": [config.baseline_note] if config.baseline_note else [],
+        "info": [config.baseline_info] if config.baseline_info else [],
+    }
+
+
+def _slice_id(slice_key) -> str:
+    """'overall', 'label=3' or 'overall vs label=3' for a TFMA (cross-)slice key."""
+    if not slice_key:
+        return "overall"
+    if _is_cross_slice(slice_key):
+        return f"{_slice_id(slice_key[0])} vs {_slice_id(slice_key[1])}"
+    return ",".join(f"{column}={value}" for column, value in slice_key)
+
+
+def _is_cross_slice(slice_key) -> bool:
+    """TFMA cross-slice keys are (baseline_key, comparison_key); plain keys hold (column, value)."""
+    return len(slice_key) == 2 and all(
+        isinstance(part, tuple) and all(isinstance(x, tuple) for x in part) for part in slice_key
+    )
+
+
+def _slice_order(sid: str):
+    if sid == "overall":
+        return (0, 0, sid)
+    _, _, value = sid.partition("=")
+    return (1, int(value) if value.lstrip("-").isdigit() else 0, sid)
+
+
+def _number(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if "boundedValue" in value:
+            return _number(value["boundedValue"].get("value"))
+        if "doubleValue" in value:
+            return float(value["doubleValue"])
+        return None
+    return float(value)
+
+
+def _count(value) -> int | None:
+    number = _number(value)
+    return None if number is None else int(round(number))
+
+
+def _interval(value) -> list[float] | None:
+    if isinstance(value, dict) and "boundedValue" in value:
+        bounded = value["boundedValue"]
+        return [float(bounded.get("lowerBound", math.nan)), float(bounded.get("upperBound", math.nan))]
+    return None
+
+
+def _confusion_matrices(result) -> dict[str, list[list[int]]]:
+    """Per slice, a 10x10 matrix [true][predicted] from TFMA's confusion-matrix plot."""
+    matrices = {}
+    for slice_key, outputs in result.plots or []:
+        plot = ((outputs or {}).get("") or {}).get("") or {}
+        entries = None
+        for value in plot.values():
+            if isinstance(value, dict) and "entries" in value:
+                entries = value["entries"]
+            elif isinstance(value, dict):
+                for inner in value.values():
+                    if isinstance(inner, list) and inner and isinstance(inner[0], dict) and "entries" in inner[0]:
+                        entries = inner[0]["entries"]
+        if entries is None:
+            continue
+        matrix = [[0] * 10 for _ in range(10)]
+        for entry in entries:
+            actual, predicted = int(entry.get("actualClassId", 0)), int(entry.get("predictedClassId", 0))
+            if 0 <= actual < 10 and 0 <= predicted < 10:
+                matrix[actual][predicted] = int(round(float(entry.get("numWeightedExamples", 0))))
+        matrices[_slice_id(slice_key)] = matrix
+    return matrices
+
+
+def validation_as_json(tfma_path: Path) -> dict:
+    """TFMA's ValidationResult as plain JSON, so the gate reads it without importing TFMA."""
+    import tensorflow_model_analysis as tfma
+    from google.protobuf import json_format
+
+    result = tfma.load_validation_result(str(tfma_path))
+    return json_format.MessageToDict(result, preserving_proto_field_name=True)

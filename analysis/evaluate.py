@@ -126,7 +126,7 @@ def analyze(
         {
             "fingerprint": stage_fingerprint,
             # What the gate re-checks before it trusts these results (chain of custody).
-            "outputs_fingerprint": run.analysis_outputs_fingerprint(),
+            "output_fingerprints": run.analysis_output_fingerprints(),
             "seconds": round(seconds, 3),
             "tfma_seconds": round(tfma_seconds, 3),
             "baseline": {

@@ -29,7 +29,7 @@ def analysis_config(
     """The analysis settings the flags name; `blessed:DIR` resolves to the newest blessed model.
 
     With `run`, a candidate that is itself the newest blessed model is recognised
-    by its fingerprint (see registry.resolve_baseline).
+    by its weights (see registry.resolve_baseline).
     """
     from analysis.evaluate import AnalysisConfig
     from evalsuite import progress, registry
@@ -48,9 +48,11 @@ def analysis_config(
         from analysis.models import resolve_model
 
         on_empty = rules.on_empty if rules is not None else "rubber-stamp"
-        candidate_fingerprint = resolve_model(run, candidate, "candidate").fingerprint if run is not None else None
+        from evalsuite.model_identity import weights_fingerprint
+
+        weights = weights_fingerprint(resolve_model(run, candidate, "candidate").path) if run is not None else None
         baseline, note, info = registry.resolve_baseline(
-            baseline, on_empty, fallback, progress.log, progress.warn, candidate_fingerprint
+            baseline, on_empty, fallback, progress.log, progress.warn, weights
         )
     return AnalysisConfig(
         baseline_note=note,

@@ -33,6 +33,7 @@ from evalsuite.contract import (
     load_summary,
 )
 from evalsuite.fingerprints import fingerprint
+from evalsuite.model_identity import weights_fingerprint
 from evalsuite.rule_settings import GateRules
 from evalsuite.rules import tfma_thresholds
 from evalsuite.rundir import RunDir, relative
@@ -133,11 +134,13 @@ def analyze(
                 "label": baseline.label,
                 "path": run.portable(baseline.path),
                 "fingerprint": baseline.fingerprint,
+                "weights_fingerprint": weights_fingerprint(baseline.path),
             },
             "candidate": {
                 "label": candidate.label,
                 "path": run.portable(candidate.path),
                 "fingerprint": candidate.fingerprint,
+                "weights_fingerprint": weights_fingerprint(candidate.path),
             },
             "eval_data": {k: v for k, v in eval_data.items() if k != "pattern"},
             "pattern": run.portable(eval_data["pattern"]),

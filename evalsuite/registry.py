@@ -257,7 +257,7 @@ def latest(registry: Path, warn=None) -> Entry | None:
 
 
 def resolve_baseline(
-    reference: str, on_empty: str, fallback: str, log, warn, candidate_fingerprint: str | None = None
+    reference: str, on_empty: str, fallback: str, log, warn, candidate_weights: str | None = None
 ) -> tuple[str, str | None, str | None]:
     """`blessed:DIR` as a model: the newest blessed model, or what an empty registry means.
 
@@ -265,17 +265,18 @@ def resolve_baseline(
     An empty registry is stated, never implied: with registry.on_empty =
     "rubber-stamp" the candidate is judged against `fallback` (this run's own
     baseline) with a warning saying so; with "refuse" it is exit 2. A
-    candidate that *is* the newest blessed model (same fingerprint) has nothing
-    to beat there: it is "same as blessed", judged against `fallback`, which
-    asks again the question it passed when it was blessed.
+    candidate that *is* the newest blessed model (the same weights, as a
+    deterministic retraining gives) has nothing to beat there: it is "same as
+    blessed", judged against `fallback`, which asks again the question it
+    passed when it was blessed.
     """
     folder = folder_of(reference)
     entry = latest(folder, warn=warn)
-    if entry is not None and candidate_fingerprint is not None:
-        if entry.record.get("model_fingerprint") == candidate_fingerprint:
+    if entry is not None and candidate_weights is not None:
+        if entry.record.get("weights_fingerprint") == candidate_weights:
             info = (
-                f"same as blessed: the candidate is the newest blessed model ({entry.name} in {folder}, "
-                f"same fingerprint), so it is judged against {fallback}"
+                f"same as blessed: the candidate has the weights of the newest blessed model "
+                f"({entry.name} in {folder}), so it is judged against {fallback}"
             )
             log(f"baseline: {info}")
             return fallback, None, info

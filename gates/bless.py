@@ -22,14 +22,15 @@ def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Ent
     if not verdict.passed:
         raise InputError("a failed gate blesses nothing")
     judged_fingerprint = verdict.judged["candidate"]["fingerprint"]
+    analysis = run.require_stage("analysis", "analysis")
+    weights = (analysis.get("candidate") or {}).get("weights_fingerprint")
     newest = registry.latest(folder, warn=progress.warn) if folder.exists() or folder.is_symlink() else None
-    if newest is not None and newest.record.get("model_fingerprint") == judged_fingerprint:
+    if newest is not None and weights is not None and newest.record.get("weights_fingerprint") == weights:
         progress.log(
             f"gate: {verdict.candidate['label']} is already the newest blessed model ({newest.path}); nothing added"
         )
         return None
     summary = load_summary(run.analysis_dir)
-    analysis = run.require_stage("analysis", "analysis")
     model = run.resolve(analysis["candidate"]["path"])
     label = verdict.candidate["label"]
     # The Keras file goes along only for a model of this run, where it is the same export's twin,
@@ -54,6 +55,7 @@ def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Ent
             "warnings": verdict.warnings,
         },
         "judged": verdict.judged,
+        "weights_fingerprint": weights,
         "eval_data": {
             "source": summary["eval_data"]["source"],
             "fingerprint": summary["eval_data"]["fingerprint"],

@@ -364,3 +364,20 @@ def test_junit_stays_well_formed_whatever_a_reason_holds(run_copy):
     write_unjudged(run, "model /tmp/a\x1b[31mb\x00c\x0b is gone")
     root = ET.parse(run_copy / "gate" / "junit.xml").getroot()
     assert "\ufffd[31mb\ufffdc\ufffd" in root.find(".//error").get("message")
+
+
+def test_the_weights_fingerprint_names_the_weights_not_the_bytes(run_copy, tmp_path):
+    from evalsuite.fingerprints import fingerprint_tree
+    from evalsuite.model_identity import weights_fingerprint
+
+    runs = json.loads((run_copy / "manifest.json").read_text())["stages"]["training"]["runs"]
+    models = run_copy / "models"
+    assert weights_fingerprint(models / "epochs-2") == runs["epochs-2"]["weights_fingerprint"]
+    assert weights_fingerprint(models / "epochs-1") != weights_fingerprint(models / "epochs-2")
+    # A copy whose variable index is written again holds the same weights in other bytes.
+    copy = tmp_path / "copy"
+    shutil.copytree(models / "epochs-2", copy)
+    (copy / "assets").mkdir(exist_ok=True)
+    (copy / "assets" / "note.txt").write_text("other bytes")
+    assert fingerprint_tree(copy) != fingerprint_tree(models / "epochs-2")
+    assert weights_fingerprint(copy) == weights_fingerprint(models / "epochs-2")

@@ -21,6 +21,7 @@ from evalsuite.datasets import KERAS_CACHE, Dataset, load_dataset, source_identi
 from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, write_examples
 from evalsuite.fingerprints import fingerprint, fingerprint_content, fingerprint_shards, fingerprint_tree
+from evalsuite.model_identity import weights_fingerprint
 from evalsuite.rundir import RunDir, relative
 from evalsuite.stage_code import stage_code_fingerprint
 from training.model import STEPS_PER_EXECUTION, build_model, export_saved_model, scale_images, write_op_graph
@@ -291,6 +292,8 @@ def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int],
             "fingerprint": fingerprint_tree(run.model_dir(name)),
             # The Keras file goes into the registry with its SavedModel: it is under custody too.
             "keras_fingerprint": fingerprint_content(run.keras_model_path(name)),
+            # The same weights exported again give other bytes: this says "the same model" across runs.
+            "weights_fingerprint": weights_fingerprint(run.model_dir(name)),
             "final": {key: round(float(values[epochs - 1]), 6) for key, values in history.items()},
         }
         log(

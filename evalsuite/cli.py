@@ -65,18 +65,6 @@ def add_bless_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def analysis_argv(args: argparse.Namespace, beam_args: list[str]) -> list[str]:
-    """The `python -m analysis` command line that analyses what these flags name."""
-    argv = ["--run-dir", str(args.run_dir)]
-    for flag in ("baseline", "candidate", "eval_data", "rules"):
-        value = getattr(args, flag, None)
-        if value is not None:
-            argv += [f"--{flag.replace('_', '-')}", str(value)]
-    argv += ["--seed", str(args.seed)]
-    argv += [flag for flag, on in (("--force", args.force), ("--jackknife", args.jackknife), ("-q", args.quiet)) if on]
-    return argv + (["--", *beam_args] if beam_args else [])
-
-
 def open_run(args: argparse.Namespace, *, new_run_allowed: bool) -> RunDir:
     """Lock the run folder named by --run-dir (or a new dated one) and say where it is."""
     progress.set_quiet(args.quiet)

@@ -17,13 +17,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from evalsuite import contract
+from evalsuite import contract, stages
 from evalsuite.atomic import write_json_atomic
 from evalsuite.errors import InputError
 from evalsuite.fingerprints import fingerprint_content
 
 MANIFEST_NAME = contract.MANIFEST_NAME
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: stage records follow the schemas in evalsuite/stages.py
 LOCK_NAME = ".lock"
 
 
@@ -206,14 +206,18 @@ class RunDir:
             raise InputError(f"{self.manifest_path}: corrupt manifest ({error})") from None
         if not isinstance(manifest, dict) or not isinstance(manifest.get("stages"), dict):
             raise InputError(f"{self.manifest_path}: corrupt manifest (no 'stages' table)")
-        for stage, record in manifest["stages"].items():
-            if not isinstance(record, dict):
-                raise InputError(f"{self.manifest_path}: corrupt manifest (stage {stage!r} is not a record)")
         if manifest.get("version") != MANIFEST_VERSION:
             raise InputError(
                 f"{self.manifest_path}: manifest version {manifest.get('version')!r} is not "
                 f"{MANIFEST_VERSION}; use a new --run-dir"
             )
+        # The one reader of stage records: each must match its stage's declared schema.
+        for stage, record in manifest["stages"].items():
+            problem = stages.record_problem(stage, record) if stage in stages.ORDER else "not a stage"
+            if problem:
+                raise InputError(
+                    f"{self.manifest_path}: corrupt manifest (stage {stage!r}: {problem}); use a new --run-dir"
+                )
         return manifest
 
     def update_manifest(self, **fields: Any) -> dict:
@@ -231,9 +235,17 @@ class RunDir:
         return self.read_manifest()["stages"].get(name)
 
     def record_stage(self, name: str, record: dict) -> None:
-        """Mark a stage done; call only after its outputs are in place."""
+        """Mark a stage done; call only after its outputs are in place.
+
+        The one writer of stage records: a record that does not match its
+        stage's schema is never written.
+        """
+        record = {"status": "done", **record}
+        problem = stages.record_problem(name, record)
+        if problem:
+            raise ValueError(f"the {name} stage's record does not match its schema: {problem}")
         manifest = self.read_manifest()
-        manifest["stages"][name] = {"status": "done", **record}
+        manifest["stages"][name] = record
         write_json_atomic(self.manifest_path, manifest)
 
     def invalidate_from(self, name: str) -> None:
@@ -243,16 +255,16 @@ class RunDir:
         could take for a verdict (the gate's files, the report), so an
         interrupted rerun never leaves a stale PASS behind.
         """
-        downstream = STAGES[STAGES.index(name) :]
+        downstream = stages.downstream(name)
         try:
             manifest = self.read_manifest()
-            dropped = [stage for stage in downstream if manifest["stages"].pop(stage, None) is not None]
+            dropped = [stage for stage in downstream if manifest["stages"].pop(stage.name, None) is not None]
             if dropped:
                 write_json_atomic(self.manifest_path, manifest)
         finally:
             # Even when the manifest cannot be written (a full disk), unlinking still works.
             for stage in downstream:
-                for path in DOWNSTREAM_FILES.get(stage, ()):
+                for path in stage.verdict_files:
                     (self.path / path).unlink(missing_ok=True)
 
     def hold_report(self) -> dict | None:
@@ -261,9 +273,9 @@ class RunDir:
         Held files are hidden temporaries: nothing serves them, and a run killed
         meanwhile has them removed under the next lock.
         """
-        for path in (self.report_index, self.report_summary):
+        for path in self._report_files():
             if path.exists():  # renames first: they work even on a full disk
-                os.replace(path, path.with_name(f".{path.name}.held.tmp"))
+                os.replace(path, _held(path))
         manifest = self.read_manifest()
         record = manifest["stages"].pop("report", None)
         if record is not None:
@@ -272,17 +284,20 @@ class RunDir:
 
     def restore_report(self, record: dict | None) -> None:
         """The gate said exactly what it said before: the held report is still true."""
-        held = [path.with_name(f".{path.name}.held.tmp") for path in (self.report_index, self.report_summary)]
-        if record is None or not all(path.exists() for path in held):
+        finals = self._report_files()
+        if record is None or not all(_held(path).exists() for path in finals):
             self.drop_held_report()
             return
-        for path, final in zip(held, (self.report_index, self.report_summary)):
-            os.replace(path, final)
+        for final in finals:
+            os.replace(_held(final), final)
         self.record_stage("report", {k: v for k, v in record.items() if k != "status"})
 
     def drop_held_report(self) -> None:
-        for path in (self.report_index, self.report_summary):
-            path.with_name(f".{path.name}.held.tmp").unlink(missing_ok=True)
+        for path in self._report_files():
+            _held(path).unlink(missing_ok=True)
+
+    def _report_files(self) -> list[Path]:
+        return [self.path / path for path in stages.stage("report").verdict_files]
 
     def forget_stage(self, name: str) -> None:
         manifest = self.read_manifest()
@@ -306,19 +321,9 @@ class RunDir:
         return record
 
 
-STAGES = ("data", "training", "analysis", "gate", "report")
-# Files a reader could take for a judged state; removed when their stage is redone.
-DOWNSTREAM_FILES = {
-    "gate": [
-        f"{contract.GATE_DIR}/{contract.VERDICT_NAME}",
-        f"{contract.GATE_DIR}/{contract.JUNIT_NAME}",
-        f"{contract.GATE_DIR}/{contract.GATE_SUMMARY_NAME}",
-    ],
-    "report": [
-        f"{contract.REPORT_DIR}/{contract.REPORT_INDEX_NAME}",
-        f"{contract.REPORT_DIR}/{contract.REPORT_SUMMARY_NAME}",
-    ],
-}
+def _held(path: Path) -> Path:
+    """Where a report file waits, hidden, while the gate decides again."""
+    return path.with_name(f".{path.name}.held.tmp")
 
 
 def plain_name(name: str) -> str:

@@ -19,15 +19,12 @@ from importlib import metadata
 from pathlib import Path
 
 from evalsuite.fingerprints import fingerprint_named_files
+from evalsuite.stages import STAGES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Each stage's entry: the module whose function does the stage's work.
-STAGE_ENTRY = {
-    "training": "training.train",
-    "analysis": "analysis.evaluate",
-    "report": "reports.build",
-}
+# Each stage whose code decides its reuse, by the module whose function does its work.
+STAGE_ENTRY = {stage.name: stage.module for stage in STAGES if stage.code_fingerprinted}
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evalsuite.cli import add_analysis_args, add_bless_arg, analysis_argv, command_args, new_parser, open_run
+from evalsuite import stages
+from evalsuite.cli import add_analysis_args, add_bless_arg, command_args, new_parser, open_run
 from evalsuite.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError, run_cli
 
 
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             # Stages meet in files: the analysis runs as its own command, then the gate reads what it wrote.
             # The analysis checks its input before it touches the folder, and once it starts changing the
             # results it removes every verdict on the old ones: bad input leaves the folder as it was.
-            analysed = subprocess.run([sys.executable, "-m", "analysis", *analysis_argv(args, beam_args)])
+            analysis = stages.stage("analysis")
+            analysed = subprocess.run([*analysis.command_line(args), *(["--", *beam_args] if beam_args else [])])
             if analysed.returncode != EXIT_OK:
                 with open_run(args, new_run_allowed=False) as run:
                     if run.stage("gate") is None and run.stage("analysis") is None:

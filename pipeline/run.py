@@ -20,7 +20,7 @@ import platform
 import sys
 import time
 
-from evalsuite import progress
+from evalsuite import progress, stages
 from evalsuite.cli import command_args, new_parser, open_run
 from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
 
@@ -52,11 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(own_args)
 
     def work() -> int:
-        from analysis.evaluate import analyze
         from evalsuite.rule_settings import load_rules
-        from gates.gate import gate
-        from reports.build import build_report
-        from training.train import run_name, train
+        from training.train import run_name
+
+        # Each stage's work, as its declaration names it; they still meet only in the run folder.
+        train, analyze, gate, build_report = (
+            stages.stage(name).function() for name in ("training", "analysis", "gate", "report")
+        )
 
         started = time.perf_counter()
         config = training_config(args)
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress.log(f"pipeline: done in {seconds:.1f}s" + (f" (reused {', '.join(reused)})" if reused else ""))
                 print_locations(run, report)
             except BaseException:
-                if new_parents is not None and not run.read_manifest()["stages"]:
+                if new_parents is not None and not _has_finished_stage(run):
                     # Bad input on a folder this command created: leave no empty run behind.
                     run.release()
                     remove_new_run(run.path, new_parents)
@@ -132,17 +134,18 @@ def environment() -> dict:
     }
 
 
+def _has_finished_stage(run) -> bool:
+    try:
+        return bool(run.read_manifest()["stages"])
+    except Exception:  # noqa: BLE001 - an unreadable manifest is not ours to remove
+        return True
+
+
 def print_locations(run, report) -> None:
     progress.log("where everything is:")
-    for label, path in (
-        ("manifest", run.manifest_path),
-        ("models", run.models_dir),
-        ("tensorboard logs", run.logs_root),
-        ("evaluation data", run.data_dir),
-        ("TFMA results", run.analysis_dir),
-        ("gate verdict", run.verdict_path),
-        ("report", report.index),
-    ):
+    places = [("manifest", run.manifest_path)]
+    places += [(label, run.path / path) for stage in stages.STAGES for label, path in stage.writes]
+    for label, path in places:
         progress.log(f"  {label:17} {path}")
     progress.log(f"  analysts:         python -m reports view --run-dir {run.path}")
     progress.log(f"                    (or tensorboard --logdir {run.logs_root})")

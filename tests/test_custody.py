@@ -152,14 +152,25 @@ def test_corrupt_but_parseable_analysis_files_are_exit_2(run_copy, capsys, name,
     "damage, commands, expected",
     [
         (lambda m: m["stages"].update(analysis="done"), ("gates", "analysis"), "corrupt manifest"),
-        (lambda m: m["stages"]["analysis"].pop("output_fingerprints"), ("gates",), "lacks what the gate re-checks"),
+        (
+            lambda m: m["stages"]["analysis"].pop("output_fingerprints"),
+            ("gates", "reports"),
+            "corrupt manifest (stage 'analysis': output_fingerprints is missing); use a new --run-dir",
+        ),
         (
             lambda m: m["stages"]["analysis"].update(candidate=["a", "list"]),
             ("gates",),
-            "lacks what the gate re-checks",
+            "corrupt manifest (stage 'analysis': candidate is not a record)",
         ),
-        (lambda m: m["stages"]["data"].update(pattern=5), ("analysis",), "corrupt manifest"),
-        (lambda m: m["stages"]["data"].pop("eval_examples"), ("analysis",), "corrupt manifest"),
+        (lambda m: m["stages"]["data"].update(pattern=5), ("analysis",), "(stage 'data': pattern is not a str)"),
+        (lambda m: m["stages"]["data"].pop("eval_examples"), ("analysis",), "(stage 'data': eval_examples is missing)"),
+        (
+            lambda m: m["stages"]["training"]["runs"]["epochs-2"].update(epochs="2"),
+            ("analysis", "gates"),
+            "(stage 'training': runs.epochs-2.epochs is not a int)",
+        ),
+        (lambda m: m["stages"].update(deploy={"status": "done"}), ("gates",), "(stage 'deploy': not a stage)"),
+        (lambda m: m["stages"]["gate"].update(passed="yes"), ("reports",), "(stage 'gate': passed is not a bool)"),
     ],
 )
 def test_wrong_types_in_the_manifest_are_exit_2_one_line(run_copy, capsys, damage, commands, expected):

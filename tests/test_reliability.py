@@ -96,7 +96,7 @@ def test_run_folder_in_use_is_refused_and_left_alone(run_copy, tiny_npz, capsys)
     "damage, expected",
     [
         ("{broken", "corrupt manifest"),
-        ('{"version": 99, "stages": {}}', "manifest version 99 is not 1"),
+        ('{"version": 99, "stages": {}}', "manifest version 99 is not 2"),
         ('["a list"]', "corrupt manifest"),
     ],
 )

@@ -20,6 +20,7 @@ it when, and only when, the gate passes.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             analysis = stages.stage("analysis")
             analysed = subprocess.run([*analysis.command_line(args), *(["--", *beam_args] if beam_args else [])])
             if analysed.returncode != EXIT_OK:
-                with open_run(args, new_run_allowed=False) as run:
+                # The analysis said why in its own line; here only make sure no old verdict outlives its results.
+                with contextlib.suppress(InputError), open_run(args, new_run_allowed=False) as run:
                     if run.stage("gate") is None and run.stage("analysis") is None:
                         write_unjudged(
                             run, f"the analysis these flags asked for did not finish (exit {analysed.returncode})"

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalsuite.atomic import atomic_dir
-from evalsuite.contract import LABEL_KEY, NUM_CLASSES
+from evalsuite.contract import LABEL_KEY
+from evalsuite.data_spec import DataSpec, recorded_spec
 from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, read_examples, write_examples
 from evalsuite.fingerprints import fingerprint, fingerprint_shards
@@ -19,10 +20,14 @@ from evalsuite.rundir import RunDir
 def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
     """The run's own evaluation examples, or PATH converted into the run folder.
 
-    `files_fingerprint` hashes the shards' bytes as they are on disk now, so a
+    Either follows the run's data spec (recorded by training): other data are
+    resized and made grey or colour as the training data were, and refused
+    when they still do not fit. `files_fingerprint` hashes the shards' bytes as they are on disk now, so a
     replaced or truncated shard is never taken for the data that was judged.
     """
 
+    data_record = run.stage("data")
+    spec = recorded_spec(data_record, str(run.manifest_path))
     if eval_data is None:
         record = run.require_stage("data", "evaluation examples")
         if not isinstance(record.get("pattern"), str) or not isinstance(record.get("eval_examples"), int):
@@ -39,7 +44,7 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
                 "rerun with --force"
             )
         per_class = record["eval_examples_per_class"]
-        _require_every_class([int(c) for c, n in per_class.items() if n], record["source"])
+        _require_every_class([int(c) for c, n in per_class.items() if n], record["source"], spec)
         return {
             "source": record["source"],
             "fingerprint": record["fingerprint"],
@@ -47,25 +52,32 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
             "examples": record["eval_examples"],
             "examples_per_class": record["eval_examples_per_class"],
             "class_names": record.get("class_names"),
+            "data_spec": spec.as_dict(),
             "pattern": pattern,
         }
     import numpy as np
 
-    from evalsuite.datasets import class_names_for, load_eval_split
+    from evalsuite.datasets import class_names_for, is_image_folders, load_eval_split
 
     path = Path(eval_data)
     if path.suffix == ".tfrecord" or "*" in eval_data or (path.is_dir() and list(path.glob("*.tfrecord"))):
         pattern = str(path / "*.tfrecord") if path.is_dir() else eval_data
-        _, labels, records = read_examples(pattern)
+        _, labels, records = read_examples(pattern, spec)
         data_fingerprint = fingerprint(*records)
         source = f"tfrecord:{pattern}"
-        names = None
-        _require_every_class(labels, source)
+        names = list(spec.class_names) if spec.class_names else None
+        _require_every_class(labels, source, spec)
     else:
-        images, labels = load_eval_split(path)
-        source = f"{'idx' if path.is_dir() else 'npz'}:{path.resolve()}"
-        names = class_names_for(path)
-        _require_every_class(labels, source)
+        images, labels = load_eval_split(path, spec)
+        kind = "folders" if is_image_folders(path, need_train=False) else "idx" if path.is_dir() else "npz"
+        source = f"{kind}:{path.resolve()}"
+        names = class_names_for(path) if kind != "folders" else None
+        if names is not None and len(names) != spec.num_classes:
+            raise InputError(
+                f"{path}: {len(names)} class names beside the data; the run's models know {spec.num_classes} classes"
+            )
+        names = names or (list(spec.class_names) if spec.class_names else None)
+        _require_every_class(labels, source, spec)
         data_fingerprint = fingerprint(images.tobytes(), labels.tobytes())
         folder = run.data_dir.parent / f"data-{data_fingerprint}"
         if not folder.exists():
@@ -81,16 +93,17 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
         "examples": int(len(labels)),
         "examples_per_class": counts,
         "class_names": names,
+        "data_spec": spec.as_dict(),
         "pattern": pattern,
     }
 
 
-def _require_every_class(labels, source: str) -> None:
+def _require_every_class(labels, source: str, spec: DataSpec) -> None:
     """Every class must have evaluation examples: a missing slice cannot be judged by any rule."""
     import numpy as np
 
     present = set(np.unique(labels).tolist())
-    missing = [str(c) for c in range(NUM_CLASSES) if c not in present]
+    missing = [str(c) for c in range(spec.num_classes) if c not in present]
     if missing:
         raise InputError(
             f"{source}: no evaluation examples of class {', '.join(missing)}; "

@@ -32,6 +32,7 @@ from evalsuite.contract import (
     VALIDATION_NAME,
     load_summary,
 )
+from evalsuite.data_spec import DataSpec
 from evalsuite.fingerprints import fingerprint
 from evalsuite.model_identity import weights_fingerprint
 from evalsuite.rule_settings import GateRules
@@ -96,16 +97,17 @@ def analyze(
         log(f"analysis: reused TFMA results in {run.analysis_dir} (models, data and rules unchanged)")
         return AnalysisResult(summary, run.tfma_dir, reused=True, seconds=time.perf_counter() - started)
 
+    spec = DataSpec.from_dict(eval_data["data_spec"], str(run.manifest_path))
     signatures = {
-        BASELINE: check_saved_model(baseline.path, "baseline"),
-        CANDIDATE: check_saved_model(candidate.path, "candidate"),
+        BASELINE: check_saved_model(baseline.path, "baseline", spec),
+        CANDIDATE: check_saved_model(candidate.path, "candidate", spec),
     }
     # Nothing downstream may look done while the analysis changes under it.
     run.invalidate_from("analysis")
     eval_config = build_eval_config(rules, eval_data, config.jackknife)
     runner = runner_of(beam_args)
     log(
-        f"analysis: TFMA on {eval_data['examples']} examples, 2 models, 11 slices, runner {runner} "
+        f"analysis: TFMA on {eval_data['examples']} examples, 2 models, {spec.num_classes + 1} slices, runner {runner} "
         f"(paired counts{', jackknife' if config.jackknife else ''}) ..."
     )
     with atomic_dir(run.analysis_dir) as staging:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalsuite.contract import NUM_CLASSES, OUTPUT_KEY, SIGNATURE
+from evalsuite.contract import IMAGE_KEY, OUTPUT_KEY, SIGNATURE
+from evalsuite.data_spec import DataSpec
 from evalsuite.errors import InputError
 from evalsuite.fingerprints import fingerprint_tree
 from evalsuite.rundir import RunDir
@@ -58,8 +59,11 @@ def resolve_model(run: RunDir, name_or_path: str, role: str) -> ModelRef:
     return ModelRef(label=name_or_path, role=role, path=path.resolve(), fingerprint=fingerprint_tree(path))
 
 
-def check_saved_model(path: Path, role: str):
-    """Fail closed on anything but a SavedModel with our serving signature and output.
+def check_saved_model(path: Path, role: str, spec: DataSpec):
+    """Fail closed on anything but a SavedModel with our serving signature and output, fitting the data spec.
+
+    The signature is called once on an example of the spec's shape: a model
+    made for other images says so in one line here, not deep inside TFMA.
 
     Returns the loaded model and its signature (the model keeps the signature's variables alive).
     """
@@ -82,6 +86,19 @@ def check_saved_model(path: Path, role: str):
     if OUTPUT_KEY not in outputs:
         raise InputError(f"{path}: {role} {SIGNATURE!r} has no {OUTPUT_KEY!r} output (has {', '.join(outputs)})")
     shape = outputs[OUTPUT_KEY].shape
-    if shape.rank != 2 or shape[-1] != NUM_CLASSES:
-        raise InputError(f"{path}: {role} output {OUTPUT_KEY!r} has shape {shape}, expected (None, 10)")
+    if shape.rank != 2 or shape[-1] != spec.num_classes:
+        raise InputError(
+            f"{path}: {role} output {OUTPUT_KEY!r} has shape {shape}, expected (None, {spec.num_classes}): "
+            f"the run's data spec is {spec.describe()}"
+        )
+    probe = tf.train.Example()
+    probe.features.feature[IMAGE_KEY].bytes_list.value.append(bytes(spec.image_bytes))
+    try:
+        signature(tf.constant([probe.SerializeToString()]))
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise InputError(
+            f"{path}: {role} model does not take the run's images ({spec.describe()}, "
+            f"{spec.image_bytes} bytes each): {first[:160]}"
+        ) from None
     return loaded, signature

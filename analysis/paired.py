@@ -22,7 +22,7 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import model_util
 
-from evalsuite.contract import BOTH_RIGHT, BOTH_WRONG, NEWLY_RIGHT, NEWLY_WRONG, NUM_CLASSES, OUTPUT_KEY, PAIRED_CELLS
+from evalsuite.contract import BOTH_RIGHT, BOTH_WRONG, NEWLY_RIGHT, NEWLY_WRONG, OUTPUT_KEY, PAIRED_CELLS
 
 FLIP_RATE = "flip_rate"
 NEWLY_WRONG_RATE = "newly_wrong_rate"
@@ -59,7 +59,7 @@ def _argmax_right(inputs, eval_config, model_name: str) -> Iterable[bool]:
 
 
 def _argmax_right_fast(inputs, model_name: str) -> list[bool] | None:
-    """The common case read directly (one example, a 10-way probability vector, one int label).
+    """The common case read directly (one example, a K-way probability vector, one int label).
 
     TFMA's general helper spends most of this metric's time on lookups that do not
     apply here; anything else falls back to it.
@@ -74,7 +74,7 @@ def _argmax_right_fast(inputs, model_name: str) -> list[bool] | None:
     if prediction is None or label is None or isinstance(prediction, dict) or isinstance(label, dict):
         return None
     prediction, label = np.asarray(prediction), np.asarray(label)
-    if prediction.shape != (NUM_CLASSES,) or label.size != 1:
+    if prediction.ndim != 1 or prediction.size < 2 or label.size != 1:
         return None
     return [int(np.argmax(prediction)) == int(label.reshape(-1)[0])]
 

@@ -30,7 +30,9 @@ def summarize(
     import tensorflow_model_analysis as tfma
 
     from analysis.paired import paired_counts_from_metrics
-    from evalsuite.contract import slice_ids
+    from evalsuite.contract import num_classes_of, slice_ids
+
+    num_classes = num_classes_of(eval_data)
 
     models, deltas, confusion, cross_slices, paired = {}, {}, {}, {}, {}
     for name in (BASELINE, CANDIDATE):
@@ -57,7 +59,7 @@ def summarize(
                 if f"{ACCURACY}_diff" in values:
                     deltas[sid] = {"accuracy": _number(values[f"{ACCURACY}_diff"])}
         models[name] = dict(sorted(per_slice.items(), key=lambda item: _slice_order(item[0])))
-        confusion[name] = _confusion_matrices(result)
+        confusion[name] = _confusion_matrices(result, num_classes)
     for sid, counts in paired.items():
         n = sum(counts.values())
         if sid in deltas and n:
@@ -69,11 +71,19 @@ def summarize(
         "candidate": {"label": candidate.label, "path": str(candidate.path), "fingerprint": candidate.fingerprint},
         "eval_data": {
             k: eval_data.get(k)
-            for k in ("source", "fingerprint", "files_fingerprint", "examples", "examples_per_class", "class_names")
+            for k in (
+                "source",
+                "fingerprint",
+                "files_fingerprint",
+                "examples",
+                "examples_per_class",
+                "class_names",
+                "data_spec",
+            )
         },
         "confidence_intervals": PAIRED_INTERVALS + ("; per-model accuracy: TFMA jackknife" if config.jackknife else ""),
         "runner": runner,
-        "slices": [sid for sid in slice_ids() if sid in models[CANDIDATE]],
+        "slices": [sid for sid in slice_ids(num_classes) if sid in models[CANDIDATE]],
         "models": models,
         "deltas": dict(sorted(deltas.items(), key=lambda item: _slice_order(item[0]))),
         "paired": dict(sorted(paired.items(), key=lambda item: _slice_order(item[0]))),
@@ -131,8 +141,8 @@ def _interval(value) -> list[float] | None:
     return None
 
 
-def _confusion_matrices(result) -> dict[str, list[list[int]]]:
-    """Per slice, a 10x10 matrix [true][predicted] from TFMA's confusion-matrix plot."""
+def _confusion_matrices(result, num_classes: int) -> dict[str, list[list[int]]]:
+    """Per slice, a K x K matrix [true][predicted] from TFMA's confusion-matrix plot."""
     matrices = {}
     for slice_key, outputs in result.plots or []:
         plot = ((outputs or {}).get("") or {}).get("") or {}
@@ -146,10 +156,10 @@ def _confusion_matrices(result) -> dict[str, list[list[int]]]:
                         entries = inner[0]["entries"]
         if entries is None:
             continue
-        matrix = [[0] * 10 for _ in range(10)]
+        matrix = [[0] * num_classes for _ in range(num_classes)]
         for entry in entries:
             actual, predicted = int(entry.get("actualClassId", 0)), int(entry.get("predictedClassId", 0))
-            if 0 <= actual < 10 and 0 <= predicted < 10:
+            if 0 <= actual < num_classes and 0 <= predicted < num_classes:
                 matrix[actual][predicted] = int(round(float(entry.get("numWeightedExamples", 0))))
         matrices[_slice_id(slice_key)] = matrix
     return matrices

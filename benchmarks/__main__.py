@@ -71,6 +71,8 @@ def bench_dataset(data: str, workdir: Path, repeat: int, log) -> list[dict]:
     bare = best("bare_fit", data=data, logdir=str(workdir / "bare-logs"))
     log(f"[{label}] training stage ...")
     stage = best("train_stage", data=data, run_dir=str(workdir / "run"))
+    log(f"[{label}] training stage with --model cnn ...")
+    cnn_stage = best("train_stage", data=data, run_dir=str(workdir / "run-cnn"), model="cnn")
     log(f"[{label}] raw floor ...")
     floor = best("raw_floor", run_dir=str(workdir / "run"))
     log(f"[{label}] analysis with and without intervals ...")
@@ -88,6 +90,7 @@ def bench_dataset(data: str, workdir: Path, repeat: int, log) -> list[dict]:
     return [
         _row(label, "tutorial model.fit, 6 epochs + TensorBoard", bare),
         _row(label, "training stage (3 + 6 from one run)", stage, bare, "training stage / tutorial fit"),
+        _row(label, "training stage, --model cnn (ratio to the MLP's)", cnn_stage, stage, "cnn stage / mlp stage"),
         _row(label, "raw floor: both signatures + numpy", floor),
         _row(label, "analysis: TFMA per-model metrics only", without_ci),
         _row(label, "analysis stage: + paired counts, intervals", with_ci, without_ci, "with intervals / without"),

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evalsuite.contract import ACCURACY, NEWLY_RIGHT, NEWLY_WRONG, NUM_CLASSES, class_slice
+from evalsuite.contract import ACCURACY, NEWLY_RIGHT, NEWLY_WRONG, class_slice
 from evalsuite.rule_evidence import Evidence
 from evalsuite.rule_settings import GateRules, load_rules
 from evalsuite.rules import NEWLY_WRONG_RATE, judge, tfma_thresholds
@@ -41,13 +41,15 @@ def correctness(data: str, seed: int, workdir: Path) -> tuple[np.ndarray, np.nda
     """Labels, predictions and per-example correctness of the 3- and 6-epoch models of one seed."""
     import tensorflow as tf
 
+    from evalsuite.data_spec import recorded_spec
     from evalsuite.examples import read_examples
     from evalsuite.rundir import RunDir
     from training.train import TrainConfig, train
 
     with RunDir(workdir / f"seed-{seed}") as run:
         train(run, TrainConfig(data=data, seed=seed, histogram_freq=0, verbose=0), log=lambda message: None)
-        _, labels, records = read_examples(str(run.data_dir / "eval-*.tfrecord"))
+        spec = recorded_spec(run.stage("data"), str(run.manifest_path))
+        _, labels, records = read_examples(str(run.data_dir / "eval-*.tfrecord"), spec)
         predicted = []
         for name in ("epochs-3", "epochs-6"):
             serve = tf.saved_model.load(str(run.model_dir(name))).signatures["serving_default"]
@@ -59,10 +61,15 @@ def correctness(data: str, seed: int, workdir: Path) -> tuple[np.ndarray, np.nda
     return labels, predicted[0], predicted[1]
 
 
+def _classes(labels: np.ndarray) -> range:
+    """Every class 0..K-1 (the evaluation data hold examples of each; the analysis insists)."""
+    return range(int(labels.max()) + 1)
+
+
 def paired_counts(labels: np.ndarray, base_right: np.ndarray, cand_right: np.ndarray) -> dict:
     counts = {}
     for sid, mask in [("overall", np.ones_like(labels, dtype=bool))] + [
-        (class_slice(c), labels == c) for c in range(NUM_CLASSES)
+        (class_slice(c), labels == c) for c in _classes(labels)
     ]:
         b, c = base_right[mask], cand_right[mask]
         counts[sid] = {
@@ -83,7 +90,7 @@ def verdict_from_counts(rules: GateRules, counts: dict) -> list:
         models["baseline"][sid] = {"accuracy": (cells["both_right"] + cells[NEWLY_WRONG]) / n, "examples": n}
         models["candidate"][sid] = {"accuracy": (cells["both_right"] + cells[NEWLY_RIGHT]) / n, "examples": n}
         deltas[sid] = {"accuracy": models["candidate"][sid]["accuracy"] - models["baseline"][sid]["accuracy"]}
-    per_class = {str(c): sum(counts[class_slice(c)].values()) for c in range(NUM_CLASSES)}
+    per_class = {str(c): sum(counts[class_slice(c)].values()) for c in range(len(counts) - 1)}
     total = sum(counts["overall"].values())
     failures = set()
     for threshold in tfma_thresholds(rules, total, per_class):
@@ -155,7 +162,7 @@ def calibrate(data: str, seeds: list[int], draws: int, rules: GateRules, log) ->
             )
             rng = np.random.default_rng(seed)
             for drop in DROPS:
-                for class_id in range(NUM_CLASSES):
+                for class_id in _classes(labels):
                     for _ in range(draws):
                         planted = plant(labels, base_right, cand_right, class_id, drop, rng)
                         if planted is None:
@@ -171,7 +178,7 @@ def calibrate(data: str, seeds: list[int], draws: int, rules: GateRules, log) ->
                 f"{' (' + ', '.join(rows[-1]['failed_checks']) + ')' if not passed else ''} "
                 f"in {time.perf_counter() - started:.1f}s"
             )
-        per_class = int(np.bincount(labels, minlength=NUM_CLASSES).min())
+        per_class = int(np.bincount(labels).min())
     healthy = [row for row in rows if row["overall_delta"] > 0]
     return {
         "data": data,

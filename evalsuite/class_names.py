@@ -1,8 +1,9 @@
 """What to call each class: "digit 3" for MNIST, "Shirt" for Fashion-MNIST, or the user's names.
 
 Names come, in order, from `--class-names`, from a `class_names.txt` beside
-the data (one name per line, ten lines), from recognising a well-known data
-set by the bytes of its evaluation labels, else "digit N".
+the data (one name per line, one line per class), from the class folders of
+image data, from recognising a well-known data set by the bytes of its
+evaluation labels, else "digit N" for ten classes and "class N" otherwise.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import hashlib
 import unicodedata
 from pathlib import Path
 
-from evalsuite.contract import NUM_CLASSES, class_of
+from evalsuite.contract import class_of
+from evalsuite.data_spec import MAX_CLASSES, MIN_CLASSES
 from evalsuite.errors import InputError
 
 NAMES_FILE = "class_names.txt"
@@ -24,12 +26,18 @@ KNOWN_LABEL_FILES = {
 }
 
 
-def parse_names(text: str, where: str) -> list[str]:
-    """Ten distinct, printable names, from a comma-separated flag or a file's lines."""
+def parse_names(text: str, where: str, count: int | None = None) -> list[str]:
+    """Distinct, printable names (one per class), from a comma-separated flag or a file's lines."""
     separator = "\n" if "\n" in text.strip() else ","
-    names = [name.strip() for name in text.strip().split(separator)]
-    if len(names) != NUM_CLASSES or not all(names) or any(len(name) > 60 for name in names):
-        raise InputError(f"{where}: need {NUM_CLASSES} class names of at most 60 characters, got {len(names)}")
+    return check_names([name.strip() for name in text.strip().split(separator)], where, count)
+
+
+def check_names(names: list[str], where: str, count: int | None = None) -> list[str]:
+    """`count` names (any number from 2 to 1,000 when None): non-empty, printable, distinct, at most 60 characters."""
+    wanted = f"{count}" if count is not None else f"{MIN_CLASSES} to {MAX_CLASSES}"
+    right_number = len(names) == count if count is not None else MIN_CLASSES <= len(names) <= MAX_CLASSES
+    if not right_number or not all(names) or any(len(name) > 60 for name in names):
+        raise InputError(f"{where}: need {wanted} class names of at most 60 characters, got {len(names)}")
     for number, name in enumerate(names, start=1):
         problem = _name_problem(name)
         if problem:
@@ -63,8 +71,8 @@ def names_beside(path: Path) -> list[str] | None:
     file = folder / NAMES_FILE
     if not file.is_file():
         return None
-    if not file.is_file() or file.stat().st_size > 4096:
-        raise InputError(f"{file}: not a plain file of at most 4 KB for ten class names")
+    if not file.is_file() or file.stat().st_size > 65536:
+        raise InputError(f"{file}: not a plain file of at most 64 KB of class names")
     try:
         text = file.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
@@ -77,7 +85,7 @@ def recognised(label_file_bytes: bytes) -> list[str] | None:
 
 
 def title(slice_id: str, names: list[str] | None) -> str:
-    """'overall', 'digit 3' or 'Shirt' for a slice id."""
+    """'overall', 'digit 3' or 'Shirt' for a slice id (names are recorded for every data set but MNIST-like ones)."""
     class_id = class_of(slice_id)
     if class_id is None:
         return slice_id

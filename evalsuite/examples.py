@@ -1,7 +1,8 @@
 """Evaluation examples as sharded TFRecords of tf.Example, the format TFMA reads.
 
-Each example holds the image as 784 raw bytes (`image`, compact and decoded
-inside the serving signature) and the true digit as an int64 `label`.
+Each example holds the image as its raw uint8 bytes (`image`: height x width x
+channels of the run's data spec, compact and decoded inside the serving
+signature) and the true class as an int64 `label`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from evalsuite.contract import IMAGE_KEY, LABEL_KEY
+from evalsuite.data_spec import DataSpec
 from evalsuite.errors import InputError
 
 EXAMPLES_PER_SHARD = 5000
@@ -22,7 +24,7 @@ def shard_count(num_examples: int) -> int:
 
 
 def write_examples(folder: Path, images: np.ndarray, labels: np.ndarray) -> list[Path]:
-    """Write `images` (uint8 N x 28 x 28) and `labels` into `folder` as TFRecord shards."""
+    """Write `images` (uint8 (N, H, W) or (N, H, W, C)) and `labels` into `folder` as TFRecord shards."""
     import tensorflow as tf
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -39,12 +41,13 @@ def write_examples(folder: Path, images: np.ndarray, labels: np.ndarray) -> list
                         }
                     )
                 )
-                writer.write(example.SerializeToString())
+                # Map fields sorted: otherwise their order (and the shard bytes) changes from process to process.
+                writer.write(example.SerializeToString(deterministic=True))
     return paths
 
 
-def read_examples(pattern: str) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
-    """Read examples back: images (N, 28, 28) uint8, labels (N,), and the raw records."""
+def read_examples(pattern: str, spec: DataSpec) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+    """Read examples of `spec` back: images (N, H, W) or (N, H, W, C) uint8, labels (N,), and the raw records."""
     import tensorflow as tf
 
     files = sorted(tf.io.gfile.glob(pattern))
@@ -58,7 +61,8 @@ def read_examples(pattern: str) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
         raise InputError(f"{pattern}: corrupt TFRecord ({error.message.splitlines()[0]})") from None
     if not records:
         raise InputError(f"{pattern}: holds no examples")
-    images = np.empty((len(records), 28, 28), dtype=np.uint8)
+    shape = (spec.height, spec.width) if spec.channels == 1 else spec.input_shape
+    images = np.empty((len(records), *shape), dtype=np.uint8)
     labels = np.empty(len(records), dtype=np.int64)
     for index, record in enumerate(records):
         example = tf.train.Example()
@@ -69,10 +73,13 @@ def read_examples(pattern: str) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
             label = feature[LABEL_KEY].int64_list.value
         except Exception:
             raise InputError(f"{pattern}: record {index} is not a tf.Example") from None
-        if len(raw) != 1 or len(raw[0]) != 784:
-            raise InputError(f"{pattern}: record {index} has no 784-byte '{IMAGE_KEY}' feature")
-        if len(label) != 1 or not 0 <= label[0] <= 9:
-            raise InputError(f"{pattern}: record {index} has no int64 '{LABEL_KEY}' in 0..9")
-        images[index] = np.frombuffer(raw[0], dtype=np.uint8).reshape(28, 28)
+        if len(raw) != 1 or len(raw[0]) != spec.image_bytes:
+            raise InputError(
+                f"{pattern}: record {index} has no {spec.image_bytes}-byte '{IMAGE_KEY}' feature "
+                f"(the run's data spec is {spec.describe()})"
+            )
+        if len(label) != 1 or not 0 <= label[0] < spec.num_classes:
+            raise InputError(f"{pattern}: record {index} has no int64 '{LABEL_KEY}' in 0..{spec.num_classes - 1}")
+        images[index] = np.frombuffer(raw[0], dtype=np.uint8).reshape(shape)
         labels[index] = label[0]
     return images, labels, records

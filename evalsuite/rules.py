@@ -15,7 +15,7 @@ from typing import Callable
 
 from evalsuite import paired_stats
 from evalsuite.class_names import title
-from evalsuite.contract import ACCURACY, CANDIDATE, NEWLY_RIGHT, NEWLY_WRONG, NUM_CLASSES, class_slice
+from evalsuite.contract import ACCURACY, CANDIDATE, NEWLY_RIGHT, NEWLY_WRONG, class_slices, num_classes_of
 from evalsuite.errors import InputError
 from evalsuite.rule_evidence import Check, Evidence, accuracy_check, paired_evidence
 from evalsuite.rule_settings import GateRules
@@ -72,8 +72,13 @@ def inclusive_drop_bound(max_drop: float, examples: int) -> float:
     return (steps - 0.5) / examples
 
 
-def _class_slices() -> list[str]:
-    return [class_slice(c) for c in range(NUM_CLASSES)]
+def _class_slices(per_class: dict) -> list[str]:
+    """One slice per class; every class has evaluation examples (the analysis refuses data without some)."""
+    return class_slices(len(per_class))
+
+
+def _evidence_slices(evidence: Evidence) -> list[str]:
+    return class_slices(num_classes_of(evidence.summary["eval_data"]))
 
 
 def _improvement_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
@@ -134,13 +139,13 @@ def _floor_check(rules: GateRules, evidence: Evidence) -> list[Check]:
 def _drop_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
     return [
         Threshold(ACCURACY, sid, "change", lower=inclusive_drop_bound(rules.max_drop, int(per_class.get(sid[6:], 0))))
-        for sid in _class_slices()
+        for sid in _class_slices(per_class)
     ]
 
 
 def _drop_check(rules: GateRules, evidence: Evidence) -> list[Check]:
     """A class fails when its drop exceeds the tolerance (TFMA) and the data show it (Holm)."""
-    slices = _class_slices()
+    slices = _evidence_slices(evidence)
     stats = {sid: paired_evidence(evidence, sid) for sid in slices}
     p_worse = {
         sid: paired_stats.worse_p_value(stats[sid]["counts"][NEWLY_RIGHT], stats[sid]["counts"][NEWLY_WRONG])
@@ -193,7 +198,7 @@ def _gap_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Thres
 def _gap_check(rules: GateRules, evidence: Evidence) -> list[Check]:
     overall = evidence.accuracy(CANDIDATE, "overall")
     checks = []
-    for sid in _class_slices():
+    for sid in _evidence_slices(evidence):
         gap = evidence.summary.get("cross_slices", {}).get(f"overall vs {sid}", {}).get("accuracy_gap")
         if not isinstance(gap, (int, float)) or not math.isfinite(gap):
             raise InputError(f"{evidence.where}: no cross-slice gap for slice {sid}")
@@ -216,13 +221,13 @@ def _gap_check(rules: GateRules, evidence: Evidence) -> list[Check]:
 def _churn_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
     return [
         Threshold(NEWLY_WRONG_RATE, sid, "value", upper=rules.max_newly_wrong_rate + FLOAT_SLACK)
-        for sid in ["overall", *_class_slices()]
+        for sid in ["overall", *_class_slices(per_class)]
     ]
 
 
 def _churn_check(rules: GateRules, evidence: Evidence) -> list[Check]:
     checks = []
-    for sid in ["overall", *_class_slices()]:
+    for sid in ["overall", *_evidence_slices(evidence)]:
         stats = paired_evidence(evidence, sid)
         counts = stats["counts"]
         rate = counts[NEWLY_WRONG] / counts["examples"]

@@ -30,6 +30,17 @@ TRAINED_MODEL = {
     "weights_fingerprint": STR,
 }
 
+# The data spec (evalsuite/data_spec.py): worked out by training, read by every later stage.
+DATA_SPEC = {
+    "height": INT,
+    "width": INT,
+    "channels": INT,
+    "num_classes": INT,
+    "class_names": ("list?", STR),
+    "encoding": STR,
+    "resize": "str?",
+}
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -83,6 +94,7 @@ STAGES = (
             "eval_examples_per_class": ("map", INT),
             "pattern": STR,
             "class_names": ("list?", STR),
+            "data_spec": DATA_SPEC,
             "outputs": ANY,
         },
     ),

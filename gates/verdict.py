@@ -17,8 +17,8 @@ from evalsuite.contract import (
     CANDIDATE,
     NEWLY_RIGHT,
     NEWLY_WRONG,
-    NUM_CLASSES,
     class_slice,
+    num_classes_of,
     load_changed,
     load_summary,
     load_validation,
@@ -122,7 +122,7 @@ def _threshold_keys(rules: GateRules, summary: dict) -> set:
     eval_data = summary["eval_data"]
     for threshold in tfma_thresholds(rules, eval_data["examples"], eval_data["examples_per_class"]):
         if threshold.slice == "overall vs label":
-            keys |= {(threshold.metric, f"overall vs {class_slice(c)}", threshold.kind) for c in range(NUM_CLASSES)}
+            keys |= {(threshold.metric, f"overall vs {class_slice(c)}", threshold.kind) for c in range(num_classes_of(eval_data))}
         else:
             keys.add((threshold.metric, threshold.slice, threshold.kind))
     return keys
@@ -166,7 +166,7 @@ def _check_complete(summary: dict, validation: dict, where: Path) -> None:
         raise InputError(f"{where}: slice {values} is missing from the evaluation (no examples of that class?)")
     for role in (BASELINE, CANDIDATE):
         slices = summary["models"][role]
-        for sid in slice_ids():
+        for sid in slice_ids(num_classes_of(summary["eval_data"])):
             metrics = slices.get(sid)
             if metrics is None:
                 raise InputError(f"{where}: slice {sid} is missing for the {role} (no examples of that class?)")
@@ -174,7 +174,7 @@ def _check_complete(summary: dict, validation: dict, where: Path) -> None:
                 if metrics.get(key) is None:
                     raise InputError(f"{where}: {role} {key} on slice {sid} is missing")
     eval_data = summary["eval_data"]
-    for sid in slice_ids():
+    for sid in slice_ids(num_classes_of(summary["eval_data"])):
         examples = summary["models"][CANDIDATE][sid]["examples"]
         if summary["models"][BASELINE][sid]["examples"] != examples:
             raise InputError(
@@ -200,7 +200,7 @@ def _check_against_paired_counts(summary: dict, changed: dict, where: Path) -> N
     newly wrong) / n for the baseline: numbers edited into the summary do not
     survive this, and the changed list was computed outside TFMA.
     """
-    for sid in slice_ids():
+    for sid in slice_ids(num_classes_of(summary["eval_data"])):
         counts = summary.get("paired", {}).get(sid)
         if counts is None:
             raise InputError(f"{where}: no paired counts for slice {sid}; rerun the analysis")

@@ -105,12 +105,14 @@ def changed_by_class(changed: dict, change: str, per_class: int = CHANGED_PER_CL
 
 def changed_grids(run: RunDir, changed: dict, summary: dict) -> dict[str, bytes]:
     """Per kind of change, its image grid as PNG: rendered once for the report and for TensorBoard."""
+    from evalsuite.data_spec import recorded_spec
     from evalsuite.examples import read_examples
 
     if not changed["examples"]:
         return {}
     names = summary["eval_data"].get("class_names")
-    images, _, _ = read_examples(str(run.resolve(changed["pattern"])))
+    spec = recorded_spec(summary["eval_data"], str(run.analysis_dir))
+    images, _, _ = read_examples(str(run.resolve(changed["pattern"])), spec)
     grids = {}
     for change in ("newly_wrong", "newly_right"):
         examples, _ = changed_by_class(changed, change)

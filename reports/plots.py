@@ -24,7 +24,10 @@ def per_class_figure(rows: list[dict], base_label: str, cand_label: str, max_dro
     """Accuracy of both models per slice, and the delta with its paired interval."""
     labels = [row["title"].replace("digit ", "") for row in rows]
     x = np.arange(len(rows))
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    width_inches = min(max(9, 0.22 * len(rows)), 30)
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(width_inches, 6), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
     width = 0.38
     top.bar(x - width / 2, [row["baseline"] or 0 for row in rows], width, label=base_label, color=BASELINE_COLOR)
     top.bar(x + width / 2, [row["candidate"] or 0 for row in rows], width, label=cand_label, color=CANDIDATE_COLOR)
@@ -45,22 +48,30 @@ def per_class_figure(rows: list[dict], base_label: str, cand_label: str, max_dro
         bottom.axhline(-max_drop, color="#d1421f", linestyle="--", linewidth=0.8, label=f"allowed drop ({max_drop:g})")
         bottom.legend(loc="lower right")
     bottom.set_ylabel("delta (95% CI)" if errors is not None else "delta")
-    bottom.set_xticks(x, labels, rotation=30 if max(len(label) for label in labels) > 3 else 0)
+    step = max(1, -(-len(rows) // 120))  # at most about 120 labels
+    rotation = 30 if max(len(label) for label in labels) > 3 else 0
+    bottom.set_xticks(x[::step], labels[::step], rotation=90 if len(rows) > 40 else rotation)
     bottom.set_xlabel("slice (true class)")
     bottom.grid(axis="y", alpha=0.3)
     return _png(figure)
 
 
 def confusion_figure(matrices: dict[str, list[list[int]]]) -> bytes:
-    """Confusion matrices side by side: rows are true digits, columns predictions."""
-    figure, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 4.8))
+    """Confusion matrices side by side: rows are true classes, columns predictions.
+
+    Counts are written in the cells up to 20 classes; beyond, the colour (the
+    share of each true class) carries it and ticks thin out to stay readable.
+    """
+    classes = len(next(iter(matrices.values())))
+    side = min(4.8 + max(0, classes - 10) * 0.12, 12)
+    figure, axes = plt.subplots(1, len(matrices), figsize=((side + 0.4) * len(matrices), side))
     axes = np.atleast_1d(axes)
     for axis, (title, matrix) in zip(axes, matrices.items()):
         counts = np.array(matrix)
         rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         axis.imshow(rates, cmap="Blues", vmin=0, vmax=1)
         for (i, j), count in np.ndenumerate(counts):
-            if count:
+            if count and classes <= 20:
                 axis.text(
                     j,
                     i,
@@ -73,8 +84,11 @@ def confusion_figure(matrices: dict[str, list[list[int]]]) -> bytes:
         axis.set_title(title)
         axis.set_xlabel("predicted")
         axis.set_ylabel("true")
-        axis.set_xticks(range(10))
-        axis.set_yticks(range(10))
+        ticks = range(0, classes, max(1, -(-classes // 25)))
+        axis.set_xticks(ticks)
+        axis.set_yticks(ticks)
+        if classes > 25:
+            axis.tick_params(labelsize=6)
     return _png(figure)
 
 
@@ -167,12 +181,16 @@ def changed_figure(images, examples: list[dict], names) -> bytes:
         rows.setdefault(example["label"], []).append(example)
     columns = max(len(items) for items in rows.values())
     figure, axes = plt.subplots(len(rows), columns, figsize=(1.25 * columns, 1.55 * len(rows)), squeeze=False)
+    colour = images.ndim == 4
     for axis in axes.flat:
         axis.axis("off")
     for row, label in enumerate(sorted(rows)):
         for column, example in enumerate(rows[label]):
             axis = axes[row][column]
-            axis.imshow(images[example["index"]], cmap="gray_r")
+            if colour:
+                axis.imshow(images[example["index"]], interpolation="nearest")
+            else:
+                axis.imshow(images[example["index"]], cmap="gray_r")
             base, cand = example["baseline"], example["candidate"]
             base_name = _short(title(f"label={base['class']}", names))
             cand_name = _short(title(f"label={cand['class']}", names))

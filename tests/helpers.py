@@ -12,22 +12,25 @@ import numpy as np
 SEED = 7
 
 
-def train_and_export(x, y, epochs: int, path: Path, seed: int = SEED) -> Path:
-    """A real classic-MLP SavedModel, trained on uint8 images `x`."""
+def train_and_export(x, y, epochs: int, path: Path, seed: int = SEED, spec=None) -> Path:
+    """A real classic-MLP SavedModel, trained on uint8 images `x` (MNIST-shaped unless `spec` says otherwise)."""
     import keras
     import tensorflow as tf
 
+    from evalsuite.data_spec import MNIST
     from training.model import build_model, export_saved_model, scale_images
+
+    spec = spec or MNIST
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    model = build_model()
-    model.fit(scale_images(x), y, epochs=epochs, batch_size=32, verbose=0)
-    export_saved_model(model, path)
+    model = build_model(spec)
+    model.fit(scale_images(x, spec), y, epochs=epochs, batch_size=32, verbose=0)
+    export_saved_model(model, path, spec)
     return path
 
 
-def never_predicts(model_path: Path, class_id: int, path: Path) -> Path:
+def never_predicts(model_path: Path, class_id: int, path: Path, num_classes: int = 10) -> Path:
     """A planted regression: the model at `model_path`, except that it never predicts `class_id`.
 
     A real SavedModel with the same serving contract, whose probabilities for
@@ -38,7 +41,7 @@ def never_predicts(model_path: Path, class_id: int, path: Path) -> Path:
     from evalsuite.contract import OUTPUT_KEY, SIGNATURE, SIGNATURE_INPUT
 
     inner = tf.saved_model.load(str(model_path))
-    mask = tf.constant([0.0 if c == class_id else 1.0 for c in range(10)])
+    mask = tf.constant([0.0 if c == class_id else 1.0 for c in range(num_classes)])
 
     class Planted(tf.Module):
         def __init__(self):

@@ -43,8 +43,8 @@ def test_gate_on_a_missing_run_folder_creates_nothing(tmp_path):
     [
         ("pipeline", ["--seed", "-1"], "--seed: must be in 0..4294967295"),
         ("pipeline", ["--seed", str(2**32)], "--seed: must be in 0..4294967295"),
-        ("training", ["--train-limit", "0"], "--train-limit: must be at least 10"),
-        ("pipeline", ["--eval-limit", "-3"], "--eval-limit: must be at least 10"),
+        ("training", ["--train-limit", "0"], "--train-limit: must be at least 2"),
+        ("pipeline", ["--eval-limit", "-3"], "--eval-limit: must be at least 2"),
         ("analysis", ["--candidate", ""], "--candidate: empty model name"),
         ("reports", ["view", "--report-port", "70000"], "--report-port: must be a port number in 0..65535"),
         ("reports", ["view", "--port", "-1"], "--port: must be a port number in 0..65535"),
@@ -67,7 +67,7 @@ def test_usage_errors_are_exit_2():
     result = run_module("gates")
     assert result.returncode == 2 and "--run-dir is required" in result.stderr
     result = run_module("training", "--epochs", "three")
-    assert result.returncode == 2 and "invalid int value" in result.stderr
+    assert result.returncode == 2 and "--epochs: expected epoch counts such as 3,6" in result.stderr
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -139,14 +139,14 @@ def test_idx_count_mismatch_and_shape_and_labels(tmp_path, bundled):
 
     folder = write_idx_folder(tmp_path / "shape", small)
     (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros((20, 32, 32)))))
-    with pytest.raises(InputError, match=r"shape \(20, 32, 32\), expected \(N, 28, 28\)"):
+    with pytest.raises(InputError, match=r"train images have shape \(28, 28\), test images \(32, 32\); they must match"):
         load_dataset(str(folder), seed=0)
 
     folder = write_idx_folder(tmp_path / "labels", small)
     labels = small.y_test.copy()
     labels[3] = 12
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
-    with pytest.raises(InputError, match="labels outside 0..9"):
+    with pytest.raises(InputError, match="class 12 is in the test split but training never saw it"):
         load_dataset(str(folder), seed=0)
 
 
@@ -244,7 +244,9 @@ def test_class_names_from_a_file_the_flag_or_a_recognised_data_set(tmp_path, bun
     assert load_path(path).class_names[2] == "class c"
     assert parse_names("a,b,c,d,e,f,g,h,i,j", "--class-names")[9] == "j"
     with pytest.raises(InputError, match="need 10 class names"):
-        parse_names("a,b", "--class-names")
+        parse_names("a,b", "--class-names", 10)
+    with pytest.raises(InputError, match="need 10 class names"):
+        load_path(path).named(["a", "b"], "--class-names")
 
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")

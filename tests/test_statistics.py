@@ -138,7 +138,7 @@ def evidence(per_class: dict[int, tuple[int, int]], n_per_class: int = 100, over
         "models": models,
         "deltas": deltas,
         "paired": paired,
-        "slices": slice_ids(),
+        "slices": slice_ids(10),
     }
     return Evidence(summary, failures, Path("hand-made"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evalsuite.data_spec import MNIST
 from evalsuite.examples import read_examples
 from evalsuite.rundir import RunDir
 from tests.helpers import SEED, predict_probabilities
@@ -104,9 +105,9 @@ def test_saved_model_serves_serialized_examples_like_the_keras_model(snapshot_ru
     from training.model import scale_images
 
     run = snapshot_run[0]
-    images, _, records = read_examples(str(run.data_dir / "eval-*.tfrecord"))
+    images, _, records = read_examples(str(run.data_dir / "eval-*.tfrecord"), MNIST)
     served = predict_probabilities(run.model_dir("epochs-2"), records)
-    direct = keras.models.load_model(run.keras_model_path("epochs-2")).predict(scale_images(images), verbose=0)
+    direct = keras.models.load_model(run.keras_model_path("epochs-2")).predict(scale_images(images, MNIST), verbose=0)
     assert served.shape == (len(records), 10)
     np.testing.assert_allclose(served, direct, rtol=1e-5, atol=1e-6)
 

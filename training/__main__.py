@@ -18,10 +18,36 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--data",
         default="auto",
-        help="auto | keras | bundled | PATH (IDX folder or .npz); auto = keras if reachable, else bundled",
+        help="auto | keras | bundled | PATH: image folders (PATH/train/<class>/*, PATH/test/<class>/* or "
+        "PATH/val/<class>/*), an .npz (x_train, y_train, x_test, y_test) or an IDX folder; "
+        "auto = keras if reachable, else bundled",
+    )
+    group.add_argument(
+        "--model",
+        default="mlp",
+        help="mlp (default, the tutorial's MLP) | cnn (a small conv net) | FILE.py:FUNCTION | "
+        "package.module:FUNCTION, a function (input_shape, num_classes) -> Keras model",
+    )
+    group.add_argument("--optimizer", default=None, help="Keras optimizer for an uncompiled model (default adam)")
+    group.add_argument(
+        "--image-size",
+        default=None,
+        metavar="HxW",
+        help="resize every image to HEIGHTxWIDTH (bilinear, PIL); without it all images must have one size",
+    )
+    group.add_argument(
+        "--channels", type=int, default=None, choices=(1, 3), help="1 grey, 3 colour (default: from the data)"
     )
     group.add_argument("--seed", type=int, default=42, help="seed for splits, initialisation and shuffling")
-    group.add_argument("--epochs", type=int, nargs="+", default=[3, 6], help="one run per epoch count")
+    group.add_argument(
+        "--epochs",
+        type=_epoch_counts,
+        nargs="+",
+        default=[[3, 6]],
+        metavar="A,B",
+        help="the epoch counts of the models (default 3,6; '3 6' works too): the fewest is the baseline, "
+        "the most the candidate",
+    )
     group.add_argument("--batch-size", type=int, default=32)
     group.add_argument("--histogram-freq", type=int, default=1, help="TensorBoard histograms every N epochs (0: off)")
     group.add_argument(
@@ -34,8 +60,8 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--class-names",
         default=None,
-        help="ten comma-separated class names (default: class_names.txt beside the data, a recognised data set, "
-        "else 'digit N')",
+        help="comma-separated class names, one per class (default: class_names.txt beside the data, the class "
+        "folders' names, a recognised data set, else 'digit N')",
     )
     group.add_argument(
         "--steps-per-execution",
@@ -45,17 +71,30 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _epoch_counts(text: str) -> list[int]:
+    """'3,6' or '6' (several values, as '3 6', are joined by argparse)."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected epoch counts such as 3,6, got {text!r}") from None
+
+
 def training_config(args: argparse.Namespace):
     from evalsuite.class_names import parse_names
-    from training.model import STEPS_PER_EXECUTION
+    from evalsuite.data_spec import parse_image_size
+    from training.model import DEFAULT_OPTIMIZER, STEPS_PER_EXECUTION
     from training.train import TrainConfig
 
     return TrainConfig(
+        model=args.model,
+        optimizer=args.optimizer or DEFAULT_OPTIMIZER,
+        image_size=parse_image_size(args.image_size),
+        channels=args.channels,
         class_names=tuple(parse_names(args.class_names, "--class-names")) if args.class_names else None,
         steps_per_execution=STEPS_PER_EXECUTION if args.steps_per_execution is None else args.steps_per_execution,
         data=args.data,
         seed=args.seed,
-        epochs=tuple(args.epochs),
+        epochs=tuple(count for group in args.epochs for count in group),
         batch_size=args.batch_size,
         histogram_freq=args.histogram_freq,
         independent_runs=args.independent_runs,

@@ -1,45 +1,183 @@
-"""The classic Keras MNIST MLP and its export as a SavedModel TFMA can read."""
+"""The models training builds, and their export as a SavedModel TFMA can read.
+
+`--model mlp` (the default) is the classic Keras MNIST MLP; `--model cnn` a
+small convolutional network for 28 to 64 pixel images; `--model FILE.py:NAME`
+or `--model package.module:NAME` a function `NAME(input_shape, num_classes)`
+returning a Keras model, where input_shape is (height, width, channels).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
 from pathlib import Path
 
 from evalsuite.contract import IMAGE_KEY, OUTPUT_KEY, SIGNATURE, SIGNATURE_INPUT
+from evalsuite.data_spec import DataSpec
+from evalsuite.errors import InputError
 
 # Several steps per call into TensorFlow: the same updates in the same order (bitwise
 # the same weights under op determinism), far less per-step Python overhead.
 STEPS_PER_EXECUTION = 25
+BUILT_IN = ("mlp", "cnn")
+DEFAULT_OPTIMIZER = "adam"
 
 
-def build_model(steps_per_execution: int = 1):
-    """Flatten, Dense 512 relu, Dropout 0.2, Dense 10 softmax; adam; sparse CE."""
+def mlp(input_shape, num_classes: int):
+    """Flatten, Dense 512 relu, Dropout 0.2, Dense K softmax (the tutorial's MLP)."""
     import keras
 
-    model = keras.Sequential(
+    return keras.Sequential(
         [
-            keras.Input(shape=(28, 28), name="image"),
+            keras.Input(shape=tuple(input_shape), name="image"),
             keras.layers.Flatten(),
             keras.layers.Dense(512, activation="relu"),
             keras.layers.Dropout(0.2),
-            keras.layers.Dense(10, activation="softmax"),
+            keras.layers.Dense(num_classes, activation="softmax"),
         ],
         name="mnist_mlp",
     )
-    # Keras 3: the third positional argument of compile is loss_weights, not metrics.
-    model.compile(
-        optimizer="adam",
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        steps_per_execution=steps_per_execution,
+
+
+def cnn(input_shape, num_classes: int):
+    """Two 3x3 conv blocks (32, 64 filters) with max pooling, global average pooling, Dropout 0.3, Dense K softmax."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=tuple(input_shape), name="image"),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ],
+        name="small_cnn",
     )
-    return model
 
 
-def export_saved_model(model, path: Path) -> None:
+def factory_source(model: str) -> Path | None:
+    """The file a `--model FILE.py:NAME` or `package.module:NAME` factory lives in (None for built-ins)."""
+    if model in BUILT_IN:
+        return None
+    location, sep, name = model.rpartition(":")
+    if not sep or not location or not name.isidentifier():
+        raise InputError(
+            f"--model: expected mlp, cnn, FILE.py:FUNCTION or package.module:FUNCTION, got {model!r}"
+        )
+    if location.endswith(".py"):
+        path = Path(location)
+        if not path.is_file():
+            raise InputError(f"--model: {path}: no such file")
+        return path.resolve()
+    try:
+        found = importlib.util.find_spec(location)
+    except (ImportError, ValueError) as error:
+        raise InputError(f"--model: cannot find module {location!r} ({error})") from None
+    if found is None or not found.origin or not Path(found.origin).is_file():
+        raise InputError(f"--model: cannot find module {location!r} (is it importable from here?)")
+    return Path(found.origin).resolve()
+
+
+def model_fingerprint(model: str) -> str | None:
+    """The factory's source bytes, part of the training fingerprint (None for built-ins, whose code is ours)."""
+    source = factory_source(model)
+    return None if source is None else hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+
+
+def _factory(model: str):
+    if model == "mlp":
+        return mlp
+    if model == "cnn":
+        return cnn
+    source = factory_source(model)
+    location, _, name = model.rpartition(":")
+    try:
+        if location.endswith(".py"):
+            loaded = importlib.util.spec_from_file_location(f"evalsuite_model_{source.stem}", source)
+            module = importlib.util.module_from_spec(loaded)
+            loaded.loader.exec_module(module)
+        else:
+            module = importlib.import_module(location)
+    except Exception as error:
+        raise InputError(f"--model: {source} does not import ({type(error).__name__}: {str(error)[:160]})") from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise InputError(f"--model: {source} has no function {name!r}")
+    return function
+
+
+def build_model(
+    spec: DataSpec, model: str = "mlp", optimizer: str = DEFAULT_OPTIMIZER, steps_per_execution: int = 1
+):
+    """The model `--model` names for `spec`, compiled: adam (or `optimizer`), sparse CE, accuracy.
+
+    A factory's model that comes compiled keeps its own compile settings.
+    """
+    import keras
+
+    factory = _factory(model)
+    try:
+        built = factory(spec.input_shape, spec.num_classes)
+    except InputError:
+        raise
+    except Exception as error:
+        raise InputError(
+            f"--model {model}: building the model failed ({type(error).__name__}: {str(error)[:160]})"
+        ) from None
+    if not isinstance(built, keras.Model):
+        raise InputError(f"--model {model}: returned {type(built).__name__}, not a Keras model")
+    _check_shapes(built, spec, model)
+    if not built.compiled:
+        # Keras 3: the third positional argument of compile is loss_weights, not metrics.
+        built.compile(
+            optimizer=optimizer,
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            steps_per_execution=steps_per_execution,
+        )
+    return built
+
+
+def _check_shapes(model, spec: DataSpec, name: str) -> None:
+    inputs = getattr(model, "inputs", None) or []
+    if len(inputs) != 1:
+        raise InputError(f"--model {name}: the model must take one input of shape {spec.input_shape}")
+    shape = tuple(inputs[0].shape[1:])
+    if len(shape) != 3 or any(want is not None and got not in (None, want) for got, want in zip(shape, spec.input_shape)):
+        raise InputError(f"--model {name}: the model takes {shape}, the data are {spec.input_shape} (height, width, channels)")
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) != 1 or tuple(outputs[0].shape[1:]) != (spec.num_classes,):
+        got = [tuple(output.shape[1:]) for output in outputs]
+        raise InputError(
+            f"--model {name}: the model outputs {got[0] if len(got) == 1 else got}, the data have {spec.num_classes} "
+            f"classes; end it with Dense({spec.num_classes}, activation='softmax')"
+        )
+
+
+def check_probabilities(model, images, name: str) -> None:
+    """The model's outputs on a few training images must be probabilities (in 0..1, summing to 1)."""
+    import keras
+    import numpy as np
+
+    outputs = keras.ops.convert_to_numpy(model(images[:16], training=False))
+    if not (np.all(outputs >= -1e-6) and np.all(outputs <= 1 + 1e-6) and np.allclose(outputs.sum(axis=1), 1, atol=1e-3)):
+        raise InputError(
+            f"--model {name}: the model's outputs are not probabilities (each row in 0..1, summing to 1); "
+            "end it with a softmax (activation='softmax' on the last layer)"
+        )
+
+
+def export_saved_model(model, path: Path, spec: DataSpec) -> None:
     """Export `model` with a `serving_default` that parses serialized tf.Example.
 
-    The image arrives as 784 raw bytes and is scaled here exactly as in
-    training, so TFMA evaluates what was trained, on compact examples.
+    The image arrives as its raw uint8 bytes (the data spec's height x width x
+    channels) and is scaled here exactly as in training, so TFMA evaluates what
+    was trained, on compact examples.
     """
     import keras
     import tensorflow as tf
@@ -47,7 +185,7 @@ def export_saved_model(model, path: Path) -> None:
     def serve(examples):
         parsed = tf.io.parse_example(examples, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
         pixels = tf.io.decode_raw(parsed[IMAGE_KEY], tf.uint8)
-        images = tf.reshape(tf.cast(pixels, tf.float32) / 255.0, [-1, 28, 28])
+        images = tf.reshape(tf.cast(pixels, tf.float32) / 255.0, [-1, *spec.input_shape])
         return {OUTPUT_KEY: model(images, training=False)}
 
     archive = keras.export.ExportArchive()
@@ -58,14 +196,14 @@ def export_saved_model(model, path: Path) -> None:
     archive.write_out(str(path), verbose=False)
 
 
-def scale_images(images):
-    """uint8 pixels to float32 in 0..1, as the serving signature does."""
+def scale_images(images, spec: DataSpec):
+    """uint8 pixels to float32 in 0..1, shaped (N, H, W, C), as the serving signature does."""
     import numpy as np
 
-    return images.astype(np.float32) / 255.0
+    return (images.astype(np.float32) / 255.0).reshape(-1, *spec.input_shape)
 
 
-def write_op_graph(model, logs_dir: Path) -> None:
+def write_op_graph(model, logs_dir: Path, spec: DataSpec) -> None:
     """Write the model's op graph for TensorBoard's Graphs dashboard.
 
     Keras 3's TensorBoard callback writes only the conceptual graph.
@@ -73,7 +211,7 @@ def write_op_graph(model, logs_dir: Path) -> None:
     import tensorflow as tf
 
     forward = tf.function(lambda images: model(images, training=False))
-    concrete = forward.get_concrete_function(tf.TensorSpec([None, 28, 28], tf.float32, name="images"))
+    concrete = forward.get_concrete_function(tf.TensorSpec([None, *spec.input_shape], tf.float32, name="images"))
     writer = tf.summary.create_file_writer(str(logs_dir))
     with writer.as_default():
         tf.summary.graph(concrete.graph)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from evalsuite import progress
@@ -24,7 +24,16 @@ from evalsuite.fingerprints import fingerprint, fingerprint_content, fingerprint
 from evalsuite.model_identity import weights_fingerprint
 from evalsuite.rundir import RunDir, relative
 from evalsuite.stage_code import stage_code_fingerprint
-from training.model import STEPS_PER_EXECUTION, build_model, export_saved_model, scale_images, write_op_graph
+from training.model import (
+    DEFAULT_OPTIMIZER,
+    STEPS_PER_EXECUTION,
+    build_model,
+    check_probabilities,
+    export_saved_model,
+    model_fingerprint,
+    scale_images,
+    write_op_graph,
+)
 
 MAX_SEED = 2**32 - 1
 
@@ -41,14 +50,18 @@ class TrainConfig:
     eval_limit: int | None = None
     steps_per_execution: int = STEPS_PER_EXECUTION
     class_names: tuple[str, ...] | None = None
+    model: str = "mlp"
+    optimizer: str = DEFAULT_OPTIMIZER
+    image_size: tuple[int, int] | None = None
+    channels: int | None = None
     verbose: int = 1
 
     def __post_init__(self):
         if not 0 <= self.seed <= MAX_SEED:
             raise InputError(f"--seed: must be in 0..{MAX_SEED}, got {self.seed}")
         for flag, limit in (("--train-limit", self.train_limit), ("--eval-limit", self.eval_limit)):
-            if limit is not None and limit < 10:
-                raise InputError(f"{flag}: must be at least 10 (one example per class), got {limit}")
+            if limit is not None and limit < 2:
+                raise InputError(f"{flag}: must be at least 2 (one example per class), got {limit}")
         if any(e > 1000 for e in self.epochs):
             raise InputError(f"--epochs: at most 1000, got {max(self.epochs)}")
         if self.steps_per_execution < 1:
@@ -57,6 +70,8 @@ class TrainConfig:
             raise InputError(f"--epochs: need distinct positive epoch counts, got {list(self.epochs)}")
         if self.batch_size < 1:
             raise InputError(f"--batch-size: must be positive, got {self.batch_size}")
+        if self.channels not in (None, 1, 3):
+            raise InputError(f"--channels: 1 (grey) or 3 (colour), got {self.channels}")
 
 
 @dataclass
@@ -82,7 +97,10 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
     spec = _resolve_auto(run, config.data)
     settings = {k: v for k, v in asdict(config).items() if k not in ("data", "verbose", "class_names")}
     limits = [config.train_limit, config.eval_limit]
+    if config.image_size is not None or config.channels is not None:
+        limits += [config.image_size, config.channels]
     identity = source_identity(spec, config.seed)
+    model_source = model_fingerprint(config.model)
 
     data_record = run.stage("data")
     if (
@@ -91,7 +109,7 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
         and data_record
         and data_record.get("input_fingerprint") == fingerprint(identity, limits)
     ):
-        record = run.reusable("training", _stage_fingerprint(data_record, settings))
+        record = run.reusable("training", _stage_fingerprint(data_record, settings, model_source))
         if (
             record is not None
             and run.reusable("data", data_record["fingerprint"])
@@ -102,9 +120,9 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
             log(f"training: reused {', '.join(record['runs'])} (code, config, seed and data unchanged)")
             return TrainResult(data_record, record["runs"], reused=True, seconds=time.perf_counter() - started)
 
-    dataset = load_dataset(spec, config.seed, log=log)
+    dataset = load_dataset(spec, config.seed, log=log, image_size=config.image_size, channels=config.channels)
     if config.class_names:
-        dataset = replace(dataset, class_names=tuple(config.class_names))
+        dataset = dataset.named(config.class_names, "--class-names")
     resolved = _resolved_spec(spec, dataset)
     if config.train_limit or config.eval_limit:
         dataset = dataset.subset(config.train_limit, config.eval_limit, config.seed)
@@ -118,7 +136,7 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
         input_fingerprint=None if resolved_identity is None else fingerprint(resolved_identity, limits),
         force=force,
     )
-    stage_fingerprint = _stage_fingerprint(data_record, settings)
+    stage_fingerprint = _stage_fingerprint(data_record, settings, model_source)
     record = None if force else run.reusable("training", stage_fingerprint)
     if record is not None and _models_intact(run, record):
         log(f"training: reused {', '.join(record['runs'])} (code, config, seed and data unchanged)")
@@ -127,15 +145,16 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
     # Nothing downstream may look done while its models are being replaced.
     run.invalidate_from("training")
     _set_determinism(config.seed)
-    x_train, x_test = scale_images(dataset.x_train), scale_images(dataset.x_test)
+    data_spec = dataset.spec
+    x_train, x_test = scale_images(dataset.x_train, data_spec), scale_images(dataset.x_test, data_spec)
     ordered = sorted(config.epochs)
     runs: dict[str, dict] = {}
     if config.independent_runs:
         for epochs in ordered:
             _set_determinism(config.seed)
-            runs.update(_fit(run, config, x_train, dataset.y_train, x_test, dataset.y_test, [epochs], log))
+            runs.update(_fit(run, config, data_spec, x_train, dataset.y_train, x_test, dataset.y_test, [epochs], log))
     else:
-        runs.update(_fit(run, config, x_train, dataset.y_train, x_test, dataset.y_test, ordered, log))
+        runs.update(_fit(run, config, data_spec, x_train, dataset.y_train, x_test, dataset.y_test, ordered, log))
 
     seconds = time.perf_counter() - started
     run.record_stage(
@@ -156,9 +175,11 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
     return TrainResult(data_record, runs, reused=False, seconds=seconds)
 
 
-def _stage_fingerprint(data_record: dict, settings: dict) -> str:
-    # The code fingerprint covers the versions of the libraries training imports too.
-    return fingerprint(data_record["fingerprint"], settings, stage_code_fingerprint("training"))
+def _stage_fingerprint(data_record: dict, settings: dict, model_source: str | None) -> str:
+    # The code fingerprint covers the versions of the libraries training imports too; a
+    # user's model factory is covered by its source file's bytes.
+    parts = [data_record["fingerprint"], settings, stage_code_fingerprint("training")]
+    return fingerprint(*parts, model_source) if model_source is not None else fingerprint(*parts)
 
 
 def _resolve_auto(run: RunDir, spec: str) -> str:
@@ -185,8 +206,8 @@ def _prepare_examples(
     if record is not None and record.get("files_fingerprint") != _shards_fingerprint(run.data_dir):
         log(f"data: evaluation examples in {run.data_dir} changed on disk; writing them again")
         record = None
-    if record is not None and record.get("class_names") != described["class_names"]:
-        run.update_stage("data", class_names=described["class_names"])
+    if record is not None and any(record.get(key) != described[key] for key in ("class_names", "data_spec")):
+        run.update_stage("data", class_names=described["class_names"], data_spec=described["data_spec"])
         record = run.stage("data")
     if record is None:
         started = time.perf_counter()
@@ -208,7 +229,8 @@ def _prepare_examples(
         run.record_stage("data", record)
         log(
             f"data: {described['source']} - {described['train_examples']} train, "
-            f"{described['eval_examples']} eval examples (fingerprint {described['fingerprint']}) "
+            f"{described['eval_examples']} eval examples, {dataset.spec.describe()} "
+            f"(fingerprint {described['fingerprint']}) "
             f"written to {final} in {record['seconds']:.1f}s"
         )
     else:
@@ -245,7 +267,7 @@ def _set_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int], log) -> dict[str, dict]:
+def _fit(run, config, spec, x_train, y_train, x_test, y_test, epoch_counts: list[int], log) -> dict[str, dict]:
     """One trajectory of max(epoch_counts) epochs, exporting a model at each count."""
     import keras
 
@@ -253,7 +275,8 @@ def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int],
 
     names = [run_name(e) for e in epoch_counts]
     log(f"training: {' + '.join(names)} in one trajectory" if len(names) > 1 else f"training: {names[0]}")
-    model = build_model(config.steps_per_execution)
+    model = build_model(spec, config.model, config.optimizer, config.steps_per_execution)
+    check_probabilities(model, x_train, config.model)
     for name in names:
         _clear(run.logs_dir(name))
     # One TensorBoard callback writes the whole trajectory; each shorter run's logs are a copy
@@ -265,7 +288,7 @@ def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int],
     for epochs, name in zip(epoch_counts, names):
         if name != names[-1]:
             callbacks.append(LogsSoFar(tensorboard, epochs, run.logs_dir(name)))
-        callbacks.append(ExportAtEpoch(epochs, lambda m, n=name: _export(run, m, n)))
+        callbacks.append(ExportAtEpoch(epochs, lambda m, n=name: _export(run, m, n, spec)))
     # Keras' own bar in a terminal; in a CI log or a pipe one plain line per epoch instead.
     verbose = config.verbose
     if verbose and not sys.stdout.isatty():
@@ -296,22 +319,24 @@ def _fit(run, config, x_train, y_train, x_test, y_test, epoch_counts: list[int],
             "weights_fingerprint": weights_fingerprint(run.model_dir(name)),
             "final": {key: round(float(values[epochs - 1]), 6) for key, values in history.items()},
         }
-        log(
-            f"training: {name} train accuracy {runs[name]['final']['accuracy']:.4f}, "
-            f"validation accuracy {runs[name]['final']['val_accuracy']:.4f}"
-        )
+        final = runs[name]["final"]
+        if "accuracy" in final and "val_accuracy" in final:
+            log(
+                f"training: {name} train accuracy {final['accuracy']:.4f}, "
+                f"validation accuracy {final['val_accuracy']:.4f}"
+            )
     log(f"training: fitting {max(epoch_counts)} epochs on {len(y_train)} examples took {seconds:.1f}s")
     return runs
 
 
-def _export(run: RunDir, model, name: str) -> None:
+def _export(run: RunDir, model, name: str, spec) -> None:
     """SavedModel and Keras file, each written aside and renamed into place."""
     with atomic_dir(run.model_dir(name)) as staging:
-        export_saved_model(model, staging)
+        export_saved_model(model, staging, spec)
     keras_staging = run.models_dir / f".{name}.tmp.keras"  # Keras insists on the suffix
     model.save(str(keras_staging))
     keras_staging.replace(run.keras_model_path(name))
-    write_op_graph(model, run.logs_dir(name) / "train")
+    write_op_graph(model, run.logs_dir(name) / "train", spec)
 
 
 def _clear(folder: Path) -> None:

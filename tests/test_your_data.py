@@ -1,0 +1,436 @@
+"""Your model, your data: image folders and .npz of any size, 2 to 1,000 classes, built-in and own models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evalsuite.data_spec import MNIST, DataSpec, parse_image_size
+from evalsuite.datasets import Dataset, load_dataset, load_eval_split, save_npz
+from evalsuite.errors import InputError
+from tests.helpers import SEED, predict_probabilities
+
+COLOURS = {"apple": (200, 30, 30), "leaf": (30, 160, 40)}
+
+
+def write_image(path: Path, pixels: np.ndarray) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def colour_folders(root: Path, per_class: int = 30, size=(20, 20), seed: int = 0) -> Path:
+    """Two classes of small colour pictures (a noisy red or green square), as PNG, JPEG, BMP and GIF."""
+    rng = np.random.default_rng(seed)
+    suffixes = (".png", ".jpg", ".bmp", ".gif")
+    for split, count in (("train", per_class), ("test", per_class // 2)):
+        for name, colour in COLOURS.items():
+            for index in range(count):
+                pixels = rng.integers(0, 60, (*size, 3), dtype=np.uint8)
+                top, left = rng.integers(0, size[0] // 2, 2)
+                pixels[top : top + size[0] // 2, left : left + size[1] // 2] = colour
+                write_image(root / split / name / f"{index:03d}{suffixes[index % len(suffixes)]}", pixels)
+    return root
+
+
+def small_npz(path: Path, classes: int, side: int, per_class: int = 6, channels: int = 0, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    shape = (side, side) if not channels else (side, side, channels)
+    labels = np.repeat(np.arange(classes), per_class)
+    images = rng.integers(0, 256, (len(labels), *shape), dtype=np.uint8)
+    np.savez(path, x_train=images, y_train=labels, x_test=images[::2], y_test=labels[::2])
+    return path
+
+
+# The data spec ---------------------------------------------------------------------------------
+
+
+def test_mnist_spec_and_recorded_specs():
+    assert MNIST.input_shape == (28, 28, 1) and MNIST.image_bytes == 784 and MNIST.describe() == "28x28 grey, 10 classes"
+    again = DataSpec.from_dict(json.loads(json.dumps(MNIST.as_dict())), "here")
+    assert again == MNIST
+    with pytest.raises(InputError, match="here: corrupt data spec"):
+        DataSpec.from_dict({**MNIST.as_dict(), "num_classes": 1}, "here")
+    with pytest.raises(InputError, match="corrupt data spec"):
+        DataSpec.from_dict({"height": 28}, "here")
+
+
+@pytest.mark.parametrize("text, size", [("32x32", (32, 32)), ("64X48", (64, 48)), (None, None)])
+def test_image_size_flag(text, size):
+    assert parse_image_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["32", "32x", "ax3", "0x4", "5000x10"])
+def test_bad_image_size_is_one_line(text):
+    with pytest.raises(InputError, match="--image-size"):
+        parse_image_size(text)
+
+
+# .npz of any size ----------------------------------------------------------------------------------
+
+
+def test_npz_of_8x8_images(tmp_path, bundled):
+    from PIL import Image
+
+    small = bundled.subset(100, 50, SEED)
+    shrink = lambda images: np.stack([np.asarray(Image.fromarray(i).resize((8, 8))) for i in images])  # noqa: E731
+    path = tmp_path / "digits8.npz"
+    np.savez(path, x_train=shrink(small.x_train), y_train=small.y_train, x_test=shrink(small.x_test), y_test=small.y_test)
+    dataset = load_dataset(str(path), seed=0)
+    assert dataset.spec == DataSpec(8, 8, 1, 10)
+    assert dataset.class_names is None  # ten unnamed classes are digits
+
+
+def test_npz_colour_rgba_and_single_channel(tmp_path):
+    colour = load_dataset(str(small_npz(tmp_path / "c.npz", 3, 12, channels=3)), seed=0)
+    assert colour.spec.input_shape == (12, 12, 3) and colour.x_train.shape[1:] == (12, 12, 3)
+    rgba = load_dataset(str(small_npz(tmp_path / "rgba.npz", 3, 12, channels=4)), seed=0)
+    assert rgba.spec.channels == 3  # the alpha channel is dropped
+    with np.load(tmp_path / "rgba.npz") as raw:
+        np.testing.assert_array_equal(rgba.x_train, raw["x_train"][..., :3])
+    single = load_dataset(str(small_npz(tmp_path / "one.npz", 3, 12, channels=1)), seed=0)
+    assert single.spec.channels == 1 and single.x_train.ndim == 3
+    grey = load_dataset(str(tmp_path / "c.npz"), seed=0, channels=1)
+    assert grey.spec.channels == 1
+    resized = load_dataset(str(tmp_path / "c.npz"), seed=0, image_size=(6, 9))
+    assert resized.spec.input_shape == (6, 9, 3) and "bilinear" in resized.spec.resize
+
+
+def test_npz_with_20_named_classes_and_with_1000_unnamed(tmp_path):
+    folder = tmp_path / "twenty"
+    folder.mkdir()
+    small_npz(folder / "data.npz", 20, 10)
+    names = [f"kind {c}" for c in range(20)]
+    (folder / "class_names.txt").write_text("\n".join(names) + "\n")
+    dataset = load_dataset(str(folder / "data.npz"), seed=0)
+    assert dataset.spec.num_classes == 20 and list(dataset.class_names) == names
+    many = load_dataset(str(small_npz(tmp_path / "many.npz", 1000, 4, per_class=2)), seed=0)
+    assert many.spec.num_classes == 1000 and many.class_names[999] == "class 999"
+    described = many.describe()
+    assert described["data_spec"]["num_classes"] == 1000 and len(described["eval_examples_per_class"]) == 1000
+
+
+@pytest.mark.parametrize(
+    "labels_train, labels_test, names, expected",
+    [
+        ([0, 1, 2], [0, 1, 3], None, "class 3 is in the test split but training never saw it"),
+        ([0, 2, 2], [0, 2, 2], None, "class 1 has no training examples"),
+        ([0, 0, 0], [0, 0, 0], None, "1 classes; need 2 to 1000"),
+        ([0, 1, 4], [0, 1, 1], ["a", "b"], "labels go up to 4, but there are 2 class names"),
+    ],
+)
+def test_bad_labels_are_one_line(tmp_path, labels_train, labels_test, names, expected):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    images = np.zeros((3, 5, 5), np.uint8)
+    np.savez(folder / "d.npz", x_train=images, y_train=labels_train, x_test=images, y_test=labels_test)
+    if names:
+        (folder / "class_names.txt").write_text("\n".join(names))
+    with pytest.raises(InputError, match=expected) as error:
+        load_dataset(str(folder / "d.npz"), seed=0)
+    assert "\n" not in str(error.value)
+
+
+def test_too_few_examples_per_class_for_a_limit(tmp_path):
+    dataset = load_dataset(str(small_npz(tmp_path / "d.npz", 20, 6)), seed=0)
+    with pytest.raises(InputError, match="--train-limit: must be at least 20 \\(one example per class\\)"):
+        dataset.subset(10, None, 0)
+
+
+# Image folders ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    return colour_folders(tmp_path_factory.mktemp("photos") / "fruit", per_class=8)
+
+
+def test_image_folders_colour_names_and_labels(photos):
+    dataset = load_dataset(str(photos), seed=0)
+    assert dataset.class_names == ("apple", "leaf")  # sorted folder names, as Keras reads them
+    assert dataset.spec == DataSpec(20, 20, 3, 2, ("apple", "leaf"))
+    assert dataset.x_train.shape == (16, 20, 20, 3) and dataset.x_test.shape == (8, 20, 20, 3)
+    assert np.bincount(dataset.y_train).tolist() == [8, 8]
+    red = dataset.x_train[dataset.y_train == 0]
+    assert (red[..., 0].astype(int) - red[..., 1]).max() > 100  # red squares stay red
+    grey = load_dataset(str(photos), seed=0, channels=1)
+    assert grey.spec.channels == 1 and grey.x_train.shape == (16, 20, 20)
+    resized = load_dataset(str(photos), seed=0, image_size=(32, 24))
+    assert resized.spec.input_shape == (32, 24, 3) and resized.spec.resize.startswith("bilinear")
+
+
+def test_grey_pictures_in_colour_files_are_grey_and_rgba_drops_alpha(tmp_path):
+    for split in ("train", "val"):
+        for index, name in enumerate(("a", "b")):
+            value = np.full((6, 6), 40 + 100 * index, np.uint8)
+            write_image(tmp_path / split / name / "grey.jpg", np.stack([value] * 3, axis=-1))
+            write_image(tmp_path / split / name / "alpha.png", np.dstack([value] * 3 + [np.zeros_like(value)]))
+    dataset = load_dataset(str(tmp_path), seed=0)
+    assert dataset.spec.channels == 1 and dataset.spec.num_classes == 2
+
+
+def _broken(photos: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(photos, copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda d: (d / "train" / "apple" / "000.png").write_bytes(b"not a png"), "000.png: unreadable image"),
+        (lambda d: (d / "train" / "pear").mkdir(), "pear: empty class folder"),
+        (lambda d: write_image(d / "test" / "plum" / "x.png", np.zeros((20, 20, 3), np.uint8)), "class 'plum' is not in"),
+        (lambda d: write_image(d / "train" / "leaf" / "big.png", np.zeros((30, 20, 3), np.uint8)), "--image-size HxW"),
+        (lambda d: __import__("shutil").rmtree(d / "test"), "no test/ or val/ folder"),
+        (lambda d: __import__("shutil").rmtree(d / "test" / "leaf"), "every class needs evaluation examples"),
+    ],
+)
+def test_bad_image_folders_are_one_line(photos, tmp_path, damage, expected):
+    data = _broken(photos, tmp_path)
+    damage(data)
+    with pytest.raises(InputError, match=expected) as error:
+        load_dataset(str(data), seed=0)
+    assert "\n" not in str(error.value)
+
+
+def test_mixed_sizes_name_two_files_and_the_flag(photos, tmp_path):
+    data = _broken(photos, tmp_path)
+    write_image(data / "train" / "leaf" / "big.png", np.zeros((30, 20, 3), np.uint8))
+    with pytest.raises(InputError) as error:
+        load_dataset(str(data), seed=0)
+    message = str(error.value)
+    assert "is 20x20" in message and "big.png is 30x20" in message and "--image-size" in message
+    assert load_dataset(str(data), seed=0, image_size=(20, 20)).x_train.shape[1:] == (20, 20, 3)
+
+
+def test_other_evaluation_data_is_made_to_fit_the_spec_or_refused(photos, tmp_path):
+    spec = load_dataset(str(photos), seed=0, image_size=(10, 10)).spec
+    images, labels = load_eval_split(photos, spec)
+    assert images.shape == (8, 10, 10, 3) and sorted(set(labels.tolist())) == [0, 1]
+    grey = small_npz(tmp_path / "grey.npz", 2, 10)
+    images, _ = load_eval_split(grey, spec)  # resized and made colour as training's data were
+    assert images.shape[1:] == (10, 10, 3)
+    with pytest.raises(InputError, match=r"images have shape \(6, 12, 12\), the run's data spec is 28x28 grey"):
+        load_eval_split(small_npz(tmp_path / "twelve.npz", 2, 12), MNIST)
+    with pytest.raises(InputError, match="the run's models know 10 classes"):
+        load_eval_split(small_npz(tmp_path / "many.npz", 12, 28), MNIST)
+
+
+# Models ------------------------------------------------------------------------------------------
+
+
+def test_the_default_mlp_is_the_tutorials_bit_for_bit(bundled):
+    """The default does not move: the MLP for the MNIST spec trains to the weights of the tutorial's own MLP."""
+    import keras
+    import tensorflow as tf
+
+    from training.model import build_model, scale_images
+
+    small = bundled.subset(200, None, SEED)
+
+    def tutorial():
+        model = keras.Sequential(
+            [
+                keras.Input(shape=(28, 28), name="image"),
+                keras.layers.Flatten(),
+                keras.layers.Dense(512, activation="relu"),
+                keras.layers.Dropout(0.2),
+                keras.layers.Dense(10, activation="softmax"),
+            ]
+        )
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(small.x_train / np.float32(255), small.y_train, epochs=1, batch_size=32, verbose=0)
+        return model.get_weights()
+
+    def ours():
+        model = build_model(MNIST)
+        model.fit(scale_images(small.x_train, MNIST), small.y_train, epochs=1, batch_size=32, verbose=0)
+        return model.get_weights()
+
+    weights = []
+    for make in (tutorial, ours):
+        keras.utils.set_random_seed(SEED)
+        tf.config.experimental.enable_op_determinism()
+        weights.append(make())
+    assert len(weights[0]) == len(weights[1]) == 4
+    for a, b in zip(*weights):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+FACTORIES = """
+import keras
+
+def build(input_shape, num_classes):
+    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
+                             keras.layers.Dense(num_classes, activation="softmax")])
+
+def logits(input_shape, num_classes):
+    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(), keras.layers.Dense(num_classes)])
+
+def too_few(input_shape, num_classes):
+    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
+                             keras.layers.Dense(num_classes - 1, activation="softmax")])
+
+def not_a_model(input_shape, num_classes):
+    return "a model"
+"""
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("logits", "not probabilities .*end it with a softmax"),
+        ("too_few", r"outputs \(2,\), the data have 3 classes"),
+        ("not_a_model", "returned str, not a Keras model"),
+        ("missing", "has no function 'missing'"),
+    ],
+)
+def test_a_factory_that_does_not_fit_is_one_line(tmp_path, name, expected):
+    from training.model import build_model, check_probabilities
+
+    (tmp_path / "factories.py").write_text(FACTORIES)
+    spec = DataSpec(6, 6, 3, 3)
+    with pytest.raises(InputError, match=expected) as error:
+        model = build_model(spec, f"{tmp_path / 'factories.py'}:{name}")
+        check_probabilities(model, np.random.default_rng(0).random((4, 6, 6, 3), dtype=np.float32), name)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("model", ["nope", "x.py:", "no_such_file.py:build", "no_such_package_here.module:build"])
+def test_bad_model_flags(model):
+    from training.model import build_model
+
+    with pytest.raises(InputError, match="--model"):
+        build_model(MNIST, model)
+
+
+def test_built_in_and_own_models_fit_the_spec(tmp_path):
+    from training.model import build_model, check_probabilities, model_fingerprint
+
+    (tmp_path / "factories.py").write_text(FACTORIES)
+    spec = DataSpec(32, 32, 3, 5)
+    images = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    for model in ("mlp", "cnn", f"{tmp_path / 'factories.py'}:build"):
+        built = build_model(spec, model)
+        assert built.compiled and tuple(built.outputs[0].shape[1:]) == (5,)
+        check_probabilities(built, images, model)
+    assert model_fingerprint("mlp") is None
+    before = model_fingerprint(f"{tmp_path / 'factories.py'}:build")
+    (tmp_path / "factories.py").write_text(FACTORIES + "\n# edited\n")
+    assert model_fingerprint(f"{tmp_path / 'factories.py'}:build") != before
+
+
+def test_epochs_flag_takes_both_forms():
+    from pipeline.run import build_parser
+    from training.__main__ import training_config
+
+    parser = build_parser()
+    for argv in (["--epochs", "2,5"], ["--epochs", "2", "5"]):
+        assert training_config(parser.parse_args(argv)).epochs == (2, 5)
+    assert training_config(parser.parse_args([])).epochs == (3, 6)
+    config = training_config(parser.parse_args(["--model", "cnn", "--image-size", "32x32", "--channels", "3"]))
+    assert (config.model, config.image_size, config.channels, config.optimizer) == ("cnn", (32, 32), 3, "adam")
+
+
+# Whole runs --------------------------------------------------------------------------------------
+
+
+def _pipeline(*argv: str) -> int:
+    from pipeline.run import main
+
+    return main([*argv, "--seed", str(SEED), "-q"])
+
+
+def _tfma_matches_numpy(run_dir: Path) -> dict:
+    """TFMA's per-class accuracies equal a plain argmax over the same SavedModels; returns the summary."""
+    from evalsuite.data_spec import recorded_spec
+    from evalsuite.examples import read_examples
+    from evalsuite.rundir import RunDir
+
+    run = RunDir(run_dir)
+    summary = json.loads((run.analysis_dir / "summary.json").read_text())
+    spec = recorded_spec(summary["eval_data"], "summary")
+    _, labels, records = read_examples(str(run.data_dir / "eval-*.tfrecord"), spec)
+    for role in ("baseline", "candidate"):
+        predicted = predict_probabilities(run.model_dir(summary[role]["label"]), records).argmax(axis=1)
+        slices = summary["models"][role]
+        assert slices["overall"]["accuracy"] == pytest.approx(np.mean(predicted == labels), abs=1e-6)
+        for c in range(spec.num_classes):
+            mine = labels == c
+            assert slices[f"label={c}"]["examples"] == mine.sum()
+            assert slices[f"label={c}"]["accuracy"] == pytest.approx(np.mean(predicted[mine] == c), abs=1e-6)
+        matrix = np.array(summary["confusion_matrices"][role]["overall"])
+        expected = np.zeros((spec.num_classes, spec.num_classes), dtype=int)
+        np.add.at(expected, (labels, predicted), 1)
+        np.testing.assert_array_equal(matrix, expected)
+    return summary
+
+
+@pytest.mark.slow
+def test_a_folder_of_colour_photos_with_the_cnn(tmp_path):
+    data = colour_folders(tmp_path / "fruit", per_class=60)
+    run_dir = tmp_path / "run"
+    code = _pipeline("--run-dir", str(run_dir), "--data", str(data), "--model", "cnn", "--image-size", "32x32",
+                     "--epochs", "1,2")  # fmt: skip
+    assert code in (0, 1)
+    summary = _tfma_matches_numpy(run_dir)
+    spec = summary["eval_data"]["data_spec"]
+    assert (spec["height"], spec["width"], spec["channels"], spec["num_classes"]) == (32, 32, 3, 2)
+    assert spec["class_names"] == ["apple", "leaf"] and spec["resize"].startswith("bilinear")
+    verdict = json.loads((run_dir / "gate" / "verdict.json").read_text())
+    assert {check["title"] for check in verdict["checks"] if check["slice"] != "overall"} == {"apple", "leaf"}
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["stages"]["data"]["data_spec"] == spec
+    assert manifest["stages"]["training"]["config"]["model"] == "cnn"
+    assert "apple" in (run_dir / "report" / "index.html").read_text()
+
+
+@pytest.mark.slow
+def test_an_npz_of_8x8_images_with_an_own_model(tmp_path, bundled):
+    from PIL import Image
+
+    small = bundled.subset(600, 300, SEED)
+    shrink = lambda images: np.stack([np.asarray(Image.fromarray(i).resize((8, 8))) for i in images])  # noqa: E731
+    data = tmp_path / "digits8.npz"
+    np.savez(data, x_train=shrink(small.x_train), y_train=small.y_train, x_test=shrink(small.x_test), y_test=small.y_test)
+    (tmp_path / "my_model.py").write_text(FACTORIES)
+    run_dir = tmp_path / "run"
+    code = _pipeline("--run-dir", str(run_dir), "--data", str(data), "--model", f"{tmp_path / 'my_model.py'}:build",
+                     "--epochs", "1,2")  # fmt: skip
+    assert code in (0, 1)
+    summary = _tfma_matches_numpy(run_dir)
+    assert summary["eval_data"]["data_spec"]["height"] == 8
+    import keras
+
+    model = keras.models.load_model(run_dir / "models" / "epochs-2.keras")
+    assert [type(layer).__name__ for layer in model.layers] == ["Flatten", "Dense"]  # the user's own model
+
+
+@pytest.mark.slow
+def test_an_npz_with_20_named_classes(tmp_path, bundled):
+    """Two 28x28 sets side by side (digits, and the same digits inverted) with a class_names.txt."""
+    small = bundled.subset(800, 400, SEED)
+    folder = tmp_path / "twenty"
+    folder.mkdir()
+    x_train = np.concatenate([small.x_train, 255 - small.x_train])
+    y_train = np.concatenate([small.y_train, small.y_train + 10])
+    x_test = np.concatenate([small.x_test, 255 - small.x_test])
+    y_test = np.concatenate([small.y_test, small.y_test + 10])
+    save_npz(folder / "data.npz", Dataset(x_train, y_train, x_test, y_test, "twenty"))
+    names = [f"digit {c}" for c in range(10)] + [f"inverted {c}" for c in range(10)]
+    (folder / "class_names.txt").write_text("\n".join(names) + "\n")
+    run_dir = tmp_path / "run"
+    assert _pipeline("--run-dir", str(run_dir), "--data", str(folder / "data.npz"), "--epochs", "1,2") in (0, 1)
+    summary = _tfma_matches_numpy(run_dir)
+    assert summary["eval_data"]["data_spec"]["num_classes"] == 20 and len(summary["slices"]) == 21
+    verdict = json.loads((run_dir / "gate" / "verdict.json").read_text())
+    drops = [check for check in verdict["checks"] if check["rule"] == "per-digit drop"]
+    assert len(drops) == 20 and drops[-1]["title"] == "inverted 9"

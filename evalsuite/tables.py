@@ -103,11 +103,11 @@ def rule_p_value(sid: str, newly_right: int | None, newly_wrong: int | None) -> 
     return paired_stats.worse_p_value(newly_right, newly_wrong)
 
 
-def per_class_rows(summary: dict) -> list[dict]:
-    """One row per slice: both models' accuracy, the delta, its paired interval, p and counts."""
+def per_class_rows(summary: dict, slices: list[str] | None = None) -> list[dict]:
+    """One row per slice (all, or `slices` in that order): both models' accuracy, the delta, its interval, p and counts."""
     names = summary["eval_data"].get("class_names")
     rows = []
-    for sid in summary["slices"]:
+    for sid in summary["slices"] if slices is None else slices:
         base = summary["models"]["baseline"].get(sid, {})
         cand = summary["models"]["candidate"].get(sid, {})
         delta = summary["deltas"].get(sid, {})
@@ -129,8 +129,18 @@ def per_class_rows(summary: dict) -> list[dict]:
     return rows
 
 
-def per_class_table(summary: dict) -> Table:
-    """Accuracy per slice for both models, the delta, its interval, p and the changed counts."""
+def worst_first(summary: dict) -> list[str]:
+    """The class slices, the largest drop first (then by slice order)."""
+    rows = [row for row in per_class_rows(summary) if row["slice"] != "overall"]
+    order = {sid: index for index, sid in enumerate(summary["slices"])}
+    ranked = sorted(
+        rows, key=lambda row: (row["delta"] if row["delta"] is not None else float("inf"), order[row["slice"]])
+    )
+    return [row["slice"] for row in ranked]
+
+
+def per_class_table(summary: dict, slices: list[str] | None = None) -> Table:
+    """Accuracy per slice for both models, the delta, its interval, p and the changed counts (all slices, or `slices`)."""
     table = Table(
         "per-class",
         [
@@ -145,7 +155,7 @@ def per_class_table(summary: dict) -> Table:
             Column("newly wrong"),
         ],
     )
-    for row in per_class_rows(summary):
+    for row in per_class_rows(summary, slices):
         delta = row["delta"]
         tone = "bad" if delta is not None and delta < 0 else ("good" if delta else "")
         table.add(

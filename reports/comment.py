@@ -2,8 +2,9 @@
 
 Prints Markdown with a hidden marker on its first line, so a CI step can find
 the comment it posted before and edit it instead of adding one per push.
-Verdict first, then the failing checks, then the per-class table and, given
---artifact-url, a link to the run's artifact (no link without it). Every piece
+Verdict first, then the failing checks, then the per-class table (beyond
+20 classes: overall and the worst classes first, the rest collapsed) and,
+given --artifact-url, a link to the run's artifact (no link without it). Every piece
 of text from data or config is escaped.
 
 Example:
@@ -19,12 +20,14 @@ from pathlib import Path
 from evalsuite.errors import run_cli
 
 MARKER = "<!-- evalsuite-gate-comment -->"
+MAX_CLASSES_IN_FULL = 20  # beyond this many classes, the worst come first and the rest are collapsed
+WORST_SHOWN = 10
 
 
 def comment_markdown(run, artifact_url: str | None) -> str:
     from evalsuite.contract import load_changed, load_summary
     from evalsuite.formatting import esc
-    from evalsuite.tables import P_NOTE, markdown, per_class_table, verdict_markdown
+    from evalsuite.tables import P_NOTE, markdown, verdict_markdown
     from reports.build import verdict_for
 
     summary = load_summary(run.analysis_dir)
@@ -38,10 +41,29 @@ def comment_markdown(run, artifact_url: str | None) -> str:
         where = "report, verdict and JUnit are in the run folder (report/, gate/)."
     blocks = [
         MARKER + "\n" + verdict_markdown(verdict, cand, base, unjudged, checks="failed").rstrip("\n"),
-        markdown(per_class_table(summary)),
+        per_class_markdown(summary),
         f"{examples} evaluation examples; {esc(P_NOTE)}; {where}",
     ]
     return "\n\n".join(blocks) + "\n"
+
+
+def per_class_markdown(summary: dict) -> str:
+    """The per-class table; beyond MAX_CLASSES_IN_FULL classes, overall and the worst first, the rest collapsed."""
+    from evalsuite.tables import markdown, per_class_table, worst_first
+
+    ranked = worst_first(summary)
+    if len(ranked) <= MAX_CLASSES_IN_FULL:
+        return markdown(per_class_table(summary))
+    shown, rest = ranked[:WORST_SHOWN], ranked[WORST_SHOWN:]
+    return "\n\n".join(
+        [
+            f"**The {len(shown)} classes with the largest drop** (of {len(ranked)}; worst first)",
+            markdown(per_class_table(summary, ["overall", *shown])),
+            f"<details><summary>The other {len(rest)} classes</summary>",
+            markdown(per_class_table(summary, rest)),
+            "</details>",
+        ]
+    )
 
 
 def artifact_link(url: str) -> str:

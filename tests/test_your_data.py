@@ -434,3 +434,75 @@ def test_an_npz_with_20_named_classes(tmp_path, bundled):
     verdict = json.loads((run_dir / "gate" / "verdict.json").read_text())
     drops = [check for check in verdict["checks"] if check["rule"] == "per-digit drop"]
     assert len(drops) == 20 and drops[-1]["title"] == "inverted 9"
+
+
+# Downstream ----------------------------------------------------------------------------------------
+
+
+def _summary_of(classes: int) -> dict:
+    """A summary of K classes, class c changing by (c - 3) examples of 100 (class 0 worst)."""
+    slices = ["overall"] + [f"label={c}" for c in range(classes)]
+    models, deltas, paired = {"baseline": {}, "candidate": {}}, {}, {}
+    for sid in slices:
+        c = None if sid == "overall" else int(sid.split("=")[1])
+        change = 0 if c is None else c - 3
+        right, wrong = max(change, 0), max(-change, 0)
+        cells = {"both_right": 80, "newly_right": right, "newly_wrong": wrong, "both_wrong": 20 - right - wrong}
+        models["baseline"][sid] = {"examples": 100, "accuracy": (80 + wrong) / 100}
+        models["candidate"][sid] = {"examples": 100, "accuracy": (80 + right) / 100}
+        deltas[sid] = {"accuracy": (right - wrong) / 100, "accuracy_ci": [-0.1, 0.1]}
+        paired[sid] = cells
+    return {
+        "baseline": {"label": "epochs-3"},
+        "candidate": {"label": "epochs-6"},
+        "eval_data": {"class_names": [f"kind {c}" for c in range(classes)], "examples": 100},
+        "slices": slices,
+        "models": models,
+        "deltas": deltas,
+        "paired": paired,
+    }
+
+
+def test_the_comment_shows_the_worst_classes_first_beyond_20_and_collapses_the_rest():
+    from reports.comment import per_class_markdown
+
+    few = per_class_markdown(_summary_of(20))
+    assert "<details>" not in few and few.count("| kind ") == 20
+    many = per_class_markdown(_summary_of(50))
+    shown, _, collapsed = many.partition("<details>")
+    assert "The 10 classes with the largest drop** (of 50; worst first)" in shown
+    assert shown.index("| kind 0 |") < shown.index("| kind 1 |") < shown.index("| kind 2 |")
+    assert shown.count("| kind ") == 10 and "| overall |" in shown
+    assert "The other 40 classes</summary>" in collapsed and collapsed.count("| kind ") == 40
+    assert collapsed.rstrip().endswith("</details>")
+
+
+def test_the_confusion_matrix_stays_readable_at_many_classes():
+    import io
+
+    from PIL import Image
+
+    from reports.plots import confusion_figure
+
+    matrix = (np.eye(50, dtype=int) * 9 + 1).tolist()
+    image = Image.open(io.BytesIO(confusion_figure({"epochs-6": matrix})))
+    assert image.size[0] < 2000 and image.size[1] < 2000
+
+
+def test_the_bundled_digits_keep_their_fingerprint_and_the_mnist_spec():
+    """The default data do not move: the same arrays, the same fingerprint as before data specs existed."""
+    from evalsuite.datasets import load_bundled
+
+    default = load_bundled(42)
+    assert default.fingerprint == "5d1b96735519710d"
+    assert default.spec == MNIST and default.class_names is None
+
+
+def test_a_model_that_does_not_fit_the_spec_is_one_line(tiny_models):
+    from analysis.models import check_saved_model
+
+    check_saved_model(tiny_models["strong"], "candidate", MNIST)
+    with pytest.raises(InputError, match=r"expected \(None, 20\): the run's data spec is 28x28 grey, 20 classes"):
+        check_saved_model(tiny_models["strong"], "candidate", DataSpec(28, 28, 1, 20))
+    with pytest.raises(InputError, match="does not take the run's images \\(8x8 grey, 10 classes, 64 bytes each\\)"):
+        check_saved_model(tiny_models["strong"], "candidate", DataSpec(8, 8, 1, 10))

@@ -1,4 +1,4 @@
-"""Find a model by run name or path and check it is a SavedModel TFMA can use."""
+"""Find a model by run name or path (a SavedModel, or a .keras file wrapped into one) and check TFMA can use it."""
 
 from __future__ import annotations
 
@@ -23,7 +23,11 @@ class ModelRef:
 
 
 def resolve_model(run: RunDir, name_or_path: str, role: str) -> ModelRef:
-    """`epochs-6` (a model of this run) or a path to a SavedModel folder.
+    """`epochs-6` (a model of this run), a path to a SavedModel folder, or a `.keras` file.
+
+    A `.keras` file is checked against the run's data spec and wrapped into the
+    serving contract inside the run folder (`models/keras-<its fingerprint>/`,
+    made once per file content).
 
     A model of this run must be the one training finished and recorded: a
     model swapped in since, or one whose training never finished, is refused.
@@ -46,6 +50,9 @@ def resolve_model(run: RunDir, name_or_path: str, role: str) -> ModelRef:
                 f"{path}: {role} model changed since training exported it; rerun training (or the pipeline)"
             )
         return ModelRef(label=name_or_path, role=role, path=path.resolve(), fingerprint=model_fingerprint)
+    elif Path(name_or_path).is_file() and name_or_path.endswith(".keras"):
+        path = wrap_keras_file(run, Path(name_or_path), role)
+        return ModelRef(label=name_or_path, role=role, path=path.resolve(), fingerprint=fingerprint_tree(path))
     elif Path(name_or_path).exists():
         path = Path(name_or_path)
     elif is_plain_name:
@@ -57,6 +64,31 @@ def resolve_model(run: RunDir, name_or_path: str, role: str) -> ModelRef:
     if not path.is_dir() or not (path / "saved_model.pb").is_file():
         raise InputError(f"{path}: {role} model is not a SavedModel (no saved_model.pb)")
     return ModelRef(label=name_or_path, role=role, path=path.resolve(), fingerprint=fingerprint_tree(path))
+
+
+def wrap_keras_file(run: RunDir, keras_file: Path, role: str) -> Path:
+    """The SavedModel serving `keras_file` on the run's data spec, written once into the run folder."""
+    from evalsuite.atomic import atomic_dir
+    from evalsuite.data_spec import recorded_spec
+    from evalsuite.fingerprints import fingerprint, fingerprint_content
+    from evalsuite.serving import check_fits, export_saved_model
+
+    spec = recorded_spec(run.stage("data"), str(run.manifest_path))
+    folder = run.models_dir / f"keras-{fingerprint(fingerprint_content(keras_file), spec.as_dict())}"
+    if (folder / "saved_model.pb").is_file():
+        return folder
+    import keras
+
+    try:
+        model = keras.models.load_model(str(keras_file), compile=False)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise InputError(f"{keras_file}: {role} .keras file does not load ({first[:160]})") from None
+    check_fits(model, spec, f"{keras_file}: {role}")
+    run.models_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(folder) as staging:
+        export_saved_model(model, staging, spec)
+    return folder
 
 
 def check_saved_model(path: Path, role: str, spec: DataSpec):

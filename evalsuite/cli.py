@@ -36,11 +36,12 @@ def add_analysis_args(parser: argparse.ArgumentParser, *, models: bool = True, o
                 else f" (default: the run's model with the {which} epochs, epochs-{3 if which == 'fewest' else 6})"
             )
             extra = "; blessed:DIR is the newest model in a registry" if flag == "--baseline" else ""
-            group.add_argument(flag, default=None, help=f"run model name or SavedModel path{extra}{when}")
+            group.add_argument(flag, default=None, help=f"run model name, SavedModel path or .keras file{extra}{when}")
         group.add_argument(
             "--eval-data",
             default=None,
-            help="other evaluation data: IDX folder, .npz, or TFRecord of tf.Example (file, folder or glob)",
+            help="other evaluation data, made to fit the run's data spec: image folders (test/ or val/), IDX folder, .npz, "
+            "or TFRecord of tf.Example (file, folder or glob)",
         )
         group.add_argument(
             "--seed", type=int, default=42, help="seed for the optional jackknife's buckets (default 42)"

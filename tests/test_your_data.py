@@ -506,3 +506,31 @@ def test_a_model_that_does_not_fit_the_spec_is_one_line(tiny_models):
         check_saved_model(tiny_models["strong"], "candidate", DataSpec(28, 28, 1, 20))
     with pytest.raises(InputError, match="does not take the run's images \\(8x8 grey, 10 classes, 64 bytes each\\)"):
         check_saved_model(tiny_models["strong"], "candidate", DataSpec(8, 8, 1, 10))
+
+
+def test_a_keras_file_as_candidate_is_wrapped_into_the_serving_contract(run_copy, tmp_path):
+    """--candidate FILE.keras: the same weights as the run's own model, so the same numbers; a misfit is one line."""
+    import keras
+
+    from analysis.__main__ import main as analysis_main
+
+    keras_file = tmp_path / "mine.keras"
+    keras_file.write_bytes((run_copy / "models" / "epochs-2.keras").read_bytes())
+    own = json.loads((run_copy / "analysis" / "summary.json").read_text())
+    argv = ["--run-dir", str(run_copy), "--baseline", "epochs-1", "-q"]
+    assert analysis_main([*argv, "--candidate", str(keras_file)]) == 0
+    summary = json.loads((run_copy / "analysis" / "summary.json").read_text())
+    assert summary["candidate"]["label"] == str(keras_file)
+    assert Path(summary["candidate"]["path"]).parent == (run_copy / "models").resolve()
+    for sid, values in own["models"]["candidate"].items():
+        assert summary["models"]["candidate"][sid]["accuracy"] == values["accuracy"]
+
+    wrong = keras.Sequential([keras.Input(shape=(8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    wrong.save(tmp_path / "wrong.keras")
+    manifest = (run_copy / "manifest.json").read_bytes()
+    with pytest.raises(InputError, match=r"wrong.keras: candidate: the model takes \(8, 8, 1\), the run's data are"):
+        from analysis.models import resolve_model
+        from evalsuite.rundir import RunDir
+
+        resolve_model(RunDir(run_copy), str(tmp_path / "wrong.keras"), "candidate")
+    assert (run_copy / "manifest.json").read_bytes() == manifest

@@ -13,9 +13,9 @@ import importlib
 import importlib.util
 from pathlib import Path
 
-from evalsuite.contract import IMAGE_KEY, OUTPUT_KEY, SIGNATURE, SIGNATURE_INPUT
 from evalsuite.data_spec import DataSpec
 from evalsuite.errors import InputError
+from evalsuite.serving import check_fits, export_saved_model  # noqa: F401  (training exports through the contract)
 
 # Several steps per call into TensorFlow: the same updates in the same order (bitwise
 # the same weights under op determinism), far less per-step Python overhead.
@@ -130,7 +130,7 @@ def build_model(
         ) from None
     if not isinstance(built, keras.Model):
         raise InputError(f"--model {model}: returned {type(built).__name__}, not a Keras model")
-    _check_shapes(built, spec, model)
+    check_fits(built, spec, f"--model {model}")
     if not built.compiled:
         # Keras 3: the third positional argument of compile is loss_weights, not metrics.
         built.compile(
@@ -140,22 +140,6 @@ def build_model(
             steps_per_execution=steps_per_execution,
         )
     return built
-
-
-def _check_shapes(model, spec: DataSpec, name: str) -> None:
-    inputs = getattr(model, "inputs", None) or []
-    if len(inputs) != 1:
-        raise InputError(f"--model {name}: the model must take one input of shape {spec.input_shape}")
-    shape = tuple(inputs[0].shape[1:])
-    if len(shape) != 3 or any(want is not None and got not in (None, want) for got, want in zip(shape, spec.input_shape)):
-        raise InputError(f"--model {name}: the model takes {shape}, the data are {spec.input_shape} (height, width, channels)")
-    outputs = getattr(model, "outputs", None) or []
-    if len(outputs) != 1 or tuple(outputs[0].shape[1:]) != (spec.num_classes,):
-        got = [tuple(output.shape[1:]) for output in outputs]
-        raise InputError(
-            f"--model {name}: the model outputs {got[0] if len(got) == 1 else got}, the data have {spec.num_classes} "
-            f"classes; end it with Dense({spec.num_classes}, activation='softmax')"
-        )
 
 
 def check_probabilities(model, images, name: str) -> None:
@@ -169,30 +153,6 @@ def check_probabilities(model, images, name: str) -> None:
             f"--model {name}: the model's outputs are not probabilities (each row in 0..1, summing to 1); "
             "end it with a softmax (activation='softmax' on the last layer)"
         )
-
-
-def export_saved_model(model, path: Path, spec: DataSpec) -> None:
-    """Export `model` with a `serving_default` that parses serialized tf.Example.
-
-    The image arrives as its raw uint8 bytes (the data spec's height x width x
-    channels) and is scaled here exactly as in training, so TFMA evaluates what
-    was trained, on compact examples.
-    """
-    import keras
-    import tensorflow as tf
-
-    def serve(examples):
-        parsed = tf.io.parse_example(examples, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
-        pixels = tf.io.decode_raw(parsed[IMAGE_KEY], tf.uint8)
-        images = tf.reshape(tf.cast(pixels, tf.float32) / 255.0, [-1, *spec.input_shape])
-        return {OUTPUT_KEY: model(images, training=False)}
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        name=SIGNATURE, fn=serve, input_signature=[tf.TensorSpec([None], tf.string, name=SIGNATURE_INPUT)]
-    )
-    archive.write_out(str(path), verbose=False)
 
 
 def scale_images(images, spec: DataSpec):

@@ -60,6 +60,8 @@ def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Ent
             "source": summary["eval_data"]["source"],
             "fingerprint": summary["eval_data"]["fingerprint"],
             "examples": summary["eval_data"]["examples"],
+            # What one image and one label are for this model (evalsuite/data_spec.py).
+            "data_spec": summary["eval_data"].get("data_spec"),
         },
         "rules": verdict.rules,
         "accuracy": per_class,

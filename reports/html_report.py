@@ -166,12 +166,16 @@ def _confusion_section(summary: dict, base_label: str, cand_label: str) -> str:
             matrices[label] = matrix
     if not matrices:
         return "<h2>Confusion matrices</h2><p>Not in the analysis.</p>"
-    out = ["<h2>Confusion matrices</h2>", _img(confusion_figure(matrices), "confusion matrices")]
+    names = summary["eval_data"].get("class_names")
+    out = ["<h2>Confusion matrices</h2>", _img(confusion_figure(matrices, names), "confusion matrices")]
     out.append(
         "<table id=confused><tr><th class=l>model</th><th class=l>most confused (true &rarr; predicted: count)</th></tr>"
     )
+    def name(class_id: int) -> str:
+        return esc(title(f"label={class_id}", names).replace("digit ", ""))
+
     for label, matrix in matrices.items():
-        pairs = ", ".join(f"{t} &rarr; {p}: {c}" for t, p, c in most_confused(matrix))
+        pairs = ", ".join(f"{name(t)} &rarr; {name(p)}: {c}" for t, p, c in most_confused(matrix))
         out.append(f"<tr><td class=l>{esc(label)}</td><td class=l>{pairs or 'none'}</td></tr>")
     out.append("</table>")
     return "".join(out)
@@ -202,6 +206,7 @@ def _provenance_section(run: RunDir, manifest: dict, summary: dict) -> str:
         ("data source", data.get("source", "?")),
         ("data fingerprint", data.get("fingerprint", "?")),
         ("train / eval examples", f"{data.get('train_examples', '?')} / {data.get('eval_examples', '?')}"),
+        ("data spec", _spec_text(data)),
         ("evaluated on", f"{summary['eval_data']['source']} ({summary['eval_data']['examples']} examples)"),
         ("Beam runner", summary.get("runner", "?")),
         ("seed", training.get("config", {}).get("seed", "?")),
@@ -223,6 +228,18 @@ def _provenance_section(run: RunDir, manifest: dict, summary: dict) -> str:
     out += [f"<tr><th class=l>{esc(k)}</th><td class=l><code>{esc(v)}</code></td></tr>" for k, v in artifacts]
     out.append("</table>")
     return "".join(out)
+
+
+def _spec_text(data_record: dict) -> str:
+    """The data spec training recorded, in a line (a run folder from before specs holds MNIST's)."""
+    from evalsuite.data_spec import recorded_spec
+    from evalsuite.errors import InputError
+
+    try:
+        spec = recorded_spec(data_record, "manifest")
+    except InputError as error:
+        return str(error)
+    return f"{spec.describe()}; pixels: {spec.encoding}"
 
 
 def stage_times(manifest: dict) -> list[tuple[str, str]]:

@@ -56,7 +56,7 @@ def per_class_figure(rows: list[dict], base_label: str, cand_label: str, max_dro
     return _png(figure)
 
 
-def confusion_figure(matrices: dict[str, list[list[int]]]) -> bytes:
+def confusion_figure(matrices: dict[str, list[list[int]]], names: list[str] | None = None) -> bytes:
     """Confusion matrices side by side: rows are true classes, columns predictions.
 
     Counts are written in the cells up to 20 classes; beyond, the colour (the
@@ -84,9 +84,10 @@ def confusion_figure(matrices: dict[str, list[list[int]]]) -> bytes:
         axis.set_title(title)
         axis.set_xlabel("predicted")
         axis.set_ylabel("true")
-        ticks = range(0, classes, max(1, -(-classes // 25)))
-        axis.set_xticks(ticks)
-        axis.set_yticks(ticks)
+        ticks = list(range(0, classes, max(1, -(-classes // 25))))
+        labels = [_short(names[t], 12) if names and t < len(names) else str(t) for t in ticks]
+        axis.set_xticks(ticks, labels, rotation=90 if names and classes > 2 else 0)
+        axis.set_yticks(ticks, labels)
         if classes > 25:
             axis.tick_params(labelsize=6)
     return _png(figure)

@@ -47,7 +47,7 @@ def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict, changed: di
                         )
                 matrix = summary.get("confusion_matrices", {}).get(role, {}).get("overall")
                 if matrix:
-                    png = confusion_figure({label: matrix})
+                    png = confusion_figure({label: matrix}, summary["eval_data"].get("class_names"))
                     image = tf.io.decode_png(png, channels=4)[tf.newaxis]
                     tf.summary.image("tfma/confusion_matrix", image, step=step)
                 tf.summary.text("tfma/per_class_accuracy", table, step=step)

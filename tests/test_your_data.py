@@ -534,3 +534,17 @@ def test_a_keras_file_as_candidate_is_wrapped_into_the_serving_contract(run_copy
 
         resolve_model(RunDir(run_copy), str(tmp_path / "wrong.keras"), "candidate")
     assert (run_copy / "manifest.json").read_bytes() == manifest
+
+
+def test_optimizer_and_learning_rate_flags():
+    from pipeline.run import build_parser
+    from training.__main__ import training_config
+    from training.model import build_model
+
+    config = training_config(build_parser().parse_args(["--optimizer", "sgd", "--learning-rate", "0.5"]))
+    model = build_model(DataSpec(6, 6, 1, 3), "mlp", config.optimizer, learning_rate=config.learning_rate)
+    assert type(model.optimizer).__name__ == "SGD" and float(model.optimizer.learning_rate) == pytest.approx(0.5)
+    with pytest.raises(InputError, match="--optimizer: 'nosuch' is not a Keras optimizer"):
+        build_model(DataSpec(6, 6, 1, 3), "mlp", "nosuch")
+    with pytest.raises(InputError, match="--learning-rate: must be in"):
+        training_config(build_parser().parse_args(["--learning-rate", "-1"]))

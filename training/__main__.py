@@ -30,6 +30,9 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--optimizer", default=None, help="Keras optimizer for an uncompiled model (default adam)")
     group.add_argument(
+        "--learning-rate", type=float, default=None, help="the optimizer's learning rate (default: Keras' own)"
+    )
+    group.add_argument(
         "--image-size",
         default=None,
         metavar="HxW",
@@ -88,6 +91,7 @@ def training_config(args: argparse.Namespace):
     return TrainConfig(
         model=args.model,
         optimizer=args.optimizer or DEFAULT_OPTIMIZER,
+        learning_rate=args.learning_rate,
         image_size=parse_image_size(args.image_size),
         channels=args.channels,
         class_names=tuple(parse_names(args.class_names, "--class-names")) if args.class_names else None,

@@ -111,9 +111,13 @@ def _factory(model: str):
 
 
 def build_model(
-    spec: DataSpec, model: str = "mlp", optimizer: str = DEFAULT_OPTIMIZER, steps_per_execution: int = 1
+    spec: DataSpec,
+    model: str = "mlp",
+    optimizer: str = DEFAULT_OPTIMIZER,
+    steps_per_execution: int = 1,
+    learning_rate: float | None = None,
 ):
-    """The model `--model` names for `spec`, compiled: adam (or `optimizer`), sparse CE, accuracy.
+    """The model `--model` names for `spec`, compiled: adam (or `optimizer`, at `learning_rate`), sparse CE, accuracy.
 
     A factory's model that comes compiled keeps its own compile settings.
     """
@@ -134,12 +138,26 @@ def build_model(
     if not built.compiled:
         # Keras 3: the third positional argument of compile is loss_weights, not metrics.
         built.compile(
-            optimizer=optimizer,
+            optimizer=_optimizer(optimizer, learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
             steps_per_execution=steps_per_execution,
         )
     return built
+
+
+def _optimizer(name: str, learning_rate: float | None):
+    """The optimizer by its Keras name; the plain name when nothing is changed (as the tutorial compiles)."""
+    import keras
+
+    if name == DEFAULT_OPTIMIZER and learning_rate is None:
+        return name
+    try:
+        if learning_rate is None:
+            return keras.optimizers.get(name)
+        return keras.optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate}})
+    except (ValueError, TypeError) as error:
+        raise InputError(f"--optimizer: {name!r} is not a Keras optimizer ({str(error)[:120]})") from None
 
 
 def check_probabilities(model, images, name: str) -> None:

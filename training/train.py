@@ -52,6 +52,7 @@ class TrainConfig:
     class_names: tuple[str, ...] | None = None
     model: str = "mlp"
     optimizer: str = DEFAULT_OPTIMIZER
+    learning_rate: float | None = None
     image_size: tuple[int, int] | None = None
     channels: int | None = None
     verbose: int = 1
@@ -70,6 +71,8 @@ class TrainConfig:
             raise InputError(f"--epochs: need distinct positive epoch counts, got {list(self.epochs)}")
         if self.batch_size < 1:
             raise InputError(f"--batch-size: must be positive, got {self.batch_size}")
+        if self.learning_rate is not None and not 0 < self.learning_rate <= 10:
+            raise InputError(f"--learning-rate: must be in (0, 10], got {self.learning_rate}")
         if self.channels not in (None, 1, 3):
             raise InputError(f"--channels: 1 (grey) or 3 (colour), got {self.channels}")
 
@@ -275,7 +278,7 @@ def _fit(run, config, spec, x_train, y_train, x_test, y_test, epoch_counts: list
 
     names = [run_name(e) for e in epoch_counts]
     log(f"training: {' + '.join(names)} in one trajectory" if len(names) > 1 else f"training: {names[0]}")
-    model = build_model(spec, config.model, config.optimizer, config.steps_per_execution)
+    model = build_model(spec, config.model, config.optimizer, config.steps_per_execution, config.learning_rate)
     check_probabilities(model, x_train, config.model)
     for name in names:
         _clear(run.logs_dir(name))

@@ -18,10 +18,10 @@ from evalsuite.contract import (
     NEWLY_RIGHT,
     NEWLY_WRONG,
     class_slice,
-    num_classes_of,
     load_changed,
     load_summary,
     load_validation,
+    num_classes_of,
     slice_ids,
 )
 from evalsuite.errors import InputError
@@ -66,13 +66,11 @@ class Verdict:
 
 
 def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
-    """Read the run's analysis and judge it against `rules`; `judged` names what was judged."""
-    record = run.require_stage("analysis", "analysis")
-    if record.get("rules") != rules.key():
-        raise InputError(
-            f"{run.analysis_dir}: analysis was run with other gate rules than {rules.source}; "
-            "rerun the analysis (python -m analysis) or the whole pipeline"
-        )
+    """Judge the run's analysis against `rules`.
+
+    `judged` is what custody re-checked (gates.custody.judged_state): the
+    models, data and outputs on disk, and that the analysis ran with these rules.
+    """
     summary = load_summary(run.analysis_dir)
     validation = load_validation(run.analysis_dir)
     failures = _tfma_failures(validation)
@@ -122,7 +120,10 @@ def _threshold_keys(rules: GateRules, summary: dict) -> set:
     eval_data = summary["eval_data"]
     for threshold in tfma_thresholds(rules, eval_data["examples"], eval_data["examples_per_class"]):
         if threshold.slice == "overall vs label":
-            keys |= {(threshold.metric, f"overall vs {class_slice(c)}", threshold.kind) for c in range(num_classes_of(eval_data))}
+            keys |= {
+                (threshold.metric, f"overall vs {class_slice(c)}", threshold.kind)
+                for c in range(num_classes_of(eval_data))
+            }
         else:
             keys.add((threshold.metric, threshold.slice, threshold.kind))
     return keys

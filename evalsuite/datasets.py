@@ -285,7 +285,7 @@ def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]
         if not spec.class_names:
             raise InputError(f"{path}: image folders name their classes, the run's data spec has no class names")
         folder = _eval_folder(path)
-        images, labels = _read_split(folder, list(spec.class_names), size, spec.channels, known_only=True)
+        images, labels = _read_split(folder, list(spec.class_names), size, spec.channels)
     else:
         if path.is_dir():
             images = read_idx(_find_idx(path, "x_test"))
@@ -296,7 +296,7 @@ def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]
         else:
             raise InputError(f"{path}: expected image folders, an IDX folder, an .npz or a .tfrecord file")
         images, labels = _checked_split(images, labels, str(path), "test")
-        images = _conform_images(images, size, spec.channels, str(path))
+        images = _conform_images(images, size, spec.channels)
         if labels.max() >= spec.num_classes:
             raise InputError(
                 f"{path}: evaluation labels go up to {labels.max()}; the run's models know {spec.num_classes} "
@@ -304,10 +304,6 @@ def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]
             )
     spec.fits(images, str(path))
     return images, labels
-
-
-def load_idx_folder(folder: Path) -> Dataset:
-    return load_path(folder)
 
 
 def _find_idx(folder: Path, key: str) -> Path:
@@ -414,11 +410,11 @@ def _split_files(split: Path, names: list[str]) -> list[tuple[Path, int]]:
     return listed
 
 
-def _read_split(split: Path, names: list[str], size, channels: int, known_only: bool):
-    if known_only:
-        unknown = sorted({folder.name for folder in _class_folders(split)} - set(names))
-        if unknown:
-            raise InputError(f"{split / unknown[0]}: class {unknown[0]!r} is not one the run's models were trained on")
+def _read_split(split: Path, names: list[str], size, channels: int):
+    """An evaluation split of image folders whose classes must all be among `names` (the run's)."""
+    unknown = sorted({folder.name for folder in _class_folders(split)} - set(names))
+    if unknown:
+        raise InputError(f"{split / unknown[0]}: class {unknown[0]!r} is not one the run's models were trained on")
     listed = _split_files(split, names)
     images = np.stack([_pixels(file, size, channels) for file, _ in listed])
     return images, np.array([label for _, label in listed], dtype=np.int64)
@@ -475,13 +471,14 @@ def conform(dataset: Dataset, image_size: tuple[int, int] | None, channels: int 
         return dataset
     return dataclasses.replace(
         dataset,
-        x_train=_conform_images(dataset.x_train, size, depth, dataset.source),
-        x_test=_conform_images(dataset.x_test, size, depth, dataset.source),
+        x_train=_conform_images(dataset.x_train, size, depth),
+        x_test=_conform_images(dataset.x_test, size, depth),
         resize=_resize_text(size) if size else dataset.resize,
     )
 
 
-def _conform_images(images: np.ndarray, size, channels: int, where: str) -> np.ndarray:
+def _conform_images(images: np.ndarray, size, channels: int) -> np.ndarray:
+    """Each image resized (bilinear, PIL) and made grey or colour, as image folders are read."""
     from PIL import Image
 
     current = 1 if images.ndim == 3 else images.shape[3]

@@ -181,8 +181,8 @@ def verdict_headline(verdict: dict | None) -> str:
     return "PASSED" if verdict["passed"] else "FAILED"
 
 
-def checks_table(verdict: dict) -> Table:
-    """One row per check of the verdict: the evidence, what the rule needs, the result."""
+def checks_table(verdict: dict, checks: list[dict] | None = None) -> Table:
+    """One row per check of the verdict (or of `checks`): the evidence, what the rule needs, the result."""
     table = Table(
         "checks",
         [
@@ -198,7 +198,7 @@ def checks_table(verdict: dict) -> Table:
             Column("result", left=True),
         ],
     )
-    for check in verdict["checks"]:
+    for check in verdict["checks"] if checks is None else checks:
         counts = check.get("counts") or {}
         result = {
             "pass": Cell("pass", css="good"),

@@ -17,6 +17,8 @@ from reports.curves import read_curves
 from reports.plots import changed_figure, confusion_figure, curves_figure, per_class_figure
 
 CHANGED_PER_CLASS = 6
+CHANGED_CLASSES = 20  # the gallery shows the classes with the most changes, at most this many
+MAX_CHECKS_IN_FULL = 24  # beyond this many checks, the passing ones are collapsed
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:24px;color:#1d2330}
@@ -83,13 +85,29 @@ def _verdict_section(verdict: dict | None, unjudged: str) -> str:
     if failed:
         head += "<ul>" + "".join(f"<li>{esc(c['rule'])}: {esc(c['message'])}</li>" for c in failed) + "</ul>"
     head += "</div>"
-    table = html(checks_table(verdict)) + f'<p class="muted">{esc(P_NOTE)}.</p>'
+    table = _checks_html(verdict) + f'<p class="muted">{esc(P_NOTE)}.</p>'
     notes = "".join(f'<p class="muted">Note: {esc(note)}</p>' for note in verdict.get("notes", []))
     return head + "<h2>Rules</h2>" + table + notes
 
 
+def _checks_html(verdict: dict) -> str:
+    """Every check; with many classes, those that did not simply pass first and the passing ones collapsed."""
+    checks = verdict["checks"]
+    if len(checks) <= MAX_CHECKS_IN_FULL:
+        return html(checks_table(verdict))
+    shown = [c for c in checks if c["status"] != "pass" or c["slice"] == "overall"]
+    rest = [c for c in checks if c not in shown]
+    out = html(checks_table(verdict, shown))
+    if rest:
+        out += f"<details><summary>{len(rest)} more checks, all passed</summary>{html(checks_table(verdict, rest))}</details>"
+    return out
+
+
 def changed_by_class(changed: dict, change: str, per_class: int = CHANGED_PER_CLASS) -> tuple[list[dict], dict]:
-    """Up to `per_class` examples of one kind of change per class (most confident candidate first), and full counts."""
+    """Up to `per_class` examples of one kind of change per class (most confident candidate first), and full counts.
+
+    With many classes only the CHANGED_CLASSES classes with the most such changes are drawn.
+    """
     chosen, counts = {}, {}
     ranked = sorted(
         (e for e in changed["examples"] if e["change"] == change),
@@ -100,7 +118,8 @@ def changed_by_class(changed: dict, change: str, per_class: int = CHANGED_PER_CL
         chosen.setdefault(example["label"], [])
         if len(chosen[example["label"]]) < per_class:
             chosen[example["label"]].append(example)
-    return [e for label in sorted(chosen) for e in chosen[label]], counts
+    drawn = sorted(sorted(chosen, key=lambda label: (-counts[label], label))[:CHANGED_CLASSES])
+    return [e for label in drawn for e in chosen[label]], counts
 
 
 def changed_grids(run: RunDir, changed: dict, summary: dict) -> dict[str, bytes]:
@@ -138,7 +157,9 @@ def _changed_section(changed: dict, summary: dict, grids: dict[str, bytes]) -> s
             f"{esc(title(f'label={label}', names))}: {count}" for label, count in sorted(counts.items())
         )
         out.append(
-            f'<p class="muted">Per class ({listing}); at most {CHANGED_PER_CLASS} shown per class. Each image: '
+            f'<p class="muted">Per class ({listing}); at most {CHANGED_PER_CLASS} shown per class'
+            + (f" and the {CHANGED_CLASSES} classes with the most" if len(counts) > CHANGED_CLASSES else "")
+            + '. Each image: '
             "baseline prediction and confidence, then the candidate's.</p>"
         )
         out.append(_img(grids[change], f"{heading.lower()} examples"))

@@ -548,3 +548,22 @@ def test_optimizer_and_learning_rate_flags():
         build_model(DataSpec(6, 6, 1, 3), "mlp", "nosuch")
     with pytest.raises(InputError, match="--learning-rate: must be in"):
         training_config(build_parser().parse_args(["--learning-rate", "-1"]))
+
+
+def test_the_report_collapses_passing_checks_and_draws_the_most_changed_classes_at_many_classes():
+    from reports.html_report import CHANGED_CLASSES, _checks_html, changed_by_class
+
+    def check(c, status):
+        return {"rule": "per-digit drop", "slice": f"label={c}", "title": f"kind {c}", "baseline": 0.9,
+                "candidate": 0.9, "delta": 0.0, "threshold": "drop <= 0.03", "status": status}  # fmt: skip
+
+    checks = [check(c, "fail" if c == 7 else "pass") for c in range(30)]
+    page = _checks_html({"checks": checks})
+    shown, _, collapsed = page.partition("<details>")
+    assert "kind 7" in shown and "kind 8" not in shown and "29 more checks, all passed" in collapsed
+    examples = [
+        {"index": i, "label": c, "change": "newly_wrong", "baseline": {"confidence": 0.9}, "candidate": {"confidence": 0.5}}
+        for c in range(30) for i in range(c + 1)
+    ]  # fmt: skip
+    drawn, counts = changed_by_class({"examples": examples}, "newly_wrong")
+    assert len(counts) == 30 and sorted({e["label"] for e in drawn}) == list(range(30 - CHANGED_CLASSES, 30))

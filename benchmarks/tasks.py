@@ -69,6 +69,7 @@ def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = 
     from analysis.evaluate import AnalysisConfig, analyze
     from analysis.models import check_saved_model
     from analysis.summary import summarize
+    from evalsuite.data_spec import recorded_spec
     from analysis.tfma_run import build_eval_config, run_tfma
     from evalsuite.rule_settings import load_rules
     from evalsuite.rundir import RunDir
@@ -82,15 +83,17 @@ def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = 
             examples = result.summary["eval_data"]["examples"]
         else:
             record = run.stage("data")
+            spec = recorded_spec(record, str(run.manifest_path))
             eval_data = {
                 "source": record["source"],
                 "fingerprint": record["fingerprint"],
                 "examples": record["eval_examples"],
                 "examples_per_class": record["eval_examples_per_class"],
+                "data_spec": spec.as_dict(),
             }
             models = _run_models(run)
             for model in models:
-                check_saved_model(model.path, model.role)
+                check_saved_model(model.path, model.role, spec)
             config = build_eval_config(rules, eval_data, jackknife=False, paired=False)
             output = Path(run_dir) / "bare-tfma"
             run_tfma(*models, config, str(run.path / record["pattern"]), output, ("--runner=DirectRunner",))

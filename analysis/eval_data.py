@@ -57,7 +57,7 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
         }
     import numpy as np
 
-    from evalsuite.datasets import class_names_for, is_image_folders, load_eval_split
+    from evalsuite.datasets import class_names_for, is_class_folders, is_image_folders, load_eval_split
 
     path = Path(eval_data)
     if path.suffix == ".tfrecord" or "*" in eval_data or (path.is_dir() and list(path.glob("*.tfrecord"))):
@@ -69,7 +69,8 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
         _require_every_class(labels, source, spec)
     else:
         images, labels = load_eval_split(path, spec)
-        kind = "folders" if is_image_folders(path, need_train=False) else "idx" if path.is_dir() else "npz"
+        folders = is_image_folders(path, need_train=False) or is_class_folders(path)
+        kind = "folders" if folders else "idx" if path.is_dir() else "npz"
         source = f"{kind}:{path.resolve()}"
         names = class_names_for(path) if kind != "folders" else None
         if names is not None and len(names) != spec.num_classes:

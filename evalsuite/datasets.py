@@ -27,6 +27,7 @@ MNIST_CLASSES = 10
 BUNDLED_TEST_PER_CLASS = 100
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 EVAL_FOLDERS = ("test", "val")
+EVAL_SHARE = 0.2  # of each class, when one folder of class folders is split into training and evaluation
 
 IDX_FILES = {
     "x_train": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
@@ -115,7 +116,7 @@ def load_dataset(
     them grey or colour; by default both follow the data.
     """
     if spec not in ("auto", "keras", "bundled"):
-        return load_path(Path(spec), image_size, channels)
+        return load_path(Path(spec), image_size, channels, seed)
     return conform(_load_named(spec, seed, log), image_size, channels)
 
 
@@ -218,6 +219,8 @@ def source_identity(spec: str, seed: int) -> str | None:
     path = Path(spec)
     if is_image_folders(path):
         return fingerprint("folders", fingerprint_files(_image_files(path)))
+    if is_class_folders(path):
+        return fingerprint("class folders", seed, fingerprint_files(_image_files(path)))
     if path.is_dir():
         files = [file for key in IDX_FILES for file in [_find_idx_or_none(path, key)] if file is not None]
         return fingerprint("idx", fingerprint_files(files)) if len(files) == len(IDX_FILES) else None
@@ -236,12 +239,15 @@ def _find_idx_or_none(folder: Path, key: str) -> Path | None:
         return None
 
 
-def load_path(path: Path, image_size: tuple[int, int] | None = None, channels: int | None = None) -> Dataset:
-    """An IDX folder, an .npz, or image folders (DIR/train/<class>/*, DIR/test or DIR/val/<class>/*)."""
+def load_path(
+    path: Path, image_size: tuple[int, int] | None = None, channels: int | None = None, seed: int = 42
+) -> Dataset:
+    """An IDX folder, an .npz, or image folders (DIR/train/<class>/*, DIR/test or DIR/val/<class>/*, or
+    DIR/<class>/* split by `seed`)."""
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    if is_image_folders(path):
-        return load_image_folders(path, image_size, channels)
+    if is_image_folders(path) or is_class_folders(path):
+        return load_image_folders(path, image_size, channels, seed)
     if path.is_dir():
         arrays = {key: read_idx(_find_idx(path, key)) for key in IDX_FILES}
         source = f"idx:{path.resolve()}"
@@ -286,6 +292,10 @@ def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]
             raise InputError(f"{path}: image folders name their classes, the run's data spec has no class names")
         folder = _eval_folder(path)
         images, labels = _read_split(folder, list(spec.class_names), size, spec.channels)
+    elif is_class_folders(path):
+        if not spec.class_names:
+            raise InputError(f"{path}: image folders name their classes, the run's data spec has no class names")
+        images, labels = _read_split(path, list(spec.class_names), size, spec.channels)
     else:
         if path.is_dir():
             images = read_idx(_find_idx(path, "x_test"))
@@ -322,6 +332,13 @@ def is_image_folders(path: Path, need_train: bool = True) -> bool:
     return any((path / name).is_dir() for name in names)
 
 
+def is_class_folders(path: Path) -> bool:
+    """DIR/<class>/* alone (no train/, test/ or val/): one folder of images per class, split by a seed."""
+    if not path.is_dir() or any((path / name).is_dir() for name in ("train", *EVAL_FOLDERS)):
+        return False
+    return any(_images_in(folder) for folder in _class_folders(path))
+
+
 def _eval_folder(path: Path) -> Path:
     for name in EVAL_FOLDERS:
         if (path / name).is_dir():
@@ -346,27 +363,39 @@ def _image_files(path: Path) -> list[Path]:
         if (path / name).is_dir():
             for folder in _class_folders(path / name):
                 files.extend(_images_in(folder))
+    if not files:
+        for folder in _class_folders(path):
+            files.extend(_images_in(folder))
     return files
 
 
-def load_image_folders(path: Path, image_size: tuple[int, int] | None, channels: int | None) -> Dataset:
-    """DIR/train/<class>/* for training, DIR/test/<class>/* (or DIR/val/) for evaluation.
+def load_image_folders(
+    path: Path, image_size: tuple[int, int] | None, channels: int | None, seed: int = 42
+) -> Dataset:
+    """DIR/train/<class>/* for training, DIR/test/<class>/* (or DIR/val/) for evaluation; or DIR/<class>/*
+    split per class by `seed`, a fifth of each class (at least one image) for evaluation.
 
-    Class names are the train folder's subfolder names, sorted (as Keras'
-    image_dataset_from_directory reads them); labels follow that order.
+    Class names are the subfolder names, sorted (as Keras' image_dataset_from_directory
+    reads them); labels follow that order.
     """
-    train = path / "train"
+    from evalsuite.class_names import check_names
+
+    split = not (path / "train").is_dir()
+    train = path if split else path / "train"
     names = [folder.name for folder in _class_folders(train)]
     if not MIN_CLASSES <= len(names) <= MAX_CLASSES:
         raise InputError(f"{train}: {len(names)} class folders; need {MIN_CLASSES} to {MAX_CLASSES}")
-    from evalsuite.class_names import check_names
-
     check_names(names, f"{train} (folder names)", len(names))
-    evaluation = _eval_folder(path)
-    unseen = sorted({folder.name for folder in _class_folders(evaluation)} - set(names))
-    if unseen:
-        raise InputError(f"{evaluation / unseen[0]}: class {unseen[0]!r} is not in {train}; training never saw it")
-    files = {"train": _split_files(train, names), "test": _split_files(evaluation, names)}
+    if split:
+        files = _seeded_split(path, names, seed)
+    else:
+        evaluation = _eval_folder(path)
+        unseen = sorted({folder.name for folder in _class_folders(evaluation)} - set(names))
+        if unseen:
+            raise InputError(
+                f"{evaluation / unseen[0]}: class {unseen[0]!r} is not in {train}; training never saw it"
+            )
+        files = {"train": _split_files(train, names), "test": _split_files(evaluation, names)}
     every = files["train"] + files["test"]
     if channels is None:
         channels = 3 if any(_is_colour(file) for file, _ in every) else 1
@@ -390,11 +419,31 @@ def load_image_folders(path: Path, image_size: tuple[int, int] | None, channels:
         labels["train"],
         arrays["test"],
         labels["test"],
-        source=f"folders:{path.resolve()}",
+        source=f"folders:{path.resolve()}" + (f":split-seed={seed}" if split else ""),
         class_names=tuple(names),
         num_classes=len(names),
         resize=_resize_text(image_size),
     )
+
+
+def _seeded_split(path: Path, names: list[str], seed: int) -> dict[str, list[tuple[Path, int]]]:
+    """Each class's images shuffled by `seed`: a fifth (at least one) for evaluation, the rest for training."""
+    rng = np.random.default_rng(seed)
+    files: dict[str, list[tuple[Path, int]]] = {"train": [], "test": []}
+    for label, name in enumerate(names):
+        images = _images_in(path / name)
+        if not images:
+            raise InputError(f"{path / name}: empty class folder (no {', '.join(IMAGE_SUFFIXES)} files)")
+        if len(images) < 2:
+            raise InputError(
+                f"{path / name}: {len(images)} image; too few to split into training and evaluation examples "
+                "(need 2 per class, or give train/ and test/ folders)"
+            )
+        order = rng.permutation(len(images))
+        held = max(1, round(EVAL_SHARE * len(images)))
+        files["test"] += [(images[i], label) for i in sorted(order[:held])]
+        files["train"] += [(images[i], label) for i in sorted(order[held:])]
+    return files
 
 
 def _split_files(split: Path, names: list[str]) -> list[tuple[Path, int]]:

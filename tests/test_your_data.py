@@ -567,3 +567,22 @@ def test_the_report_collapses_passing_checks_and_draws_the_most_changed_classes_
     ]  # fmt: skip
     drawn, counts = changed_by_class({"examples": examples}, "newly_wrong")
     assert len(counts) == 30 and sorted({e["label"] for e in drawn}) == list(range(30 - CHANGED_CLASSES, 30))
+
+
+def test_one_folder_of_class_folders_is_split_by_the_seed(photos, tmp_path):
+    import shutil
+
+    flat = tmp_path / "flat"
+    for name in ("apple", "leaf"):
+        shutil.copytree(photos / "train" / name, flat / name)
+    dataset = load_dataset(str(flat), seed=3)
+    assert dataset.class_names == ("apple", "leaf") and np.bincount(dataset.y_test).tolist() == [2, 2]
+    assert np.bincount(dataset.y_train).tolist() == [6, 6] and dataset.source.endswith(":split-seed=3")
+    assert load_dataset(str(flat), seed=3).fingerprint == dataset.fingerprint
+    assert load_dataset(str(flat), seed=4).fingerprint != dataset.fingerprint
+    images, labels = load_eval_split(flat, dataset.spec)  # every image, as evaluation data
+    assert len(labels) == 16
+    for extra in sorted((flat / "leaf").iterdir())[1:]:
+        extra.unlink()
+    with pytest.raises(InputError, match="leaf: 1 image; too few to split into training and evaluation examples"):
+        load_dataset(str(flat), seed=3)

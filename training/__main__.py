@@ -19,7 +19,8 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
         "--data",
         default="auto",
         help="auto | keras | bundled | PATH: image folders (PATH/train/<class>/*, PATH/test/<class>/* or "
-        "PATH/val/<class>/*), an .npz (x_train, y_train, x_test, y_test) or an IDX folder; "
+        "PATH/val/<class>/*; or PATH/<class>/*, split by the seed), an .npz (x_train, y_train, x_test, y_test) "
+        "or an IDX folder; "
         "auto = keras if reachable, else bundled",
     )
     group.add_argument(

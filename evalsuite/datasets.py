@@ -380,13 +380,13 @@ def load_image_folders(
     """
     from evalsuite.class_names import check_names
 
-    split = not (path / "train").is_dir()
-    train = path if split else path / "train"
+    one_folder = not (path / "train").is_dir()
+    train = path if one_folder else path / "train"
     names = [folder.name for folder in _class_folders(train)]
     if not MIN_CLASSES <= len(names) <= MAX_CLASSES:
         raise InputError(f"{train}: {len(names)} class folders; need {MIN_CLASSES} to {MAX_CLASSES}")
     check_names(names, f"{train} (folder names)", len(names))
-    if split:
+    if one_folder:
         files = _seeded_split(path, names, seed)
     else:
         evaluation = _eval_folder(path)
@@ -419,7 +419,7 @@ def load_image_folders(
         labels["train"],
         arrays["test"],
         labels["test"],
-        source=f"folders:{path.resolve()}" + (f":split-seed={seed}" if split else ""),
+        source=f"folders:{path.resolve()}" + (f":split-seed={seed}" if one_folder else ""),
         class_names=tuple(names),
         num_classes=len(names),
         resize=_resize_text(image_size),

@@ -153,6 +153,7 @@ def photos(tmp_path_factory) -> Path:
 def test_image_folders_colour_names_and_labels(photos):
     dataset = load_dataset(str(photos), seed=0)
     assert dataset.class_names == ("apple", "leaf")  # sorted folder names, as Keras reads them
+    assert dataset.source == f"folders:{photos.resolve()}"  # its own train/ and test/, not split
     assert dataset.spec == DataSpec(20, 20, 3, 2, ("apple", "leaf"))
     assert dataset.x_train.shape == (16, 20, 20, 3) and dataset.x_test.shape == (8, 20, 20, 3)
     assert np.bincount(dataset.y_train).tolist() == [8, 8]

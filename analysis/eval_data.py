@@ -57,7 +57,8 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
         }
     import numpy as np
 
-    from evalsuite.datasets import class_names_for, is_class_folders, is_image_folders, load_eval_split
+    from evalsuite.datasets import class_names_for, load_eval_split
+    from evalsuite.images import is_class_folders, is_image_folders
 
     path = Path(eval_data)
     if path.suffix == ".tfrecord" or "*" in eval_data or (path.is_dir() and list(path.glob("*.tfrecord"))):

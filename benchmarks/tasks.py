@@ -69,8 +69,8 @@ def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = 
     from analysis.evaluate import AnalysisConfig, analyze
     from analysis.models import check_saved_model
     from analysis.summary import summarize
-    from evalsuite.data_spec import recorded_spec
     from analysis.tfma_run import build_eval_config, run_tfma
+    from evalsuite.data_spec import recorded_spec
     from evalsuite.rule_settings import load_rules
     from evalsuite.rundir import RunDir
 

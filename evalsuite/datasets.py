@@ -12,30 +12,29 @@ import dataclasses
 import functools
 import gzip
 import hashlib
-import io
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from evalsuite.data_spec import MAX_CLASSES, MIN_CLASSES, RESIZE_METHOD, DataSpec
+from evalsuite.data_files import IDX_FILES, NPZ_KEYS, find_idx, find_idx_or_none, read_idx, read_npz
+from evalsuite.data_spec import MAX_CLASSES, MIN_CLASSES, DataSpec
 from evalsuite.errors import InputError
+from evalsuite.images import (
+    conform,
+    conform_images,
+    eval_folder,
+    image_files,
+    is_class_folders,
+    is_image_folders,
+    load_image_folders,
+    read_split,
+)
 
 MNIST_IMAGE_SHAPE = (28, 28)
 MNIST_CLASSES = 10
 BUNDLED_TEST_PER_CLASS = 100
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-EVAL_FOLDERS = ("test", "val")
-EVAL_SHARE = 0.2  # of each class, when one folder of class folders is split into training and evaluation
-
-IDX_FILES = {
-    "x_train": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
-    "y_train": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
-    "x_test": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
-    "y_test": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
-}
-NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 @dataclass(frozen=True)
@@ -97,9 +96,7 @@ class Dataset:
         """A seeded, stratified subset, for quick runs and tests."""
         for flag, count in (("--train-limit", train), ("--eval-limit", test)):
             if count is not None and count < self.num_classes:
-                raise InputError(
-                    f"{flag}: must be at least {self.num_classes} (one example per class), got {count}"
-                )
+                raise InputError(f"{flag}: must be at least {self.num_classes} (one example per class), got {count}")
         x_train, y_train = _stratified_take(self.x_train, self.y_train, train, seed, self.num_classes)
         x_test, y_test = _stratified_take(self.x_test, self.y_test, test, seed + 1, self.num_classes)
         return dataclasses.replace(
@@ -142,7 +139,7 @@ def load_keras(log=print) -> Dataset:
     "Downloading data from ..." and its progress bar are kept off the console.
     """
     if KERAS_CACHE.is_file():  # what load_data() would read, without importing TensorFlow
-        arrays = _read_npz(KERAS_CACHE, NPZ_KEYS)
+        arrays = read_npz(KERAS_CACHE, NPZ_KEYS)
         return _checked(**arrays, source="keras:mnist", where=str(KERAS_CACHE))
     log(f"data: no {KERAS_CACHE}; trying the full MNIST download (11 MB, through Keras) ...")
     import tensorflow as tf
@@ -218,11 +215,11 @@ def source_identity(spec: str, seed: int) -> str | None:
         return None
     path = Path(spec)
     if is_image_folders(path):
-        return fingerprint("folders", fingerprint_files(_image_files(path)))
+        return fingerprint("folders", fingerprint_files(image_files(path)))
     if is_class_folders(path):
-        return fingerprint("class folders", seed, fingerprint_files(_image_files(path)))
+        return fingerprint("class folders", seed, fingerprint_files(image_files(path)))
     if path.is_dir():
-        files = [file for key in IDX_FILES for file in [_find_idx_or_none(path, key)] if file is not None]
+        files = [file for key in IDX_FILES for file in [find_idx_or_none(path, key)] if file is not None]
         return fingerprint("idx", fingerprint_files(files)) if len(files) == len(IDX_FILES) else None
     if path.is_file():
         from evalsuite.class_names import NAMES_FILE
@@ -230,13 +227,6 @@ def source_identity(spec: str, seed: int) -> str | None:
         names = path.parent / NAMES_FILE
         return fingerprint("file", fingerprint_files([path] + ([names] if names.is_file() else [])))
     return None
-
-
-def _find_idx_or_none(folder: Path, key: str) -> Path | None:
-    try:
-        return _find_idx(folder, key)
-    except InputError:
-        return None
 
 
 def load_path(
@@ -249,17 +239,19 @@ def load_path(
     if is_image_folders(path) or is_class_folders(path):
         return load_image_folders(path, image_size, channels, seed)
     if path.is_dir():
-        arrays = {key: read_idx(_find_idx(path, key)) for key in IDX_FILES}
+        arrays = {key: read_idx(find_idx(path, key)) for key in IDX_FILES}
         source = f"idx:{path.resolve()}"
     elif path.suffix == ".npz":
-        arrays = _read_npz(path, NPZ_KEYS)
+        arrays = read_npz(path, NPZ_KEYS)
         source = f"npz:{path.resolve()}"
     else:
         raise InputError(
             f"{path}: expected image folders (train/<class>/, test/<class>/), a folder of MNIST-format IDX files "
             "or an .npz file"
         )
-    return conform(_checked(**arrays, source=source, where=str(path), names=class_names_for(path)), image_size, channels)
+    return conform(
+        _checked(**arrays, source=source, where=str(path), names=class_names_for(path)), image_size, channels
+    )
 
 
 def class_names_for(path: Path) -> list[str] | None:
@@ -269,7 +261,7 @@ def class_names_for(path: Path) -> list[str] | None:
     names = names_beside(path)
     if names is None and path.is_dir():
         try:
-            label_file = _find_idx(path, "y_test")
+            label_file = find_idx(path, "y_test")
             raw = label_file.read_bytes()
             names = recognised(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
         except (InputError, OSError, EOFError, zlib.error, gzip.BadGzipFile):
@@ -290,23 +282,23 @@ def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]
     if is_image_folders(path, need_train=False):
         if not spec.class_names:
             raise InputError(f"{path}: image folders name their classes, the run's data spec has no class names")
-        folder = _eval_folder(path)
-        images, labels = _read_split(folder, list(spec.class_names), size, spec.channels)
+        folder = eval_folder(path)
+        images, labels = read_split(folder, list(spec.class_names), size, spec.channels)
     elif is_class_folders(path):
         if not spec.class_names:
             raise InputError(f"{path}: image folders name their classes, the run's data spec has no class names")
-        images, labels = _read_split(path, list(spec.class_names), size, spec.channels)
+        images, labels = read_split(path, list(spec.class_names), size, spec.channels)
     else:
         if path.is_dir():
-            images = read_idx(_find_idx(path, "x_test"))
-            labels = read_idx(_find_idx(path, "y_test"))
+            images = read_idx(find_idx(path, "x_test"))
+            labels = read_idx(find_idx(path, "y_test"))
         elif path.suffix == ".npz":
-            arrays = _read_npz(path, ("x_test", "y_test"))
+            arrays = read_npz(path, ("x_test", "y_test"))
             images, labels = arrays["x_test"], arrays["y_test"]
         else:
             raise InputError(f"{path}: expected image folders, an IDX folder, an .npz or a .tfrecord file")
         images, labels = _checked_split(images, labels, str(path), "test")
-        images = _conform_images(images, size, spec.channels)
+        images = conform_images(images, size, spec.channels)
         if labels.max() >= spec.num_classes:
             raise InputError(
                 f"{path}: evaluation labels go up to {labels.max()}; the run's models know {spec.num_classes} "
@@ -316,276 +308,8 @@ def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]
     return images, labels
 
 
-def _find_idx(folder: Path, key: str) -> Path:
-    for stem in IDX_FILES[key]:
-        for candidate in (folder / stem, folder / f"{stem}.gz"):
-            if candidate.is_file():
-                return candidate
-    raise InputError(f"{folder}: missing {IDX_FILES[key][0]}[.gz]")
-
-
-def is_image_folders(path: Path, need_train: bool = True) -> bool:
-    """DIR/train/ (and DIR/test/ or DIR/val/) holding one folder per class."""
-    if not path.is_dir():
-        return False
-    names = ("train",) if need_train else ("train", *EVAL_FOLDERS)
-    return any((path / name).is_dir() for name in names)
-
-
-def is_class_folders(path: Path) -> bool:
-    """DIR/<class>/* alone (no train/, test/ or val/): one folder of images per class, split by a seed."""
-    if not path.is_dir() or any((path / name).is_dir() for name in ("train", *EVAL_FOLDERS)):
-        return False
-    return any(_images_in(folder) for folder in _class_folders(path))
-
-
-def _eval_folder(path: Path) -> Path:
-    for name in EVAL_FOLDERS:
-        if (path / name).is_dir():
-            return path / name
-    raise InputError(f"{path}: no test/ or val/ folder beside train/ (one folder per class in each)")
-
-
-def _class_folders(split: Path) -> list[Path]:
-    return sorted((p for p in split.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
-
-
-def _images_in(folder: Path) -> list[Path]:
-    """The image files of one class folder, as Keras' image_dataset_from_directory lists them."""
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
-
-
-def _image_files(path: Path) -> list[Path]:
-    files = []
-    for name in ("train", *EVAL_FOLDERS):
-        if (path / name).is_dir():
-            for folder in _class_folders(path / name):
-                files.extend(_images_in(folder))
-    if not files:
-        for folder in _class_folders(path):
-            files.extend(_images_in(folder))
-    return files
-
-
-def load_image_folders(
-    path: Path, image_size: tuple[int, int] | None, channels: int | None, seed: int = 42
-) -> Dataset:
-    """DIR/train/<class>/* for training, DIR/test/<class>/* (or DIR/val/) for evaluation; or DIR/<class>/*
-    split per class by `seed`, a fifth of each class (at least one image) for evaluation.
-
-    Class names are the subfolder names, sorted (as Keras' image_dataset_from_directory
-    reads them); labels follow that order.
-    """
-    from evalsuite.class_names import check_names
-
-    one_folder = not (path / "train").is_dir()
-    train = path if one_folder else path / "train"
-    names = [folder.name for folder in _class_folders(train)]
-    if not MIN_CLASSES <= len(names) <= MAX_CLASSES:
-        raise InputError(f"{train}: {len(names)} class folders; need {MIN_CLASSES} to {MAX_CLASSES}")
-    check_names(names, f"{train} (folder names)", len(names))
-    if one_folder:
-        files = _seeded_split(path, names, seed)
-    else:
-        evaluation = _eval_folder(path)
-        unseen = sorted({folder.name for folder in _class_folders(evaluation)} - set(names))
-        if unseen:
-            raise InputError(
-                f"{evaluation / unseen[0]}: class {unseen[0]!r} is not in {train}; training never saw it"
-            )
-        files = {"train": _split_files(train, names), "test": _split_files(evaluation, names)}
-    every = files["train"] + files["test"]
-    if channels is None:
-        channels = 3 if any(_is_colour(file) for file, _ in every) else 1
-    if image_size is None:
-        sizes = {}
-        for file, _ in every:
-            sizes.setdefault(_open(file).size, file)
-            if len(sizes) > 1:
-                (w1, h1), (w2, h2) = list(sizes)
-                first, second = sizes.values()
-                raise InputError(
-                    f"{path}: images of more than one size ({first} is {h1}x{w1}, {second} is {h2}x{w2}); "
-                    "pass --image-size HxW to resize them all"
-                )
-    arrays = {}
-    for split, listed in files.items():
-        arrays[split] = np.stack([_pixels(file, image_size, channels) for file, _ in listed])
-    labels = {split: np.array([label for _, label in listed], dtype=np.int64) for split, listed in files.items()}
-    return Dataset(
-        arrays["train"],
-        labels["train"],
-        arrays["test"],
-        labels["test"],
-        source=f"folders:{path.resolve()}" + (f":split-seed={seed}" if one_folder else ""),
-        class_names=tuple(names),
-        num_classes=len(names),
-        resize=_resize_text(image_size),
-    )
-
-
-def _seeded_split(path: Path, names: list[str], seed: int) -> dict[str, list[tuple[Path, int]]]:
-    """Each class's images shuffled by `seed`: a fifth (at least one) for evaluation, the rest for training."""
-    rng = np.random.default_rng(seed)
-    files: dict[str, list[tuple[Path, int]]] = {"train": [], "test": []}
-    for label, name in enumerate(names):
-        images = _images_in(path / name)
-        if not images:
-            raise InputError(f"{path / name}: empty class folder (no {', '.join(IMAGE_SUFFIXES)} files)")
-        if len(images) < 2:
-            raise InputError(
-                f"{path / name}: {len(images)} image; too few to split into training and evaluation examples "
-                "(need 2 per class, or give train/ and test/ folders)"
-            )
-        order = rng.permutation(len(images))
-        held = max(1, round(EVAL_SHARE * len(images)))
-        files["test"] += [(images[i], label) for i in sorted(order[:held])]
-        files["train"] += [(images[i], label) for i in sorted(order[held:])]
-    return files
-
-
-def _split_files(split: Path, names: list[str]) -> list[tuple[Path, int]]:
-    listed = []
-    for label, name in enumerate(names):
-        folder = split / name
-        if not folder.is_dir():
-            raise InputError(f"{folder}: missing; every class needs evaluation examples (class {name!r})")
-        images = _images_in(folder)
-        if not images:
-            raise InputError(f"{folder}: empty class folder (no {', '.join(IMAGE_SUFFIXES)} files)")
-        listed.extend((file, label) for file in images)
-    return listed
-
-
-def _read_split(split: Path, names: list[str], size, channels: int):
-    """An evaluation split of image folders whose classes must all be among `names` (the run's)."""
-    unknown = sorted({folder.name for folder in _class_folders(split)} - set(names))
-    if unknown:
-        raise InputError(f"{split / unknown[0]}: class {unknown[0]!r} is not one the run's models were trained on")
-    listed = _split_files(split, names)
-    images = np.stack([_pixels(file, size, channels) for file, _ in listed])
-    return images, np.array([label for _, label in listed], dtype=np.int64)
-
-
-def _open(file: Path):
-    from PIL import Image
-
-    try:
-        image = Image.open(file)
-        image.load()  # decode now, so a damaged file is named here
-    except Exception as error:
-        raise InputError(f"{file}: unreadable image ({type(error).__name__}: {str(error)[:120]})") from None
-    return image
-
-
-def _is_colour(file: Path) -> bool:
-    """Colour unless every pixel has R == G == B (grey PNGs, and colour files holding grey pictures)."""
-    image = _open(file)
-    if image.mode in ("1", "L", "LA", "I", "I;16", "F"):
-        return False
-    rgb = np.asarray(image.convert("RGB"))
-    return not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
-
-
-def _pixels(file: Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
-    """One image as uint8 (H, W) or (H, W, 3): alpha is dropped, palettes expanded, GIFs give their first frame."""
-    return _from_pil(_open(file), size, channels)
-
-
-def _from_pil(image, size, channels: int) -> np.ndarray:
-    from PIL import Image
-
-    rgb = image.convert("RGB")
-    if size is not None and rgb.size != (size[1], size[0]):
-        rgb = rgb.resize((size[1], size[0]), Image.BILINEAR)
-    if channels == 3:
-        return np.asarray(rgb, dtype=np.uint8)
-    return np.asarray(rgb.convert("L"), dtype=np.uint8)
-
-
-def _resize_text(size: tuple[int, int] | None) -> str | None:
-    return None if size is None else f"{RESIZE_METHOD} to {size[0]}x{size[1]}"
-
-
-def conform(dataset: Dataset, image_size: tuple[int, int] | None, channels: int | None) -> Dataset:
-    """The dataset resized to `image_size` and made `channels` deep; unchanged when neither is asked."""
-    if image_size is None and channels is None:
-        return dataset
-    current = dataset.spec
-    size = None if image_size is None or image_size == (current.height, current.width) else image_size
-    depth = current.channels if channels is None else channels
-    if size is None and depth == current.channels:
-        return dataset
-    return dataclasses.replace(
-        dataset,
-        x_train=_conform_images(dataset.x_train, size, depth),
-        x_test=_conform_images(dataset.x_test, size, depth),
-        resize=_resize_text(size) if size else dataset.resize,
-    )
-
-
-def _conform_images(images: np.ndarray, size, channels: int) -> np.ndarray:
-    """Each image resized (bilinear, PIL) and made grey or colour, as image folders are read."""
-    from PIL import Image
-
-    current = 1 if images.ndim == 3 else images.shape[3]
-    if (size is None or tuple(images.shape[1:3]) == tuple(size)) and current == channels:
-        return images
-    out = []
-    for image in images:
-        pil = Image.fromarray(image if image.ndim == 2 else image[..., :3])
-        out.append(_from_pil(pil, size, channels))
-    return np.stack(out)
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (gzipped or not) holding unsigned bytes."""
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise InputError(f"{path}: cannot read ({error})") from None
-    if len(raw) < 4:
-        raise InputError(f"{path}: not an IDX file (too short)")
-    zero, dtype_code, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
-    if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
-        raise InputError(f"{path}: bad IDX magic number 0x{raw[:4].hex()} (expected 0x00000801 or 0x00000803)")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise InputError(f"{path}: truncated IDX header")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=np.int64))
-    if len(raw) != expected:
-        state = "truncated" if len(raw) < expected else "has trailing bytes"
-        raise InputError(f"{path}: IDX data {state}: header says {dims}, {len(raw) - header} bytes follow")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
-
-
 def load_npz(path: Path) -> Dataset:
     return load_path(path)
-
-
-def _read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    try:
-        with open(path, "rb") as handle:
-            if handle.read(4) != b"PK\x03\x04":
-                raise InputError(f"{path}: not a readable .npz (not a zip archive)")
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in keys if key not in archive.files]
-            if missing:
-                raise InputError(f"{path}: missing key {missing[0]!r} (needs {', '.join(keys)})")
-            return {key: archive[key] for key in keys}
-    except InputError:
-        raise
-    except ValueError as error:
-        if "pickle" in str(error).lower():
-            raise InputError(f"{path}: holds object arrays; refusing to unpickle") from None
-        raise InputError(f"{path}: not a readable .npz ({error})") from None
-    except Exception as error:  # zipfile.BadZipFile, OSError, EOFError ...
-        raise InputError(f"{path}: not a readable .npz ({type(error).__name__}: {error})") from None
 
 
 def _to_uint8(images: np.ndarray, where: str) -> np.ndarray:
@@ -669,12 +393,3 @@ def _stratified_take(images, labels, count, seed, num_classes: int = MNIST_CLASS
         chosen.extend(rng.choice(members, size=min(per_class, len(members)), replace=False))
     order = rng.permutation(np.asarray(chosen))
     return images[order], labels[order]
-
-
-def save_npz(path: Path, dataset: Dataset) -> None:
-    """Write a dataset in the .npz layout `load_npz` reads (for tests and sharing)."""
-    buffer = io.BytesIO()
-    np.savez_compressed(
-        buffer, x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test, y_test=dataset.y_test
-    )
-    path.write_bytes(buffer.getvalue())

@@ -27,7 +27,7 @@ WORST_SHOWN = 10
 def comment_markdown(run, artifact_url: str | None) -> str:
     from evalsuite.contract import load_changed, load_summary
     from evalsuite.formatting import esc
-    from evalsuite.tables import P_NOTE, markdown, verdict_markdown
+    from evalsuite.tables import P_NOTE, verdict_markdown
     from reports.build import verdict_for
 
     summary = load_summary(run.analysis_dir)

@@ -159,7 +159,7 @@ def _changed_section(changed: dict, summary: dict, grids: dict[str, bytes]) -> s
         out.append(
             f'<p class="muted">Per class ({listing}); at most {CHANGED_PER_CLASS} shown per class'
             + (f" and the {CHANGED_CLASSES} classes with the most" if len(counts) > CHANGED_CLASSES else "")
-            + '. Each image: '
+            + ". Each image: "
             "baseline prediction and confidence, then the candidate's.</p>"
         )
         out.append(_img(grids[change], f"{heading.lower()} examples"))
@@ -192,6 +192,7 @@ def _confusion_section(summary: dict, base_label: str, cand_label: str) -> str:
     out.append(
         "<table id=confused><tr><th class=l>model</th><th class=l>most confused (true &rarr; predicted: count)</th></tr>"
     )
+
     def name(class_id: int) -> str:
         return esc(title(f"label={class_id}", names).replace("digit ", ""))
 

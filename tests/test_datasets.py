@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalsuite.datasets import Dataset, load_bundled, load_dataset, load_npz, read_idx, save_npz
+from evalsuite.data_files import read_idx, save_npz
+from evalsuite.datasets import Dataset, load_bundled, load_dataset, load_npz
 from evalsuite.errors import InputError
 
 
@@ -139,7 +140,9 @@ def test_idx_count_mismatch_and_shape_and_labels(tmp_path, bundled):
 
     folder = write_idx_folder(tmp_path / "shape", small)
     (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros((20, 32, 32)))))
-    with pytest.raises(InputError, match=r"train images have shape \(28, 28\), test images \(32, 32\); they must match"):
+    with pytest.raises(
+        InputError, match=r"train images have shape \(28, 28\), test images \(32, 32\); they must match"
+    ):
         load_dataset(str(folder), seed=0)
 
     folder = write_idx_folder(tmp_path / "labels", small)

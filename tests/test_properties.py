@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evalsuite.datasets import load_npz, read_idx
+from evalsuite.data_files import read_idx
+from evalsuite.datasets import load_npz
 from evalsuite.errors import InputError
 from evalsuite.rule_settings import parse_rules
 

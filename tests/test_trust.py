@@ -244,7 +244,8 @@ def test_bad_input_to_the_gate_leaves_a_passing_folder_as_it_was(run_copy, args,
 def test_evaluation_data_missing_a_class_leaves_the_folder_as_it_was(run_copy, bundled, tmp_path):
     import numpy as np
 
-    from evalsuite.datasets import Dataset, save_npz
+    from evalsuite.data_files import save_npz
+    from evalsuite.datasets import Dataset
 
     subset = bundled.subset(None, 300, 7)
     keep = subset.y_test != 4

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evalsuite.data_files import save_npz
 from evalsuite.data_spec import MNIST, DataSpec, parse_image_size
-from evalsuite.datasets import Dataset, load_dataset, load_eval_split, save_npz
+from evalsuite.datasets import Dataset, load_dataset, load_eval_split
 from evalsuite.errors import InputError
 from tests.helpers import SEED, predict_probabilities
 
@@ -51,7 +52,9 @@ def small_npz(path: Path, classes: int, side: int, per_class: int = 6, channels:
 
 
 def test_mnist_spec_and_recorded_specs():
-    assert MNIST.input_shape == (28, 28, 1) and MNIST.image_bytes == 784 and MNIST.describe() == "28x28 grey, 10 classes"
+    assert (
+        MNIST.input_shape == (28, 28, 1) and MNIST.image_bytes == 784 and MNIST.describe() == "28x28 grey, 10 classes"
+    )
     again = DataSpec.from_dict(json.loads(json.dumps(MNIST.as_dict())), "here")
     assert again == MNIST
     with pytest.raises(InputError, match="here: corrupt data spec"):
@@ -80,7 +83,9 @@ def test_npz_of_8x8_images(tmp_path, bundled):
     small = bundled.subset(100, 50, SEED)
     shrink = lambda images: np.stack([np.asarray(Image.fromarray(i).resize((8, 8))) for i in images])  # noqa: E731
     path = tmp_path / "digits8.npz"
-    np.savez(path, x_train=shrink(small.x_train), y_train=small.y_train, x_test=shrink(small.x_test), y_test=small.y_test)
+    np.savez(
+        path, x_train=shrink(small.x_train), y_train=small.y_train, x_test=shrink(small.x_test), y_test=small.y_test
+    )
     dataset = load_dataset(str(path), seed=0)
     assert dataset.spec == DataSpec(8, 8, 1, 10)
     assert dataset.class_names is None  # ten unnamed classes are digits
@@ -188,7 +193,10 @@ def _broken(photos: Path, tmp_path: Path) -> Path:
     [
         (lambda d: (d / "train" / "apple" / "000.png").write_bytes(b"not a png"), "000.png: unreadable image"),
         (lambda d: (d / "train" / "pear").mkdir(), "pear: empty class folder"),
-        (lambda d: write_image(d / "test" / "plum" / "x.png", np.zeros((20, 20, 3), np.uint8)), "class 'plum' is not in"),
+        (
+            lambda d: write_image(d / "test" / "plum" / "x.png", np.zeros((20, 20, 3), np.uint8)),
+            "class 'plum' is not in",
+        ),
         (lambda d: write_image(d / "train" / "leaf" / "big.png", np.zeros((30, 20, 3), np.uint8)), "--image-size HxW"),
         (lambda d: __import__("shutil").rmtree(d / "test"), "no test/ or val/ folder"),
         (lambda d: __import__("shutil").rmtree(d / "test" / "leaf"), "every class needs evaluation examples"),
@@ -401,7 +409,9 @@ def test_an_npz_of_8x8_images_with_an_own_model(tmp_path, bundled):
     small = bundled.subset(600, 300, SEED)
     shrink = lambda images: np.stack([np.asarray(Image.fromarray(i).resize((8, 8))) for i in images])  # noqa: E731
     data = tmp_path / "digits8.npz"
-    np.savez(data, x_train=shrink(small.x_train), y_train=small.y_train, x_test=shrink(small.x_test), y_test=small.y_test)
+    np.savez(
+        data, x_train=shrink(small.x_train), y_train=small.y_train, x_test=shrink(small.x_test), y_test=small.y_test
+    )
     (tmp_path / "my_model.py").write_text(FACTORIES)
     run_dir = tmp_path / "run"
     code = _pipeline("--run-dir", str(run_dir), "--data", str(data), "--model", f"{tmp_path / 'my_model.py'}:build",

@@ -65,9 +65,7 @@ def factory_source(model: str) -> Path | None:
         return None
     location, sep, name = model.rpartition(":")
     if not sep or not location or not name.isidentifier():
-        raise InputError(
-            f"--model: expected mlp, cnn, FILE.py:FUNCTION or package.module:FUNCTION, got {model!r}"
-        )
+        raise InputError(f"--model: expected mlp, cnn, FILE.py:FUNCTION or package.module:FUNCTION, got {model!r}")
     if location.endswith(".py"):
         path = Path(location)
         if not path.is_file():
@@ -166,7 +164,9 @@ def check_probabilities(model, images, name: str) -> None:
     import numpy as np
 
     outputs = keras.ops.convert_to_numpy(model(images[:16], training=False))
-    if not (np.all(outputs >= -1e-6) and np.all(outputs <= 1 + 1e-6) and np.allclose(outputs.sum(axis=1), 1, atol=1e-3)):
+    if not (
+        np.all(outputs >= -1e-6) and np.all(outputs <= 1 + 1e-6) and np.allclose(outputs.sum(axis=1), 1, atol=1e-3)
+    ):
         raise InputError(
             f"--model {name}: the model's outputs are not probabilities (each row in 0..1, summing to 1); "
             "end it with a softmax (activation='softmax' on the last layer)"

@@ -1,0 +1,90 @@
+"""MNIST's file formats and the .npz layout: read, checked for size and shape, never unpickled."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from evalsuite.errors import InputError
+
+IDX_FILES = {
+    "x_train": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+    "y_train": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
+    "x_test": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+    "y_test": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
+}
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def find_idx_or_none(folder: Path, key: str) -> Path | None:
+    try:
+        return find_idx(folder, key)
+    except InputError:
+        return None
+
+
+def find_idx(folder: Path, key: str) -> Path:
+    for stem in IDX_FILES[key]:
+        for candidate in (folder / stem, folder / f"{stem}.gz"):
+            if candidate.is_file():
+                return candidate
+    raise InputError(f"{folder}: missing {IDX_FILES[key][0]}[.gz]")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (gzipped or not) holding unsigned bytes."""
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise InputError(f"{path}: cannot read ({error})") from None
+    if len(raw) < 4:
+        raise InputError(f"{path}: not an IDX file (too short)")
+    zero, dtype_code, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
+    if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
+        raise InputError(f"{path}: bad IDX magic number 0x{raw[:4].hex()} (expected 0x00000801 or 0x00000803)")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise InputError(f"{path}: truncated IDX header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(raw) != expected:
+        state = "truncated" if len(raw) < expected else "has trailing bytes"
+        raise InputError(f"{path}: IDX data {state}: header says {dims}, {len(raw) - header} bytes follow")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"PK\x03\x04":
+                raise InputError(f"{path}: not a readable .npz (not a zip archive)")
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in keys if key not in archive.files]
+            if missing:
+                raise InputError(f"{path}: missing key {missing[0]!r} (needs {', '.join(keys)})")
+            return {key: archive[key] for key in keys}
+    except InputError:
+        raise
+    except ValueError as error:
+        if "pickle" in str(error).lower():
+            raise InputError(f"{path}: holds object arrays; refusing to unpickle") from None
+        raise InputError(f"{path}: not a readable .npz ({error})") from None
+    except Exception as error:  # zipfile.BadZipFile, OSError, EOFError ...
+        raise InputError(f"{path}: not a readable .npz ({type(error).__name__}: {error})") from None
+
+
+def save_npz(path: Path, dataset) -> None:
+    """Write a dataset in the .npz layout `evalsuite.datasets.load_npz` reads (for tests and sharing)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer, x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test, y_test=dataset.y_test
+    )
+    path.write_bytes(buffer.getvalue())

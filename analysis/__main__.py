@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from evalsuite.cli import add_analysis_args, command_args, new_parser, open_run
+from evalsuite.contract import DEFAULT_BASELINE, DEFAULT_CANDIDATE, DEFAULT_SEED
 from evalsuite.errors import run_cli
 
 
@@ -23,7 +24,7 @@ def analysis_config(
     baseline: str,
     candidate: str,
     rules=None,
-    fallback="epochs-3",
+    fallback=DEFAULT_BASELINE,
     run=None,
 ):
     """The analysis settings the flags name; `blessed:DIR` resolves to the newest blessed model.
@@ -35,7 +36,7 @@ def analysis_config(
     from evalsuite import progress, registry
     from evalsuite.errors import InputError
 
-    seed = getattr(args, "seed", 42)
+    seed = getattr(args, "seed", DEFAULT_SEED)
     if not 0 <= seed <= 2**32 - 1:
         raise InputError(f"--seed: must be in 0..{2**32 - 1}, got {seed}")
     for role, name in (("baseline", baseline), ("candidate", candidate)):
@@ -67,12 +68,12 @@ def analysis_config(
 
 
 def run_requested_analysis(run, args: argparse.Namespace, beam_args: list[str], rules):
-    """Analyse the models named by --baseline/--candidate (epochs-3/epochs-6 unless given); --force recomputes."""
+    """Analyse the models named by --baseline/--candidate (the run's fewest and most epochs unless given); --force recomputes."""
     from analysis.evaluate import analyze
 
     runs = (run.stage("training") or {}).get("runs") or {}
     own = sorted(runs, key=lambda name: runs[name].get("epochs", 0)) if isinstance(runs, dict) else []
-    own_baseline, own_candidate = (own[0], own[-1]) if len(own) >= 2 else ("epochs-3", "epochs-6")
+    own_baseline, own_candidate = (own[0], own[-1]) if len(own) >= 2 else (DEFAULT_BASELINE, DEFAULT_CANDIDATE)
     config = analysis_config(
         args,
         beam_args,

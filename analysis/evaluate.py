@@ -25,6 +25,9 @@ from evalsuite.contract import (
     BASELINE,
     CANDIDATE,
     CHANGED_NAME,
+    DEFAULT_BASELINE,
+    DEFAULT_CANDIDATE,
+    DEFAULT_SEED,
     NEWLY_RIGHT,
     NEWLY_WRONG,
     SUMMARY_NAME,
@@ -43,12 +46,12 @@ from evalsuite.stage_code import stage_code_fingerprint
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    baseline: str = "epochs-3"
-    candidate: str = "epochs-6"
+    baseline: str = DEFAULT_BASELINE
+    candidate: str = DEFAULT_CANDIDATE
     eval_data: str | None = None
     jackknife: bool = False
     beam_args: tuple[str, ...] = ()
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     baseline_note: str | None = None  # e.g. an empty registry's rubber-stamp, carried to the verdict as a warning
     baseline_info: str | None = None  # e.g. a candidate that is the blessed model itself, carried as a note
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from analysis.models import ModelRef
 from analysis.thresholds import attach_thresholds, gap_cross_slicing_spec
-from evalsuite.contract import ACCURACY, BASELINE, CANDIDATE, LABEL_KEY, OUTPUT_KEY, SIGNATURE
+from evalsuite.contract import ACCURACY, BASELINE, CANDIDATE, DEFAULT_SEED, LABEL_KEY, OUTPUT_KEY, SIGNATURE
 from evalsuite.errors import InputError
 from evalsuite.rule_settings import GateRules
 
@@ -100,7 +100,13 @@ def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool, paired
 
 
 def run_tfma(
-    baseline: ModelRef, candidate: ModelRef, eval_config, pattern: str, output: Path, beam_args, seed: int = 42
+    baseline: ModelRef,
+    candidate: ModelRef,
+    eval_config,
+    pattern: str,
+    output: Path,
+    beam_args,
+    seed: int = DEFAULT_SEED,
 ) -> None:
     """One Beam pipeline: read the examples once, evaluate both models, validate."""
     import tensorflow_model_analysis as tfma

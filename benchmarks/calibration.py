@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evalsuite.contract import ACCURACY, NEWLY_RIGHT, NEWLY_WRONG, class_slice
+from evalsuite.contract import ACCURACY, DEFAULT_BASELINE, DEFAULT_CANDIDATE, NEWLY_RIGHT, NEWLY_WRONG, class_slice
 from evalsuite.rule_evidence import Evidence
 from evalsuite.rule_settings import GateRules, load_rules
 from evalsuite.rules import NEWLY_WRONG_RATE, judge, tfma_thresholds
@@ -51,7 +51,7 @@ def correctness(data: str, seed: int, workdir: Path) -> tuple[np.ndarray, np.nda
         spec = recorded_spec(run.stage("data"), str(run.manifest_path))
         _, labels, records = read_examples(str(run.data_dir / "eval-*.tfrecord"), spec)
         predicted = []
-        for name in ("epochs-3", "epochs-6"):
+        for name in (DEFAULT_BASELINE, DEFAULT_CANDIDATE):
             serve = tf.saved_model.load(str(run.model_dir(name))).signatures["serving_default"]
             outputs = [
                 serve(tf.constant(records[i : i + 1024]))["probabilities"].numpy().argmax(axis=1)

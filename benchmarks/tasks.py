@@ -17,8 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from evalsuite.contract import DEFAULT_BASELINE, DEFAULT_CANDIDATE, DEFAULT_SEED
 
-def bare_fit(data: str, logdir: str, seed: int = 42) -> dict:
+
+def bare_fit(data: str, logdir: str, seed: int = DEFAULT_SEED) -> dict:
     """The tutorial's own training: one 6-epoch model.fit, a step per call, TensorBoard with histograms."""
     import keras
     import tensorflow as tf
@@ -45,7 +47,9 @@ def bare_fit(data: str, logdir: str, seed: int = 42) -> dict:
     return {"seconds": time.perf_counter() - started, "eval_examples": int(len(dataset.y_test))}
 
 
-def train_stage(data: str, run_dir: str, independent: bool = False, seed: int = 42, model: str = "mlp") -> dict:
+def train_stage(
+    data: str, run_dir: str, independent: bool = False, seed: int = DEFAULT_SEED, model: str = "mlp"
+) -> dict:
     import keras  # noqa: F401  (imported before the clock starts, as in bare_fit)
     import tensorflow  # noqa: F401
 
@@ -145,7 +149,7 @@ def raw_floor(run_dir: str) -> dict:
         ]
     )
     accuracy = {}
-    for name in ("epochs-3", "epochs-6"):
+    for name in (DEFAULT_BASELINE, DEFAULT_CANDIDATE):
         serve = tf.saved_model.load(str(Path(run_dir) / "models" / name)).signatures["serving_default"]
         predicted = np.concatenate(
             [serve(examples=tf.constant(batch))["probabilities"].numpy().argmax(1) for batch in records]
@@ -166,7 +170,10 @@ def _run_models(run) -> list:
     """The run's 3- and 6-epoch models, as baseline and candidate."""
     from analysis.models import resolve_model
 
-    return [resolve_model(run, name, role) for name, role in (("epochs-3", "baseline"), ("epochs-6", "candidate"))]
+    return [
+        resolve_model(run, name, role)
+        for name, role in ((DEFAULT_BASELINE, "baseline"), (DEFAULT_CANDIDATE, "candidate"))
+    ]
 
 
 def _quiet(message: str) -> None:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from evalsuite import progress
+from evalsuite.contract import DEFAULT_SEED
 from evalsuite.errors import InputError
 from evalsuite.rundir import RunDir, new_run_path
 
@@ -44,7 +45,10 @@ def add_analysis_args(parser: argparse.ArgumentParser, *, models: bool = True, o
             "or TFRecord of tf.Example (file, folder or glob)",
         )
         group.add_argument(
-            "--seed", type=int, default=42, help="seed for the optional jackknife's buckets (default 42)"
+            "--seed",
+            type=int,
+            default=DEFAULT_SEED,
+            help=f"seed for the optional jackknife's buckets (default {DEFAULT_SEED})",
         )
         group.add_argument("--force", action="store_true", help="recompute even when nothing changed")
     group.add_argument("--rules", type=Path, default=None, help="gate rules TOML (default: ./gate.toml, else built-in)")

@@ -25,6 +25,18 @@ LABEL_KEY = "label"
 
 # Model roles in the analysis and the verdict.
 BASELINE, CANDIDATE = "baseline", "candidate"
+
+# The reference case's defaults, in one place: one seed, and the 3- and 6-epoch models of one trajectory.
+DEFAULT_SEED = 42
+DEFAULT_EPOCHS = (3, 6)
+
+
+def run_name(epochs: int) -> str:
+    """The name of the model (and its logs) trained for `epochs` epochs: epochs-6."""
+    return f"epochs-{epochs}"
+
+
+DEFAULT_BASELINE, DEFAULT_CANDIDATE = run_name(min(DEFAULT_EPOCHS)), run_name(max(DEFAULT_EPOCHS))
 ROLES = (BASELINE, CANDIDATE)
 
 # TFMA metric names as they appear in TFMA's output.

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evalsuite.contract import DEFAULT_SEED
 from evalsuite.data_files import IDX_FILES, NPZ_KEYS, find_idx, find_idx_or_none, read_idx, read_npz
 from evalsuite.data_spec import MAX_CLASSES, MIN_CLASSES, DataSpec
 from evalsuite.errors import InputError
@@ -230,7 +231,7 @@ def source_identity(spec: str, seed: int) -> str | None:
 
 
 def load_path(
-    path: Path, image_size: tuple[int, int] | None = None, channels: int | None = None, seed: int = 42
+    path: Path, image_size: tuple[int, int] | None = None, channels: int | None = None, seed: int = DEFAULT_SEED
 ) -> Dataset:
     """An IDX folder, an .npz, or image folders (DIR/train/<class>/*, DIR/test or DIR/val/<class>/*, or
     DIR/<class>/* split by `seed`)."""

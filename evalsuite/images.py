@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evalsuite.contract import DEFAULT_SEED
 from evalsuite.data_spec import MAX_CLASSES, MIN_CLASSES, RESIZE_METHOD
 from evalsuite.errors import InputError
 
@@ -71,7 +72,7 @@ def image_files(path: Path) -> list[Path]:
     return files
 
 
-def load_image_folders(path: Path, image_size: tuple[int, int] | None, channels: int | None, seed: int = 42):
+def load_image_folders(path: Path, image_size: tuple[int, int] | None, channels: int | None, seed: int = DEFAULT_SEED):
     """DIR/train/<class>/* for training, DIR/test/<class>/* (or DIR/val/) for evaluation; or DIR/<class>/*
     split per class by `seed`, a fifth of each class (at least one image) for evaluation.
 

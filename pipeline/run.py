@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(own_args)
 
     def work() -> int:
+        from evalsuite.contract import run_name
         from evalsuite.rule_settings import load_rules
-        from training.train import run_name
 
         # Each stage's work, as its declaration names it; they still meet only in the run folder.
         train, analyze, gate, build_report = (

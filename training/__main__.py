@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from evalsuite.cli import new_parser, open_run, pin_hash_seed
+from evalsuite.contract import DEFAULT_EPOCHS, DEFAULT_SEED
 from evalsuite.errors import run_cli
 
 
@@ -42,12 +43,17 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--channels", type=int, default=None, choices=(1, 3), help="1 grey, 3 colour (default: from the data)"
     )
-    group.add_argument("--seed", type=int, default=42, help="seed for splits, initialisation and shuffling")
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"seed for splits, initialisation and shuffling (default {DEFAULT_SEED})",
+    )
     group.add_argument(
         "--epochs",
         type=_epoch_counts,
         nargs="+",
-        default=[[3, 6]],
+        default=[list(DEFAULT_EPOCHS)],
         metavar="A,B",
         help="the epoch counts of the models (default 3,6; '3 6' works too): the fewest is the baseline, "
         "the most the candidate",

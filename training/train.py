@@ -17,6 +17,7 @@ from pathlib import Path
 
 from evalsuite import progress
 from evalsuite.atomic import atomic_dir
+from evalsuite.contract import DEFAULT_EPOCHS, DEFAULT_SEED, run_name
 from evalsuite.datasets import KERAS_CACHE, Dataset, load_dataset, source_identity
 from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, write_examples
@@ -41,8 +42,8 @@ MAX_SEED = 2**32 - 1
 @dataclass(frozen=True)
 class TrainConfig:
     data: str = "auto"
-    seed: int = 42
-    epochs: tuple[int, ...] = (3, 6)
+    seed: int = DEFAULT_SEED
+    epochs: tuple[int, ...] = DEFAULT_EPOCHS
     batch_size: int = 32
     histogram_freq: int = 1
     independent_runs: bool = False
@@ -83,10 +84,6 @@ class TrainResult:
     runs: dict[str, dict] = field(default_factory=dict)
     reused: bool = False
     seconds: float = 0.0
-
-
-def run_name(epochs: int) -> str:
-    return f"epochs-{epochs}"
 
 
 def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = False) -> TrainResult:

@@ -15,7 +15,7 @@ from typing import Callable
 
 from evalsuite import paired_stats
 from evalsuite.class_names import title
-from evalsuite.contract import ACCURACY, CANDIDATE, NEWLY_RIGHT, NEWLY_WRONG, class_slices, num_classes_of
+from evalsuite.contract import ACCURACY, CANDIDATE, NEWLY_RIGHT, NEWLY_WRONG, class_of, class_slices, num_classes_of
 from evalsuite.errors import InputError
 from evalsuite.rule_evidence import Check, Evidence, accuracy_check, paired_evidence
 from evalsuite.rule_settings import GateRules
@@ -138,7 +138,12 @@ def _floor_check(rules: GateRules, evidence: Evidence) -> list[Check]:
 
 def _drop_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
     return [
-        Threshold(ACCURACY, sid, "change", lower=inclusive_drop_bound(rules.max_drop, int(per_class.get(sid[6:], 0))))
+        Threshold(
+            ACCURACY,
+            sid,
+            "change",
+            lower=inclusive_drop_bound(rules.max_drop, int(per_class.get(str(class_of(sid)), 0))),
+        )
         for sid in _class_slices(per_class)
     ]
 

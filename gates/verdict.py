@@ -17,6 +17,7 @@ from evalsuite.contract import (
     CANDIDATE,
     NEWLY_RIGHT,
     NEWLY_WRONG,
+    class_of,
     class_slice,
     load_changed,
     load_summary,
@@ -181,7 +182,9 @@ def _check_complete(summary: dict, validation: dict, where: Path) -> None:
             raise InputError(
                 f"{where}: baseline and candidate were evaluated on different numbers of examples on slice {sid}"
             )
-        expected = eval_data["examples"] if sid == "overall" else eval_data["examples_per_class"].get(sid[6:])
+        expected = (
+            eval_data["examples"] if sid == "overall" else eval_data["examples_per_class"].get(str(class_of(sid)))
+        )
         if examples != expected:
             raise InputError(f"{where}: TFMA saw {examples} examples on {sid}, the evaluation data holds {expected}")
         delta = summary["deltas"].get(sid, {}).get("accuracy")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 
 from evalsuite.class_names import title
+from evalsuite.contract import class_slice
 from evalsuite.formatting import esc_html as esc
 from evalsuite.rundir import RunDir
 from evalsuite.tables import P_NOTE, checks_table, html, per_class_rows, per_class_table, verdict_headline
@@ -194,7 +195,7 @@ def _confusion_section(summary: dict, base_label: str, cand_label: str) -> str:
     )
 
     def name(class_id: int) -> str:
-        return esc(title(f"label={class_id}", names).replace("digit ", ""))
+        return esc(title(class_slice(class_id), names).replace("digit ", ""))
 
     for label, matrix in matrices.items():
         pairs = ", ".join(f"{name(t)} &rarr; {name(p)}: {c}" for t, p, c in most_confused(matrix))

@@ -6,6 +6,8 @@ import io
 
 import matplotlib
 
+from evalsuite.contract import class_slice
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -193,15 +195,15 @@ def changed_figure(images, examples: list[dict], names) -> bytes:
             else:
                 axis.imshow(images[example["index"]], cmap="gray_r")
             base, cand = example["baseline"], example["candidate"]
-            base_name = _short(title(f"label={base['class']}", names))
-            cand_name = _short(title(f"label={cand['class']}", names))
+            base_name = _short(title(class_slice(base["class"]), names))
+            cand_name = _short(title(class_slice(cand["class"]), names))
             axis.set_title(
                 f"{base_name} {base['confidence']:.2f}\n→ {cand_name} {cand['confidence']:.2f}",
                 fontsize=6.5,
                 color="#1e7d34" if example["change"] == "newly_right" else "#b3261e",
             )
         axes[row][0].text(
-            -0.15, 0.5, _short(title(f"label={label}", names), 12), transform=axes[row][0].transAxes,
+            -0.15, 0.5, _short(title(class_slice(label), names), 12), transform=axes[row][0].transAxes,
             ha="right", va="center", fontsize=8,
         )  # fmt: skip
     return _png(figure)

@@ -42,6 +42,7 @@ def verdict(run_dir: Path) -> dict:
 # 1. A model judged against its own blessing -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_candidate_that_is_the_newest_blessed_model_is_same_as_blessed(run_copy, tmp_path, capsys):
     folder = tmp_path / "registry"
     assert gate_main(["--run-dir", str(run_copy), "--bless", str(folder), "-q"]) == 0
@@ -301,13 +302,14 @@ def test_newest_is_the_blessing_time_its_record_states_not_the_folder_name(run_c
     assert registry.latest(folder).name == second.name
 
 
-def test_a_missing_registry_is_exit_2_not_a_first_run(run_copy, tmp_path):
+def test_a_missing_registry_is_exit_2_not_a_first_run(tmp_path):
+    """The command line says so too (test_registry's pipeline test); here the rule itself."""
     missing = tmp_path / "no-such-registry"
-    result = run_command("gates", "--run-dir", str(run_copy), "--baseline", f"blessed:{missing}", "-q")
-    assert result.returncode == 2
-    assert error_lines(result.stderr) == [
-        f"error: {missing}: no such registry folder (for a first run, create it empty)"
-    ]
+    with pytest.raises(
+        InputError, match=r"no-such-registry: no such registry folder \(for a first run, create it empty\)"
+    ):
+        registry.resolve_baseline(f"blessed:{missing}", "rubber-stamp", "epochs-1", print, print)
+    assert not missing.exists()
 
 
 def test_an_abandoned_staging_folder_is_removed_and_a_live_one_kept(run_copy, tmp_path):

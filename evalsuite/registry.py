@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalsuite.errors import InputError
+from evalsuite.fingerprints import fingerprint_content, fingerprint_tree
 
 RECORD_NAME = "record.json"
 MODEL_DIR = "model"
@@ -64,12 +65,6 @@ def _record_checksum(record: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _tree_fingerprint(folder: Path) -> str:
-    from evalsuite.fingerprints import fingerprint_tree
-
-    return fingerprint_tree(folder)
-
-
 def bless(
     registry: Path,
     model: Path,
@@ -96,13 +91,13 @@ def bless(
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         shutil.copytree(model, staging / MODEL_DIR, symlinks=True)
-        model_fingerprint = _tree_fingerprint(staging / MODEL_DIR)
+        model_fingerprint = fingerprint_tree(staging / MODEL_DIR)
         if expected_fingerprint is not None and model_fingerprint != expected_fingerprint:
             raise InputError(f"{model}: the candidate changed since the gate judged it; nothing blessed")
         keras_fingerprint = None
         if keras_file is not None:
             shutil.copy2(keras_file, staging / KERAS_NAME)
-            keras_fingerprint = file_fingerprint(staging / KERAS_NAME)
+            keras_fingerprint = fingerprint_content(staging / KERAS_NAME)
             if expected_keras_fingerprint is not None and keras_fingerprint != expected_keras_fingerprint:
                 raise InputError(f"{keras_file}: changed since training exported it; nothing blessed")
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -170,12 +165,6 @@ def retract(entry: Entry) -> None:
         shutil.rmtree(retired, ignore_errors=True)
 
 
-def file_fingerprint(path: Path) -> str:
-    from evalsuite.fingerprints import fingerprint_content
-
-    return fingerprint_content(path)
-
-
 def entries(registry: Path, warn=None) -> list[Entry]:
     """Valid entries, newest blessing first; anything truncated, edited or linked from elsewhere is skipped.
 
@@ -225,8 +214,6 @@ def _read_entry(item: os.DirEntry) -> tuple[dict | None, str | None]:
     for path in model.rglob("*"):
         if path.is_symlink():
             return None, "its model holds a symlink"
-        if not (path.is_dir() or _regular_file(path)):
-            return None, f"its model holds a special file ({path.name})"
     try:
         if record_path.stat().st_size > MAX_RECORD_BYTES:
             return None, "record too large"
@@ -238,13 +225,13 @@ def _read_entry(item: os.DirEntry) -> tuple[dict | None, str | None]:
     if not isinstance(record.get("blessed_at"), str) or not BLESSED_AT.match(record["blessed_at"]):
         return None, "the record has no valid blessing time"
     try:
-        if record.get("model_fingerprint") != _tree_fingerprint(model):
+        if record.get("model_fingerprint") != fingerprint_tree(model):
             return None, "the model does not match the fingerprint its record names"
     except InputError as error:
         return None, str(error)
     keras_fingerprint = record.get("keras_fingerprint")
     if keras_file.exists() or keras_file.is_symlink():
-        if not _regular_file(keras_file) or keras_fingerprint != file_fingerprint(keras_file):
+        if not _regular_file(keras_file) or keras_fingerprint != fingerprint_content(keras_file):
             return None, "its Keras file does not match the fingerprint its record names"
     elif keras_fingerprint is not None:
         return None, "its Keras file is missing"

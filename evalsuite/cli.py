@@ -83,10 +83,9 @@ def open_run(args: argparse.Namespace, *, new_run_allowed: bool) -> RunDir:
             raise InputError(f"{path}: --run-dir is a file, not a folder")
         if not new_run_allowed and not path.is_dir():
             raise InputError(f"{path}: no such run folder")
-    refuse_linked_folders(RunDir(path))
-    run = RunDir(path).acquire()
+    run = RunDir(path).acquire()  # its lock file lives in the run folder itself, never in a stage folder
     try:
-        refuse_linked_folders(run)  # again under the lock: nobody swaps a folder for a link meanwhile
+        refuse_linked_folders(run)  # under the lock: nobody swaps a folder for a link meanwhile
         run.read_manifest()  # a corrupt or foreign manifest stops the run before anything is written
     except BaseException:
         run.release()

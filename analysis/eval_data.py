@@ -53,23 +53,28 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
             "examples_per_class": record["eval_examples_per_class"],
             "class_names": record.get("class_names"),
             "data_spec": spec.as_dict(),
+            "slice_features": record.get("slice_features") or {},
             "pattern": pattern,
         }
     import numpy as np
 
+    from evalsuite import slice_features
     from evalsuite.datasets import class_names_for, load_eval_split
     from evalsuite.images import is_class_folders, is_image_folders
 
+    # Other data are sliced as the run's own: they must carry the same features.
+    wanted = tuple((data_record or {}).get("slice_features") or {})
     path = Path(eval_data)
     if path.suffix == ".tfrecord" or "*" in eval_data or (path.is_dir() and list(path.glob("*.tfrecord"))):
         pattern = str(path / "*.tfrecord") if path.is_dir() else eval_data
-        _, labels, records = read_examples(pattern, spec)
+        _, labels, records, features = read_examples(pattern, spec, wanted)
         data_fingerprint = fingerprint(*records)
         source = f"tfrecord:{pattern}"
         names = list(spec.class_names) if spec.class_names else None
         _require_every_class(labels, source, spec)
     else:
-        images, labels = load_eval_split(path, spec)
+        images, labels, features = load_eval_split(path, spec)
+        features = slice_features.select(features, wanted, str(path))
         folders = is_image_folders(path, need_train=False) or is_class_folders(path)
         kind = "folders" if folders else "idx" if path.is_dir() else "npz"
         source = f"{kind}:{path.resolve()}"
@@ -80,11 +85,12 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
             )
         names = names or (list(spec.class_names) if spec.class_names else None)
         _require_every_class(labels, source, spec)
-        data_fingerprint = fingerprint(images.tobytes(), labels.tobytes())
+        columns = [f"{name}={values.tolist()}" for name, values in features.items()]
+        data_fingerprint = fingerprint(images.tobytes(), labels.tobytes(), *columns)
         folder = run.data_dir.parent / f"data-{data_fingerprint}"
         if not folder.exists():
             with atomic_dir(folder) as staging:
-                write_examples(staging, images, labels)
+                write_examples(staging, images, labels, features)
         pattern = str(folder / SHARD_PATTERN)
     counts = {str(c): int(n) for c, n in zip(*np.unique(labels, return_counts=True))}
     log(f"analysis: evaluation data {source} - {len(labels)} examples")
@@ -96,6 +102,7 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
         "examples_per_class": counts,
         "class_names": names,
         "data_spec": spec.as_dict(),
+        "slice_features": slice_features.value_counts(features),
         "pattern": pattern,
     }
 

@@ -79,12 +79,15 @@ def analyze(
     beam_args = with_explicit_runner(config.beam_args)
     check_runner(runner_of(beam_args))
     eval_data = resolve_eval_data(run, config.eval_data, log)
-    thresholds = tfma_thresholds(rules, eval_data["examples"], eval_data["examples_per_class"])
+    thresholds = tfma_thresholds(
+        rules, eval_data["examples"], eval_data["examples_per_class"], eval_data["slice_features"]
+    )
     # Everything the EvalConfig is built from, so an unchanged analysis is recognised without TFMA.
     stage_fingerprint = fingerprint(
         baseline.fingerprint,
         candidate.fingerprint,
         {k: eval_data[k] for k in ("fingerprint", "files_fingerprint", "examples", "examples_per_class")},
+        eval_data["slice_features"],
         [vars(t) for t in thresholds],
         rules.key(),
         config.jackknife,
@@ -101,6 +104,7 @@ def analyze(
         return AnalysisResult(summary, run.tfma_dir, reused=True, seconds=time.perf_counter() - started)
 
     spec = DataSpec.from_dict(eval_data["data_spec"], str(run.manifest_path))
+    slice_count = 1 + spec.num_classes + sum(len(values) for values in eval_data["slice_features"].values())
     signatures = {
         BASELINE: check_saved_model(baseline.path, "baseline", spec),
         CANDIDATE: check_saved_model(candidate.path, "candidate", spec),
@@ -110,7 +114,7 @@ def analyze(
     eval_config = build_eval_config(rules, eval_data, config.jackknife)
     runner = runner_of(beam_args)
     log(
-        f"analysis: TFMA on {eval_data['examples']} examples, 2 models, {spec.num_classes + 1} slices, runner {runner} "
+        f"analysis: TFMA on {eval_data['examples']} examples, 2 models, {slice_count} slices, runner {runner} "
         f"(paired counts{', jackknife' if config.jackknife else ''}) ..."
     )
     with atomic_dir(run.analysis_dir) as staging:

@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING
 
 from analysis.models import ModelRef
 from evalsuite import paired_stats
-from evalsuite.contract import ACCURACY, BASELINE, CANDIDATE, CROSSENTROPY, EXAMPLE_COUNT, NEWLY_RIGHT, NEWLY_WRONG
+from evalsuite.contract import (
+    ACCURACY,
+    BASELINE,
+    CANDIDATE,
+    CROSSENTROPY,
+    EXAMPLE_COUNT,
+    LABEL_KEY,
+    NEWLY_RIGHT,
+    NEWLY_WRONG,
+)
 
 if TYPE_CHECKING:
     from analysis.evaluate import AnalysisConfig
@@ -31,6 +40,7 @@ def summarize(
 
     from analysis.paired import paired_counts_from_metrics
     from evalsuite.contract import num_classes_of, slice_ids
+    from evalsuite.slice_features import slice_id
 
     num_classes = num_classes_of(eval_data)
 
@@ -79,11 +89,17 @@ def summarize(
                 "examples_per_class",
                 "class_names",
                 "data_spec",
+                "slice_features",
             )
         },
         "confidence_intervals": PAIRED_INTERVALS + ("; per-model accuracy: TFMA jackknife" if config.jackknife else ""),
         "runner": runner,
         "slices": [sid for sid in slice_ids(num_classes) if sid in models[CANDIDATE]],
+        # Per slice feature, its slices in the order of its values (evalsuite/slice_features.py).
+        "feature_slices": {
+            name: [slice_id(name, value) for value in counts]
+            for name, counts in (eval_data.get("slice_features") or {}).items()
+        },
         "models": models,
         "deltas": dict(sorted(deltas.items(), key=lambda item: _slice_order(item[0]))),
         "paired": dict(sorted(paired.items(), key=lambda item: _slice_order(item[0]))),
@@ -111,10 +127,12 @@ def _is_cross_slice(slice_key) -> bool:
 
 
 def _slice_order(sid: str):
+    """Overall, then the classes, then each slice feature's values (numbers by value)."""
     if sid == "overall":
-        return (0, 0, sid)
-    _, _, value = sid.partition("=")
-    return (1, int(value) if value.lstrip("-").isdigit() else 0, sid)
+        return (0, "", 0, sid)
+    column, _, value = sid.partition("=")
+    number = int(value) if value.lstrip("-").isdigit() else 0
+    return (1, "", number, sid) if column == LABEL_KEY else (2, column, number, sid)
 
 
 def _number(value) -> float | None:

@@ -53,7 +53,7 @@ def check_runner(runner: str) -> None:
 
 
 def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool, paired: bool = True):
-    """Baseline and candidate in one EvalConfig, sliced overall and per true class.
+    """Baseline and candidate in one EvalConfig, sliced overall, per true class and per value of each slice feature.
 
     `paired=False` (for the benchmark only) leaves out the paired counts and every rule's threshold.
     """
@@ -76,7 +76,7 @@ def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool, paired
     ]
     by_metric = {ACCURACY: cfg.MetricConfig(class_name="SparseCategoricalAccuracy"), **paired_metric_configs()}
     if paired:
-        attach_thresholds(by_metric, rules, eval_data["examples"], eval_data["examples_per_class"])
+        attach_thresholds(by_metric, rules, eval_data)
     per_model = [
         cfg.MetricConfig(class_name="ExampleCount"),
         by_metric[ACCURACY],
@@ -87,7 +87,8 @@ def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool, paired
     paired_specs = [by_metric[name] for name in PAIRED_METRICS]
     eval_config = cfg.EvalConfig(
         model_specs=model_specs,
-        slicing_specs=[cfg.SlicingSpec(), cfg.SlicingSpec(feature_keys=[LABEL_KEY])],
+        slicing_specs=[cfg.SlicingSpec(), cfg.SlicingSpec(feature_keys=[LABEL_KEY])]
+        + [cfg.SlicingSpec(feature_keys=[name]) for name in eval_data.get("slice_features") or {}],
         metrics_specs=[cfg.MetricsSpec(metrics=per_model, model_names=[BASELINE, CANDIDATE])]
         + ([cfg.MetricsSpec(metrics=paired_specs, model_names=[CANDIDATE])] if paired else []),
     )

@@ -44,7 +44,7 @@ def gap_cross_slicing_spec():
     )
 
 
-def attach_thresholds(metric_configs: dict, rules: GateRules, total: int, per_class: dict) -> None:
+def attach_thresholds(metric_configs: dict, rules: GateRules, eval_data: dict) -> None:
     """Add each rule's thresholds to the MetricConfig of its metric (keyed by TFMA metric name).
 
     A threshold on a MetricConfig itself would apply to every slice, so each
@@ -52,7 +52,8 @@ def attach_thresholds(metric_configs: dict, rules: GateRules, total: int, per_cl
     """
     from tensorflow_model_analysis.proto import config_pb2 as cfg
 
-    for threshold in tfma_thresholds(rules, total, per_class):
+    total, per_class, per_feature = (eval_data[k] for k in ("examples", "examples_per_class", "slice_features"))
+    for threshold in tfma_thresholds(rules, total, per_class, per_feature):
         metric = metric_configs[threshold.metric]
         if threshold.slice == "overall vs label":
             metric.cross_slice_thresholds.append(

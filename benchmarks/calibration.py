@@ -49,7 +49,7 @@ def correctness(data: str, seed: int, workdir: Path) -> tuple[np.ndarray, np.nda
     with RunDir(workdir / f"seed-{seed}") as run:
         train(run, TrainConfig(data=data, seed=seed, histogram_freq=0, verbose=0), log=lambda message: None)
         spec = recorded_spec(run.stage("data"), str(run.manifest_path))
-        _, labels, records = read_examples(str(run.data_dir / "eval-*.tfrecord"), spec)
+        _, labels, records, _ = read_examples(str(run.data_dir / "eval-*.tfrecord"), spec)
         predicted = []
         for name in (DEFAULT_BASELINE, DEFAULT_CANDIDATE):
             serve = tf.saved_model.load(str(run.model_dir(name))).signatures["serving_default"]

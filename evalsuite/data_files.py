@@ -84,7 +84,13 @@ def read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
 def save_npz(path: Path, dataset) -> None:
     """Write a dataset in the .npz layout `evalsuite.datasets.load_npz` reads (for tests and sharing)."""
     buffer = io.BytesIO()
+    features = {f"meta_{name}": values for name, values in getattr(dataset, "features", {}).items()}
     np.savez_compressed(
-        buffer, x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test, y_test=dataset.y_test
+        buffer,
+        x_train=dataset.x_train,
+        y_train=dataset.y_train,
+        x_test=dataset.x_test,
+        y_test=dataset.y_test,
+        **features,
     )
     path.write_bytes(buffer.getvalue())

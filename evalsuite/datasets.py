@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evalsuite import slice_features
 from evalsuite.contract import DEFAULT_SEED
 from evalsuite.data_files import IDX_FILES, NPZ_KEYS, find_idx, find_idx_or_none, read_idx, read_npz
 from evalsuite.data_spec import MAX_CLASSES, MIN_CLASSES, DataSpec
@@ -50,6 +51,8 @@ class Dataset:
     class_names: tuple[str, ...] | None = None
     num_classes: int = MNIST_CLASSES
     resize: str | None = None
+    # Per-example features of the evaluation split to slice by (evalsuite.slice_features), aligned with y_test.
+    features: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -60,6 +63,9 @@ class Dataset:
         # Only what the arrays cannot say: MNIST-shaped data keeps the fingerprint it always had.
         if self.num_classes != int(max(self.y_train.max(), self.y_test.max())) + 1 or self.resize:
             digest.update(f"{self.num_classes}|{self.resize}".encode())
+        for name, values in sorted(self.features.items()):
+            digest.update(f"feature {name} {values.dtype.kind}".encode())
+            digest.update("\x00".join(map(str, values.tolist())).encode())
         return digest.hexdigest()[:16]
 
     @property
@@ -84,6 +90,7 @@ class Dataset:
             "eval_examples_per_class": {str(c): int(n) for c, n in zip(*np.unique(self.y_test, return_counts=True))},
             "class_names": list(self.class_names) if self.class_names else None,
             "data_spec": self.spec.as_dict(),
+            "features": sorted(self.features),
         }
 
     def named(self, names, where: str) -> "Dataset":
@@ -98,10 +105,16 @@ class Dataset:
         for flag, count in (("--train-limit", train), ("--eval-limit", test)):
             if count is not None and count < self.num_classes:
                 raise InputError(f"{flag}: must be at least {self.num_classes} (one example per class), got {count}")
-        x_train, y_train = _stratified_take(self.x_train, self.y_train, train, seed, self.num_classes)
-        x_test, y_test = _stratified_take(self.x_test, self.y_test, test, seed + 1, self.num_classes)
+        kept_train = _stratified_take(self.y_train, train, seed, self.num_classes)
+        kept_test = _stratified_take(self.y_test, test, seed + 1, self.num_classes)
         return dataclasses.replace(
-            self, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, source=f"{self.source} (subset)"
+            self,
+            x_train=self.x_train[kept_train],
+            y_train=self.y_train[kept_train],
+            x_test=self.x_test[kept_test],
+            y_test=self.y_test[kept_test],
+            features={name: values[kept_test] for name, values in self.features.items()},
+            source=f"{self.source} (subset)",
         )
 
 
@@ -250,9 +263,10 @@ def load_path(
             f"{path}: expected image folders (train/<class>/, test/<class>/), a folder of MNIST-format IDX files "
             "or an .npz file"
         )
-    return conform(
-        _checked(**arrays, source=source, where=str(path), names=class_names_for(path)), image_size, channels
-    )
+    dataset = _checked(**arrays, source=source, where=str(path), names=class_names_for(path))
+    if path.suffix == ".npz":
+        dataset = dataclasses.replace(dataset, features=slice_features.from_npz(path, len(dataset.y_test)))
+    return conform(dataset, image_size, channels)
 
 
 def class_names_for(path: Path) -> list[str] | None:
@@ -270,25 +284,26 @@ def class_names_for(path: Path) -> list[str] | None:
     return names
 
 
-def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
+def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Only the evaluation split of an IDX folder, .npz or image folders (train files optional), made to fit `spec`.
 
     Images are resized and made grey or colour as the run's training data were;
     a class the run's models do not know, or images that still do not fit, are
-    one line saying so.
+    one line saying so. The third value holds the per-example features the data carry.
     """
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     size = (spec.height, spec.width) if spec.resize else None
+    features: dict[str, np.ndarray] = {}
     if is_image_folders(path, need_train=False):
         if not spec.class_names:
             raise InputError(f"{path}: image folders name their classes, the run's data spec has no class names")
         folder = eval_folder(path)
-        images, labels = read_split(folder, list(spec.class_names), size, spec.channels)
+        images, labels, features = read_split(folder, list(spec.class_names), size, spec.channels)
     elif is_class_folders(path):
         if not spec.class_names:
             raise InputError(f"{path}: image folders name their classes, the run's data spec has no class names")
-        images, labels = read_split(path, list(spec.class_names), size, spec.channels)
+        images, labels, _ = read_split(path, list(spec.class_names), size, spec.channels)
     else:
         if path.is_dir():
             images = read_idx(find_idx(path, "x_test"))
@@ -299,6 +314,8 @@ def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]
         else:
             raise InputError(f"{path}: expected image folders, an IDX folder, an .npz or a .tfrecord file")
         images, labels = _checked_split(images, labels, str(path), "test")
+        if path.suffix == ".npz":
+            features = slice_features.from_npz(path, len(labels))
         images = conform_images(images, size, spec.channels)
         if labels.max() >= spec.num_classes:
             raise InputError(
@@ -306,7 +323,7 @@ def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]
                 f"classes (0..{spec.num_classes - 1})"
             )
     spec.fits(images, str(path))
-    return images, labels
+    return images, labels, features
 
 
 def load_npz(path: Path) -> Dataset:
@@ -383,14 +400,14 @@ def _checked(x_train, y_train, x_test, y_test, source: str, where: str, names=No
     return dataset.named(names, where) if names else dataset
 
 
-def _stratified_take(images, labels, count, seed, num_classes: int = MNIST_CLASSES):
+def _stratified_take(labels, count, seed, num_classes: int = MNIST_CLASSES) -> np.ndarray | slice:
+    """Which examples a seeded stratified subset of `count` keeps, in a seeded order (all when None)."""
     if count is None or count >= len(labels):
-        return images, labels
+        return slice(None)
     rng = np.random.default_rng(seed)
     per_class = max(1, count // num_classes)
     chosen = []
     for digit in np.unique(labels):
         members = np.flatnonzero(labels == digit)
         chosen.extend(rng.choice(members, size=min(per_class, len(members)), replace=False))
-    order = rng.permutation(np.asarray(chosen))
-    return images[order], labels[order]
+    return rng.permutation(np.asarray(chosen))

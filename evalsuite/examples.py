@@ -2,7 +2,8 @@
 
 Each example holds the image as its raw uint8 bytes (`image`: height x width x
 channels of the run's data spec, compact and decoded inside the serving
-signature) and the true class as an int64 `label`.
+signature) and the true class as an int64 `label`, plus any per-example
+features to slice by (`evalsuite.slice_features`): int64 or bytes, by name.
 """
 
 from __future__ import annotations
@@ -23,9 +24,19 @@ def shard_count(num_examples: int) -> int:
     return max(1, -(-num_examples // EXAMPLES_PER_SHARD))
 
 
-def write_examples(folder: Path, images: np.ndarray, labels: np.ndarray) -> list[Path]:
-    """Write `images` (uint8 (N, H, W) or (N, H, W, C)) and `labels` into `folder` as TFRecord shards."""
+def write_examples(folder: Path, images: np.ndarray, labels: np.ndarray, features: dict | None = None) -> list[Path]:
+    """Write `images` (uint8 (N, H, W) or (N, H, W, C)), `labels` and `features` into `folder` as TFRecord shards."""
     import tensorflow as tf
+
+    def extra(index: int) -> dict:
+        out = {}
+        for name, values in (features or {}).items():
+            value = values[index]
+            if values.dtype.kind == "i":
+                out[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+            else:
+                out[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(value).encode("utf-8")]))
+        return out
 
     folder.mkdir(parents=True, exist_ok=True)
     shards = shard_count(len(labels))
@@ -38,6 +49,7 @@ def write_examples(folder: Path, images: np.ndarray, labels: np.ndarray) -> list
                         feature={
                             IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[images[index].tobytes()])),
                             LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(labels[index])])),
+                            **extra(index),
                         }
                     )
                 )
@@ -46,9 +58,14 @@ def write_examples(folder: Path, images: np.ndarray, labels: np.ndarray) -> list
     return paths
 
 
-def read_examples(pattern: str, spec: DataSpec) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
-    """Read examples of `spec` back: images (N, H, W) or (N, H, W, C) uint8, labels (N,), and the raw records."""
+def read_examples(
+    pattern: str, spec: DataSpec, feature_names: tuple[str, ...] = ()
+) -> tuple[np.ndarray, np.ndarray, list[bytes], dict[str, np.ndarray]]:
+    """Read examples of `spec` back: images (N, H, W) or (N, H, W, C) uint8, labels (N,), the raw records,
+    and the features named (each example must carry them)."""
     import tensorflow as tf
+
+    from evalsuite.slice_features import check_values
 
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
@@ -64,6 +81,7 @@ def read_examples(pattern: str, spec: DataSpec) -> tuple[np.ndarray, np.ndarray,
     shape = (spec.height, spec.width) if spec.channels == 1 else spec.input_shape
     images = np.empty((len(records), *shape), dtype=np.uint8)
     labels = np.empty(len(records), dtype=np.int64)
+    columns: dict[str, list] = {name: [] for name in feature_names}
     for index, record in enumerate(records):
         example = tf.train.Example()
         try:
@@ -82,4 +100,10 @@ def read_examples(pattern: str, spec: DataSpec) -> tuple[np.ndarray, np.ndarray,
             raise InputError(f"{pattern}: record {index} has no int64 '{LABEL_KEY}' in 0..{spec.num_classes - 1}")
         images[index] = np.frombuffer(raw[0], dtype=np.uint8).reshape(shape)
         labels[index] = label[0]
-    return images, labels, records
+        for name, column in columns.items():
+            values = list(feature[name].int64_list.value) or list(feature[name].bytes_list.value)
+            if len(values) != 1:
+                raise InputError(f"{pattern}: record {index} has no single value of the slice feature {name!r}")
+            column.append(values[0])
+    features = {name: check_values(name, column, len(records), pattern) for name, column in columns.items()}
+    return images, labels, records, features

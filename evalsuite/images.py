@@ -123,6 +123,7 @@ def load_image_folders(path: Path, image_size: tuple[int, int] | None, channels:
         class_names=tuple(names),
         num_classes=len(names),
         resize=resize_text(image_size),
+        features={} if one_folder else _features_of(evaluation, files["test"]),
     )
 
 
@@ -166,7 +167,15 @@ def read_split(split: Path, names: list[str], size, channels: int):
         raise InputError(f"{split / unknown[0]}: class {unknown[0]!r} is not one the run's models were trained on")
     listed = _split_files(split, names)
     images = np.stack([pixels(file, size, channels) for file, _ in listed])
-    return images, np.array([label for _, label in listed], dtype=np.int64)
+    return images, np.array([label for _, label in listed], dtype=np.int64), _features_of(split, listed)
+
+
+def _features_of(split: Path, listed: list[tuple[Path, int]]) -> dict:
+    """The per-example features of DIR/test.csv (or val.csv) for split DIR/test, when there is one."""
+    from evalsuite import slice_features
+
+    table = slice_features.csv_beside(split)
+    return {} if table is None else slice_features.from_csv(table, split, [file for file, _ in listed])
 
 
 def open_image(file: Path):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalsuite import paired_stats
-from evalsuite.contract import BASELINE, CANDIDATE, NEWLY_RIGHT, NEWLY_WRONG
+from evalsuite.contract import BASELINE, CANDIDATE, LABEL_KEY, NEWLY_RIGHT, NEWLY_WRONG
 from evalsuite.errors import InputError
 
 
@@ -55,9 +55,14 @@ class Evidence:
         return self.summary["deltas"][sid]["accuracy"]
 
     def examples(self, sid: str) -> int:
+        """How many evaluation examples the slice has, as the evaluation data say (not TFMA)."""
+        eval_data = self.summary["eval_data"]
         if sid == "overall":
-            return int(self.summary["eval_data"]["examples"])
-        return int(self.summary["eval_data"]["examples_per_class"].get(sid.split("=", 1)[1], 0))
+            return int(eval_data["examples"])
+        column, _, value = sid.partition("=")
+        if column == LABEL_KEY:
+            return int(eval_data["examples_per_class"].get(value, 0))
+        return int((eval_data.get("slice_features") or {}).get(column, {}).get(value, 0))
 
     def paired(self, sid: str) -> dict:
         counts = self.summary.get("paired", {}).get(sid)

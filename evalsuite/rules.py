@@ -19,6 +19,7 @@ from evalsuite.contract import ACCURACY, CANDIDATE, NEWLY_RIGHT, NEWLY_WRONG, cl
 from evalsuite.errors import InputError
 from evalsuite.rule_evidence import Check, Evidence, accuracy_check, paired_evidence
 from evalsuite.rule_settings import GateRules
+from evalsuite.slice_features import slice_id
 
 # TFMA computes in float32 (0.8999999761 for 0.9): value bounds get this much slack.
 FLOAT_SLACK = 1e-6
@@ -40,7 +41,8 @@ class Threshold:
 class Rule:
     name: str
     enabled: Callable[[GateRules], bool]
-    thresholds: Callable[[GateRules, int, dict], list[Threshold]]
+    # (rules, examples, examples per class, examples per value of each slice feature) -> thresholds
+    thresholds: Callable[[GateRules, int, dict, dict], list[Threshold]]
     check: Callable[[GateRules, Evidence], list[Check]]
 
 
@@ -81,7 +83,7 @@ def _evidence_slices(evidence: Evidence) -> list[str]:
     return class_slices(num_classes_of(evidence.summary["eval_data"]))
 
 
-def _improvement_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+def _improvement_thresholds(rules: GateRules, total: int, per_class: dict, per_feature: dict) -> list[Threshold]:
     return [Threshold(ACCURACY, "overall", "change", lower=strict_change_bound(rules.min_improvement, total))]
 
 
@@ -123,7 +125,7 @@ def _significance_check(rules: GateRules, evidence: Evidence) -> list[Check]:
     ]
 
 
-def _floor_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+def _floor_thresholds(rules: GateRules, total: int, per_class: dict, per_feature: dict) -> list[Threshold]:
     return [Threshold(ACCURACY, "overall", "value", lower=rules.min_accuracy - FLOAT_SLACK)]
 
 
@@ -136,7 +138,7 @@ def _floor_check(rules: GateRules, evidence: Evidence) -> list[Check]:
     return [check]
 
 
-def _drop_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+def _drop_thresholds(rules: GateRules, total: int, per_class: dict, per_feature: dict) -> list[Threshold]:
     return [
         Threshold(
             ACCURACY,
@@ -149,15 +151,37 @@ def _drop_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Thre
 
 
 def _drop_check(rules: GateRules, evidence: Evidence) -> list[Check]:
-    """A class fails when its drop exceeds the tolerance (TFMA) and the data show it (Holm)."""
-    slices = _evidence_slices(evidence)
+    """A class fails when its drop exceeds the tolerance (TFMA) and the data show it (Holm across classes)."""
+    return _drops(rules, evidence, _evidence_slices(evidence), "per-digit drop")
+
+
+def _feature_drop_thresholds(rules: GateRules, total: int, per_class: dict, per_feature: dict) -> list[Threshold]:
+    return [
+        Threshold(ACCURACY, slice_id(name, value), "change", lower=inclusive_drop_bound(rules.max_drop, int(count)))
+        for name, counts in per_feature.items()
+        for value, count in counts.items()
+    ]
+
+
+def _feature_drop_check(rules: GateRules, evidence: Evidence) -> list[Check]:
+    """The per-class rule on each slice feature's values, Holm across the values of one feature."""
+    features = evidence.summary["eval_data"].get("slice_features") or {}
+    return [
+        check
+        for name, counts in features.items()
+        for check in _drops(rules, evidence, [slice_id(name, value) for value in counts], "per-feature drop")
+    ]
+
+
+def _drops(rules: GateRules, evidence: Evidence, slices: list[str], rule: str) -> list[Check]:
+    """A slice fails when its drop exceeds the tolerance (TFMA) and the data show it (Holm across `slices`)."""
     stats = {sid: paired_evidence(evidence, sid) for sid in slices}
     p_worse = {
         sid: paired_stats.worse_p_value(stats[sid]["counts"][NEWLY_RIGHT], stats[sid]["counts"][NEWLY_WRONG])
         for sid in slices
     }
     shown = paired_stats.holm(p_worse, rules.alpha)
-    # What a lone regressed class must reach (Holm's first step, alpha / classes): with fewer
+    # What a lone regressed slice must reach (Holm's first step, alpha / slices): with fewer
     # newly-wrong examples than this it cannot be shown, whatever the other counts.
     needed = paired_stats.min_detectable_worse(rules.alpha / len(slices))
     checks = []
@@ -165,7 +189,7 @@ def _drop_check(rules: GateRules, evidence: Evidence) -> list[Check]:
         counts = stats[sid]["counts"]
         n = counts["examples"]
         check = accuracy_check(
-            "per-digit drop",
+            rule,
             sid,
             evidence,
             f"drop <= {rules.max_drop:g}, or not significant (Holm, alpha {rules.alpha:g})",
@@ -195,7 +219,7 @@ def _drop_check(rules: GateRules, evidence: Evidence) -> list[Check]:
     return checks
 
 
-def _gap_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+def _gap_thresholds(rules: GateRules, total: int, per_class: dict, per_feature: dict) -> list[Threshold]:
     # TFMA's cross-slice value is (overall - class).
     return [Threshold(ACCURACY, "overall vs label", "value", upper=rules.max_gap + FLOAT_SLACK)]
 
@@ -223,7 +247,7 @@ def _gap_check(rules: GateRules, evidence: Evidence) -> list[Check]:
     return checks
 
 
-def _churn_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+def _churn_thresholds(rules: GateRules, total: int, per_class: dict, per_feature: dict) -> list[Threshold]:
     return [
         Threshold(NEWLY_WRONG_RATE, sid, "value", upper=rules.max_newly_wrong_rate + FLOAT_SLACK)
         for sid in ["overall", *_class_slices(per_class)]
@@ -253,7 +277,7 @@ def _churn_check(rules: GateRules, evidence: Evidence) -> list[Check]:
     return checks
 
 
-def _none(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+def _none(rules: GateRules, total: int, per_class: dict, per_feature: dict) -> list[Threshold]:
     return []
 
 
@@ -261,15 +285,17 @@ RULES: tuple[Rule, ...] = (
     Rule("overall improvement", lambda r: r.min_improvement is not None, _improvement_thresholds, _improvement_check),
     Rule("overall floor", lambda r: r.min_accuracy is not None, _floor_thresholds, _floor_check),
     Rule("per-digit drop", lambda r: r.max_drop is not None, _drop_thresholds, _drop_check),
+    Rule("per-feature drop", lambda r: r.max_drop is not None, _feature_drop_thresholds, _feature_drop_check),
     Rule("gap to overall", lambda r: r.max_gap is not None, _gap_thresholds, _gap_check),
     Rule("significant improvement", lambda r: r.require_significant, _none, _significance_check),
     Rule("churn", lambda r: r.max_newly_wrong_rate is not None, _churn_thresholds, _churn_check),
 )
 
 
-def tfma_thresholds(rules: GateRules, total: int, per_class: dict) -> list[Threshold]:
+def tfma_thresholds(rules: GateRules, total: int, per_class: dict, per_feature: dict | None = None) -> list[Threshold]:
     """Every threshold the enabled rules ask TFMA to validate, as plain data."""
-    return [t for rule in RULES if rule.enabled(rules) for t in rule.thresholds(rules, total, per_class)]
+    per_feature = per_feature or {}
+    return [t for rule in RULES if rule.enabled(rules) for t in rule.thresholds(rules, total, per_class, per_feature)]
 
 
 def judge(rules: GateRules, evidence: Evidence) -> list[Check]:

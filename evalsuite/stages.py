@@ -95,6 +95,8 @@ STAGES = (
             "pattern": STR,
             "class_names": ("list?", STR),
             "data_spec": DATA_SPEC,
+            # Features the analysis slices by: name -> value -> examples (evalsuite/slice_features.py).
+            "slice_features": ("map?", ("map", INT)),
             "outputs": ANY,
         },
     ),
@@ -199,7 +201,7 @@ def _problem(value: object, kind, where: str) -> str | None:
             return f"{where.rstrip('.') or 'the record'} is not a record"
         for key, sub in kind.items():
             if key not in value:
-                optional = isinstance(sub, str) and sub.endswith("?")
+                optional = (sub if isinstance(sub, str) else sub[0] if isinstance(sub, tuple) else "").endswith("?")
                 if not optional:
                     return f"{where}{key} is missing"
                 continue

@@ -139,10 +139,10 @@ def worst_first(summary: dict) -> list[str]:
     return [row["slice"] for row in ranked]
 
 
-def per_class_table(summary: dict, slices: list[str] | None = None) -> Table:
+def per_class_table(summary: dict, slices: list[str] | None = None, table_id: str = "per-class") -> Table:
     """Accuracy per slice for both models, the delta, its interval, p and the changed counts (all slices, or `slices`)."""
     table = Table(
-        "per-class",
+        table_id,
         [
             Column("slice", left=True),
             Column("examples"),
@@ -170,6 +170,14 @@ def per_class_table(summary: dict, slices: list[str] | None = None) -> Table:
             count_text(row["newly_wrong"]),
         )
     return table
+
+
+def per_feature_tables(summary: dict) -> list[tuple[str, Table]]:
+    """One table per slice feature (its values' slices), as the per-class table is for the classes."""
+    return [
+        (name, per_class_table(summary, slices, table_id=f"feature-{name}"))
+        for name, slices in (summary.get("feature_slices") or {}).items()
+    ]
 
 
 # --- the verdict ------------------------------------------------------------------------

@@ -119,7 +119,8 @@ def _threshold_keys(rules: GateRules, summary: dict) -> set:
     """(metric, slice, kind) of every threshold the rules asked TFMA for."""
     keys = set()
     eval_data = summary["eval_data"]
-    for threshold in tfma_thresholds(rules, eval_data["examples"], eval_data["examples_per_class"]):
+    per_feature = eval_data.get("slice_features") or {}
+    for threshold in tfma_thresholds(rules, eval_data["examples"], eval_data["examples_per_class"], per_feature):
         if threshold.slice == "overall vs label":
             keys |= {
                 (threshold.metric, f"overall vs {class_slice(c)}", threshold.kind)
@@ -155,8 +156,20 @@ def _slice_key_id(slice_key: dict) -> str:
     parts = []
     for single in slice_key.get("single_slice_keys", []) if isinstance(slice_key, dict) else []:
         value = next((v for k, v in single.items() if k.endswith("_value")), "")
+        if "bytes_value" in single:  # protobuf JSON writes bytes as base64
+            value = _decoded(single["bytes_value"])
         parts.append(f"{single.get('column')}={value}")
     return ",".join(parts) or "overall"
+
+
+def _decoded(text) -> str:
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(str(text), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return str(text)
 
 
 def _check_complete(summary: dict, validation: dict, where: Path) -> None:

@@ -13,7 +13,15 @@ from evalsuite.class_names import title
 from evalsuite.contract import class_slice
 from evalsuite.formatting import esc_html as esc
 from evalsuite.rundir import RunDir
-from evalsuite.tables import P_NOTE, checks_table, html, per_class_rows, per_class_table, verdict_headline
+from evalsuite.tables import (
+    P_NOTE,
+    checks_table,
+    html,
+    per_class_rows,
+    per_class_table,
+    per_feature_tables,
+    verdict_headline,
+)
 from reports.curves import read_curves
 from reports.plots import changed_figure, confusion_figure, curves_figure, per_class_figure
 
@@ -62,6 +70,13 @@ def render(
     parts.append(html(per_class_table(summary)))
     figure = per_class_figure(per_class_rows(summary), base_label, cand_label, max_drop)
     parts.append(_img(figure, "accuracy per class"))
+    for name, table in per_feature_tables(summary):
+        parts.append(f"<h2>Accuracy by {esc(name)}</h2>")
+        parts.append(
+            f'<p class="muted">Slices of the evaluation data\'s feature <code>{esc(name)}</code>, '
+            "judged as the classes are (Holm across its values).</p>"
+        )
+        parts.append(html(table))
     parts.append(_changed_section(changed, summary, grids))
     parts.append(_confusion_section(summary, base_label, cand_label))
     parts.append(_curves_section(run, manifest))
@@ -132,7 +147,7 @@ def changed_grids(run: RunDir, changed: dict, summary: dict) -> dict[str, bytes]
         return {}
     names = summary["eval_data"].get("class_names")
     spec = recorded_spec(summary["eval_data"], str(run.analysis_dir))
-    images, _, _ = read_examples(str(run.resolve(changed["pattern"])), spec)
+    images, _, _, _ = read_examples(str(run.resolve(changed["pattern"])), spec)
     grids = {}
     for change in ("newly_wrong", "newly_right"):
         examples, _ = changed_by_class(changed, change)
@@ -234,6 +249,8 @@ def _provenance_section(run: RunDir, manifest: dict, summary: dict) -> str:
         ("Beam runner", summary.get("runner", "?")),
         ("seed", training.get("config", {}).get("seed", "?")),
         ("training settings", ", ".join(f"{k}={v}" for k, v in training.get("config", {}).items())),
+        ("training config", _config_text(training)),
+        ("sliced by", ", ".join(summary["eval_data"].get("slice_features") or {}) or "the true class only"),
     ]
     rows += [(name, version) for name, version in sorted(manifest.get("environment", {}).items())]
     rows += stage_times(manifest)
@@ -251,6 +268,13 @@ def _provenance_section(run: RunDir, manifest: dict, summary: dict) -> str:
     out += [f"<tr><th class=l>{esc(k)}</th><td class=l><code>{esc(v)}</code></td></tr>" for k, v in artifacts]
     out.append("</table>")
     return "".join(out)
+
+
+def _config_text(training: dict) -> str:
+    """Where the config came from, and which values a flag or the file set (the rest are defaults)."""
+    origins = training.get("config_origins") or {}
+    set_by = [f"{key} by {origin}" for key, origin in sorted(origins.items()) if origin != "default"]
+    return f"{training.get('config_file', 'built-in defaults')}" + (f" ({', '.join(set_by)})" if set_by else "")
 
 
 def _spec_text(data_record: dict) -> str:

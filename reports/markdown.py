@@ -7,7 +7,7 @@ gate's summary.md, the pull-request comment and TensorBoard use.
 from __future__ import annotations
 
 from evalsuite.formatting import code, esc
-from evalsuite.tables import P_NOTE, markdown, per_class_table, verdict_markdown
+from evalsuite.tables import P_NOTE, markdown, per_class_table, per_feature_tables, verdict_markdown
 
 
 def summary_markdown(manifest: dict, summary: dict, verdict: dict | None, unjudged: str = "") -> str:
@@ -21,6 +21,7 @@ def summary_markdown(manifest: dict, summary: dict, verdict: dict | None, unjudg
         f"({esc(summary['eval_data']['source'])}); delta = candidate - baseline; intervals: "
         f"{esc(summary.get('confidence_intervals') or 'not computed')}; {esc(P_NOTE)}.",
         markdown(per_class_table(summary)),
+        *[f"#### Accuracy by {esc(name)}\n\n{markdown(table)}" for name, table in per_feature_tables(summary)],
         f"Data: {esc(data.get('source', '?'))}, fingerprint {code(data.get('fingerprint', '?'))}, "
         f"{esc(data.get('train_examples', '?'))} train / {esc(data.get('eval_examples', '?'))} eval examples; "
         f"seed {esc(seed)}; Beam runner {esc(summary.get('runner', '?'))}.",

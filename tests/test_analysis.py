@@ -21,7 +21,7 @@ def summary(tiny_run):
 @pytest.mark.parametrize("role", ["baseline", "candidate"])
 def test_tfma_per_digit_accuracy_equals_numpy_argmax(tiny_run, summary, role):
     run = RunDir(tiny_run)
-    _, labels, records = read_examples(str(run.data_dir / "eval-*.tfrecord"), MNIST)
+    _, labels, records, _ = read_examples(str(run.data_dir / "eval-*.tfrecord"), MNIST)
     model = run.model_dir(summary[role]["label"])
     predicted = predict_probabilities(model, records).argmax(axis=1)
     per_slice = summary["models"][role]
@@ -50,7 +50,7 @@ def test_deltas_are_candidate_minus_baseline_with_paired_intervals(summary):
 def numpy_right(tiny_run, summary):
     """Which examples each model gets right, by a plain argmax over its SavedModel's outputs."""
     run = RunDir(tiny_run)
-    _, labels, records = read_examples(str(run.data_dir / "eval-*.tfrecord"), MNIST)
+    _, labels, records, _ = read_examples(str(run.data_dir / "eval-*.tfrecord"), MNIST)
     right = {
         role: predict_probabilities(run.model_dir(summary[role]["label"]), records).argmax(axis=1) == labels
         for role in ("baseline", "candidate")

@@ -105,7 +105,7 @@ def test_saved_model_serves_serialized_examples_like_the_keras_model(snapshot_ru
     from training.model import scale_images
 
     run = snapshot_run[0]
-    images, _, records = read_examples(str(run.data_dir / "eval-*.tfrecord"), MNIST)
+    images, _, records, _ = read_examples(str(run.data_dir / "eval-*.tfrecord"), MNIST)
     served = predict_probabilities(run.model_dir("epochs-2"), records)
     direct = keras.models.load_model(run.keras_model_path("epochs-2")).predict(scale_images(images, MNIST), verbose=0)
     assert served.shape == (len(records), 10)

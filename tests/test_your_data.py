@@ -222,10 +222,10 @@ def test_mixed_sizes_name_two_files_and_the_flag(photos, tmp_path):
 
 def test_other_evaluation_data_is_made_to_fit_the_spec_or_refused(photos, tmp_path):
     spec = load_dataset(str(photos), seed=0, image_size=(10, 10)).spec
-    images, labels = load_eval_split(photos, spec)
+    images, labels, _ = load_eval_split(photos, spec)
     assert images.shape == (8, 10, 10, 3) and sorted(set(labels.tolist())) == [0, 1]
     grey = small_npz(tmp_path / "grey.npz", 2, 10)
-    images, _ = load_eval_split(grey, spec)  # resized and made colour as training's data were
+    images, _, _ = load_eval_split(grey, spec)  # resized and made colour as training's data were
     assert images.shape[1:] == (10, 10, 3)
     with pytest.raises(InputError, match=r"images have shape \(6, 12, 12\), the run's data spec is 28x28 grey"):
         load_eval_split(small_npz(tmp_path / "twelve.npz", 2, 12), MNIST)
@@ -367,7 +367,7 @@ def _tfma_matches_numpy(run_dir: Path) -> dict:
     run = RunDir(run_dir)
     summary = json.loads((run.analysis_dir / "summary.json").read_text())
     spec = recorded_spec(summary["eval_data"], "summary")
-    _, labels, records = read_examples(str(run.data_dir / "eval-*.tfrecord"), spec)
+    _, labels, records, _ = read_examples(str(run.data_dir / "eval-*.tfrecord"), spec)
     for role in ("baseline", "candidate"):
         predicted = predict_probabilities(run.model_dir(summary[role]["label"]), records).argmax(axis=1)
         slices = summary["models"][role]
@@ -591,7 +591,7 @@ def test_one_folder_of_class_folders_is_split_by_the_seed(photos, tmp_path):
     assert np.bincount(dataset.y_train).tolist() == [6, 6] and dataset.source.endswith(":split-seed=3")
     assert load_dataset(str(flat), seed=3).fingerprint == dataset.fingerprint
     assert load_dataset(str(flat), seed=4).fingerprint != dataset.fingerprint
-    images, labels = load_eval_split(flat, dataset.spec)  # every image, as evaluation data
+    images, labels, _ = load_eval_split(flat, dataset.spec)  # every image, as evaluation data
     assert len(labels) == 16
     for extra in sorted((flat / "leaf").iterdir())[1:]:
         extra.unlink()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from evalsuite.cli import new_parser, open_run, pin_hash_seed
 from evalsuite.contract import DEFAULT_EPOCHS, DEFAULT_SEED
@@ -30,9 +31,26 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
         help="mlp (default, the tutorial's MLP) | cnn (a small conv net) | FILE.py:FUNCTION | "
         "package.module:FUNCTION, a function (input_shape, num_classes) -> Keras model",
     )
+    group.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="training config TOML: optimizer, learning rate, batch size, features to slice by "
+        "(default: ./train.toml when there is one, else built-in); the flags below override it",
+    )
     group.add_argument("--optimizer", default=None, help="Keras optimizer for an uncompiled model (default adam)")
     group.add_argument(
         "--learning-rate", type=float, default=None, help="the optimizer's learning rate (default: Keras' own)"
+    )
+    group.add_argument("--batch-size", type=int, default=None, help="examples per training step (default 32)")
+    group.add_argument(
+        "--slice-by",
+        type=_feature_names,
+        default=None,
+        metavar="NAME,...",
+        help="also slice the evaluation by these per-example features (.npz arrays meta_<name>, or the columns "
+        "of test.csv / val.csv beside image folders)",
     )
     group.add_argument(
         "--image-size",
@@ -58,7 +76,6 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
         help="the epoch counts of the models (default 3,6; '3 6' works too): the fewest is the baseline, "
         "the most the candidate",
     )
-    group.add_argument("--batch-size", type=int, default=32)
     group.add_argument("--histogram-freq", type=int, default=1, help="TensorBoard histograms every N epochs (0: off)")
     group.add_argument(
         "--independent-runs",
@@ -89,16 +106,32 @@ def _epoch_counts(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected epoch counts such as 3,6, got {text!r}") from None
 
 
+def _feature_names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def training_config(args: argparse.Namespace):
     from evalsuite.class_names import parse_names
     from evalsuite.data_spec import parse_image_size
-    from training.model import DEFAULT_OPTIMIZER, STEPS_PER_EXECUTION
+    from training import settings_file
+    from training.model import STEPS_PER_EXECUTION
     from training.train import TrainConfig
 
+    file_values, source = settings_file.load(args.config)
+    flags = {
+        "optimizer": args.optimizer,
+        "learning_rate": args.learning_rate,
+        "batch_size": args.batch_size,
+        "features": args.slice_by,
+    }
+    values, origins = settings_file.resolve(flags, file_values)
     return TrainConfig(
         model=args.model,
-        optimizer=args.optimizer or DEFAULT_OPTIMIZER,
-        learning_rate=args.learning_rate,
+        optimizer=values["optimizer"],
+        learning_rate=values["learning_rate"],
+        slice_features=tuple(values["features"]),
+        config_file=source,
+        config_origins=tuple(sorted(origins.items())),
         image_size=parse_image_size(args.image_size),
         channels=args.channels,
         class_names=tuple(parse_names(args.class_names, "--class-names")) if args.class_names else None,
@@ -106,7 +139,7 @@ def training_config(args: argparse.Namespace):
         data=args.data,
         seed=args.seed,
         epochs=tuple(count for group in args.epochs for count in group),
-        batch_size=args.batch_size,
+        batch_size=values["batch_size"],
         histogram_freq=args.histogram_freq,
         independent_runs=args.independent_runs,
         train_limit=args.train_limit,

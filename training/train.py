@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from evalsuite import progress
+from evalsuite import progress, slice_features
 from evalsuite.atomic import atomic_dir
 from evalsuite.contract import DEFAULT_EPOCHS, DEFAULT_SEED, run_name
 from evalsuite.datasets import KERAS_CACHE, Dataset, load_dataset, source_identity
@@ -37,6 +37,8 @@ from training.model import (
 )
 
 MAX_SEED = 2**32 - 1
+# Settings that do not shape the models: where the config came from, what to slice by, how loud.
+NOT_FINGERPRINTED = ("data", "verbose", "class_names", "slice_features", "config_file", "config_origins")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,10 @@ class TrainConfig:
     learning_rate: float | None = None
     image_size: tuple[int, int] | None = None
     channels: int | None = None
+    # Features of the evaluation data to slice by; they shape the analysis, not the models.
+    slice_features: tuple[str, ...] = ()
+    config_file: str = "built-in defaults"
+    config_origins: tuple[tuple[str, str], ...] = ()  # (key, "file" | "default" | the flag that set it)
     verbose: int = 1
 
     def __post_init__(self):
@@ -95,10 +101,12 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
     """
     started = time.perf_counter()
     spec = _resolve_auto(run, config.data)
-    settings = {k: v for k, v in asdict(config).items() if k not in ("data", "verbose", "class_names")}
+    settings = {k: v for k, v in asdict(config).items() if k not in NOT_FINGERPRINTED}
     limits = [config.train_limit, config.eval_limit]
     if config.image_size is not None or config.channels is not None:
         limits += [config.image_size, config.channels]
+    if config.slice_features:
+        limits += [list(config.slice_features)]
     identity = source_identity(spec, config.seed)
     model_source = model_fingerprint(config.model)
 
@@ -126,6 +134,7 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
     resolved = _resolved_spec(spec, dataset)
     if config.train_limit or config.eval_limit:
         dataset = dataset.subset(config.train_limit, config.eval_limit, config.seed)
+    sliced_by = slice_features.select(dataset.features, config.slice_features, config.data)
     resolved_identity = source_identity(resolved, config.seed)
     data_record = _prepare_examples(
         run,
@@ -134,6 +143,7 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
         requested=config.data,
         spec=resolved,
         input_fingerprint=None if resolved_identity is None else fingerprint(resolved_identity, limits),
+        slice_counts=slice_features.value_counts(sliced_by),
         force=force,
     )
     stage_fingerprint = _stage_fingerprint(data_record, settings, model_source)
@@ -163,6 +173,8 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
             "fingerprint": stage_fingerprint,
             "seconds": round(seconds, 3),
             "config": settings,
+            "config_file": config.config_file,
+            "config_origins": dict(config.config_origins),
             "runs": runs,
             "outputs": {name: [info["saved_model"], info["keras_model"], info["logs"]] for name, info in runs.items()},
         },
@@ -199,15 +211,25 @@ def _resolved_spec(spec: str, dataset: Dataset) -> str:
 
 
 def _prepare_examples(
-    run: RunDir, dataset: Dataset, log, requested: str, spec: str, input_fingerprint: str | None, force: bool = False
+    run: RunDir,
+    dataset: Dataset,
+    log,
+    requested: str,
+    spec: str,
+    input_fingerprint: str | None,
+    slice_counts: dict,
+    force: bool = False,
 ) -> dict:
-    described = dataset.describe()
+    # Which features the analysis slices by is the data stage's word to later stages.
+    described = {**dataset.describe(), "slice_features": slice_counts}
     record = None if force else run.reusable("data", described["fingerprint"])
     if record is not None and record.get("files_fingerprint") != _shards_fingerprint(run.data_dir):
         log(f"data: evaluation examples in {run.data_dir} changed on disk; writing them again")
         record = None
-    if record is not None and any(record.get(key) != described[key] for key in ("class_names", "data_spec")):
-        run.update_stage("data", class_names=described["class_names"], data_spec=described["data_spec"])
+    relabelled = ("class_names", "data_spec", "slice_features")
+    if record is not None and any(record.get(key) != described[key] for key in relabelled):
+        run.invalidate_from("analysis")
+        run.update_stage("data", input_fingerprint=input_fingerprint, **{key: described[key] for key in relabelled})
         record = run.stage("data")
     if record is None:
         started = time.perf_counter()
@@ -215,7 +237,7 @@ def _prepare_examples(
         run.forget_stage("data")
         run.invalidate_from("analysis")
         with atomic_dir(final) as staging:
-            write_examples(staging, dataset.x_test, dataset.y_test)
+            write_examples(staging, dataset.x_test, dataset.y_test, dataset.features)
         record = {
             **described,
             "files_fingerprint": _shards_fingerprint(final),

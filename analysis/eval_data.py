@@ -12,7 +12,7 @@ from evalsuite.atomic import atomic_dir
 from evalsuite.contract import LABEL_KEY
 from evalsuite.data_spec import DataSpec, recorded_spec
 from evalsuite.errors import InputError
-from evalsuite.examples import SHARD_PATTERN, read_examples, write_examples
+from evalsuite.examples import SHARD_PATTERN, read_examples, scan_examples, write_examples
 from evalsuite.fingerprints import fingerprint, fingerprint_shards
 from evalsuite.rundir import RunDir
 
@@ -67,8 +67,11 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
     path = Path(eval_data)
     if path.suffix == ".tfrecord" or "*" in eval_data or (path.is_dir() and list(path.glob("*.tfrecord"))):
         pattern = str(path / "*.tfrecord") if path.is_dir() else eval_data
-        _, labels, records, features = read_examples(pattern, spec, wanted)
-        data_fingerprint = fingerprint(*records)
+        if wanted:
+            _, labels, records, features = read_examples(pattern, spec, wanted)
+            data_fingerprint = fingerprint(*records)
+        else:  # the common case, parsed in batches
+            (labels, data_fingerprint), features = scan_examples(pattern, spec), {}
         source = f"tfrecord:{pattern}"
         names = list(spec.class_names) if spec.class_names else None
         _require_every_class(labels, source, spec)

@@ -97,7 +97,30 @@ def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool, paired
     if jackknife:
         eval_config.options.compute_confidence_intervals.value = True
         eval_config.options.confidence_intervals.method = cfg.ConfidenceIntervalOptions.JACKKNIFE
+    else:
+        _fuse(eval_config)
     return eval_config
+
+
+def _fuse(eval_config) -> None:
+    """Every metric from one pass over groups of examples (analysis/fused.py), thresholds kept.
+
+    The jackknife resamples single examples, so with it the metrics stay TFMA's and Keras' own.
+    """
+    from analysis.fused import REPLACES, fused_config
+    from analysis.paired import PAIRED_METRICS
+
+    for spec in eval_config.metrics_specs:
+        for index, metric in enumerate(spec.metrics):
+            if metric.class_name in REPLACES:
+                spec.metrics[index].CopyFrom(fused_config(REPLACES[metric.class_name], metric))
+            elif metric.class_name == "PairedOutcome":
+                name = next(name for name in PAIRED_METRICS if f'"{name}"' in metric.config)
+                spec.metrics[index].CopyFrom(fused_config(name, metric))
+
+
+def is_fused(eval_config) -> bool:
+    return any(metric.class_name == "Fused" for spec in eval_config.metrics_specs for metric in spec.metrics)
 
 
 def run_tfma(
@@ -113,16 +136,29 @@ def run_tfma(
     import tensorflow_model_analysis as tfma
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from analysis.keyword_signature import with_keyword_signatures
+
     shared = [
-        tfma.default_eval_shared_model(eval_saved_model_path=str(model.path), eval_config=eval_config, model_name=name)
+        with_keyword_signatures(
+            tfma.default_eval_shared_model(
+                eval_saved_model_path=str(model.path), eval_config=eval_config, model_name=name
+            )
+        )
         for name, model in ((BASELINE, baseline), (CANDIDATE, candidate))
     ]
+    extractors = None
+    if is_fused(eval_config):
+        from analysis.grouped_slices import grouped_extractors
+
+        default = tfma.default_extractors(eval_shared_model=shared, eval_config=eval_config)
+        extractors = grouped_extractors(default, eval_config)
     try:
         tfma.run_model_analysis(
             eval_shared_model=shared,
             eval_config=eval_config,
             data_location=pattern,
             output_path=str(output),
+            extractors=extractors,
             pipeline_options=PipelineOptions(list(beam_args)),
             # The jackknife assigns examples to buckets at random; TFMA's only hook to seed
             # that is this argument, and without it the intervals change from run to run.

@@ -107,3 +107,40 @@ def read_examples(
             column.append(values[0])
     features = {name: check_values(name, column, len(records), pattern) for name, column in columns.items()}
     return images, labels, records, features
+
+
+def scan_examples(pattern: str, spec: DataSpec) -> tuple[np.ndarray, str]:
+    """The labels of examples of `spec` and the fingerprint of their records, parsed in batches.
+
+    The same checks and the same fingerprint as `read_examples` (every record hashed in order),
+    without decoding one example at a time; on anything amiss, `read_examples` names the record.
+    """
+    import hashlib
+
+    import tensorflow as tf
+
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise InputError(f"{pattern}: no TFRecord files match")
+    layout = {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string), LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    digest, labels = hashlib.sha256(), []
+    try:
+        for batch in tf.data.TFRecordDataset(files).batch(4096).as_numpy_iterator():
+            for record in batch:
+                digest.update(record)
+                digest.update(b"\x00")  # as evalsuite.fingerprints.fingerprint joins its parts
+            parsed = tf.io.parse_example(batch, layout)
+            sizes, batch_labels = tf.strings.length(parsed[IMAGE_KEY]).numpy(), parsed[LABEL_KEY].numpy()
+            if (
+                np.any(sizes != spec.image_bytes)
+                or np.any(batch_labels < 0)
+                or np.any(batch_labels >= spec.num_classes)
+            ):
+                raise ValueError("a record does not fit the data spec")
+            labels.append(batch_labels)
+    except (tf.errors.OpError, ValueError):
+        read_examples(pattern, spec)  # raises the one-line error naming the record
+        raise InputError(f"{pattern}: records that do not fit the run's data spec ({spec.describe()})") from None
+    if not labels:
+        raise InputError(f"{pattern}: holds no examples")
+    return np.concatenate(labels).astype(np.int64), digest.hexdigest()[:16]

@@ -1,0 +1,233 @@
+"""One TFMA metric for everything the gate reads, computed on numpy arrays of many examples at once.
+
+Per slice, one combiner counts each model's confusion matrix (true class x
+predicted class) and the paired table of candidate against baseline, and
+sums each model's cross-entropy; every number TFMA reports (example count,
+accuracy, cross-entropy, the confusion-matrix plot, the paired cells and
+rates) is a derived metric of those counts, under the name the Keras and TFMA
+metrics it replaces use, so thresholds, diffs and validation are TFMA's own.
+`analysis/grouped_slices.py` hands it groups of examples as arrays: the work
+per example is numpy's, not a Python call per example, slice, model and
+metric (TFMA's Keras wrappers and plot spent most of the analysis there).
+
+The numbers are those of the metrics it replaces, bit for bit where they are
+exact: accuracy is float32(right) / float32(examples), as Keras'
+MeanMetricWrapper divides its float32 total by its float32 count (counts are
+exact integers in float32 below 2**24); the confusion-matrix plot has TFMA's
+entries at its default threshold 0.0 (a model whose largest probability is
+not above 0 predicts no class). Cross-entropy takes each example's loss from
+the TensorFlow op Keras' metric uses (softmax cross-entropy of the clipped
+log-probabilities), bit for bit, and sums them exactly (as integers in units
+of 2**-50), so the mean does not depend on how Beam bundles the examples or
+how many workers run; Keras' float32 running sum does, and differs from it in
+the last places. It is reported, never gated.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import apache_beam as beam
+import numpy as np
+from tensorflow_model_analysis.metrics import metric_types
+from tensorflow_model_analysis.metrics.multi_class_confusion_matrix_metrics import (
+    NO_PREDICTED_CLASS_ID,
+    Matrices,
+    MatrixEntryKey,
+)
+from tensorflow_model_analysis.proto import config_pb2
+from tensorflow_model_analysis.utils import model_util
+
+from analysis.paired import FLIP_RATE, NEWLY_WRONG_RATE, PAIRED_METRICS
+from evalsuite.contract import ACCURACY, CROSSENTROPY, EXAMPLE_COUNT, LABEL_KEY, OUTPUT_KEY, PAIRED_CELLS
+
+CONFUSION_PLOT = "multi_class_confusion_matrix_plot"
+PER_MODEL = (EXAMPLE_COUNT, ACCURACY, CROSSENTROPY, CONFUSION_PLOT)
+# What the Keras and TFMA metric classes it stands in for are called in an EvalConfig.
+REPLACES = {
+    "ExampleCount": EXAMPLE_COUNT,
+    "SparseCategoricalAccuracy": ACCURACY,
+    "SparseCategoricalCrossentropy": CROSSENTROPY,
+    "MultiClassConfusionMatrixPlot": CONFUSION_PLOT,
+}
+EPSILON = 1e-7  # Keras' backend epsilon, as its cross-entropy clips
+# Losses are summed as integers in units of 2**-LOSS_SCALE_BITS: exact in any order. A loss is
+# below 17 (-log 1e-7), so a scaled one is below 2**55 and 256 of them sum within int64.
+LOSS_SCALE_BITS = 50
+SUM_CHUNK = 256
+_COUNTS_NAME = "_fused_counts"
+
+
+class _Counts:
+    """Both models' confusion matrices (the last column: no class predicted), the paired cells, the losses."""
+
+    __slots__ = ("matrices", "paired", "losses")
+
+    def __init__(self):
+        self.matrices: np.ndarray | None = None  # (2, K, K + 1) int64
+        self.paired = np.zeros(len(PAIRED_CELLS), np.int64)
+        self.losses = [0, 0]  # per model, the exact sum of the losses scaled by 2**LOSS_SCALE_BITS
+
+    def add(self, other: "_Counts") -> None:
+        if other.matrices is not None:
+            self.matrices = other.matrices.copy() if self.matrices is None else self.matrices + other.matrices
+        self.paired += other.paired
+        self.losses = [mine + theirs for mine, theirs in zip(self.losses, other.losses)]
+
+
+def _arrays(element, model_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities (n, K), labels (n,)) of one model for a group of examples (or a single one)."""
+    prediction, label = element.prediction, element.label
+    if isinstance(prediction, dict):
+        prediction = prediction.get(model_name, prediction)
+        if isinstance(prediction, dict):
+            prediction = prediction[OUTPUT_KEY]
+    if isinstance(label, dict):
+        label = label.get(model_name, label)
+        if isinstance(label, dict):
+            label = label[LABEL_KEY]
+    labels = np.asarray(label).reshape(-1).astype(np.int64)
+    return np.asarray(prediction).reshape(len(labels), -1), labels
+
+
+def _losses(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each example's sparse categorical cross-entropy, as Keras' backend computes it from probabilities."""
+    import tensorflow as tf
+
+    logits = tf.math.log(tf.clip_by_value(tf.constant(probabilities, tf.float32), EPSILON, 1 - EPSILON))
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits).numpy()
+
+
+def _exact_sum(losses: np.ndarray) -> int:
+    """The losses' sum in units of 2**-LOSS_SCALE_BITS (each rounded to the unit), as an exact integer."""
+    scaled = np.rint(np.ldexp(losses.astype(np.float64), LOSS_SCALE_BITS)).astype(np.int64)
+    return sum(int(scaled[start : start + SUM_CHUNK].sum()) for start in range(0, len(scaled), SUM_CHUNK))
+
+
+class _FusedCombiner(beam.CombineFn):
+    def __init__(self, key, baseline: str, candidate: str):
+        self._key = key
+        self._models = (baseline, candidate)
+
+    def create_accumulator(self) -> _Counts:
+        return _Counts()
+
+    def add_input(self, counts: _Counts, element) -> _Counts:
+        right = []
+        for index, model_name in enumerate(self._models):
+            probabilities, labels = _arrays(element, model_name)
+            n, classes = probabilities.shape
+            if counts.matrices is None:
+                counts.matrices = np.zeros((2, classes, classes + 1), np.int64)
+            rows = np.arange(n)
+            predicted = probabilities.argmax(axis=1)
+            column = np.where(probabilities[rows, predicted] > 0.0, predicted, classes)
+            counts.matrices[index] += np.bincount(
+                labels * (classes + 1) + column, minlength=classes * (classes + 1)
+            ).reshape(classes, classes + 1)
+            right.append(predicted == labels)
+            counts.losses[index] += _exact_sum(_losses(probabilities, labels))
+        baseline, candidate = right
+        cell = np.where(baseline & candidate, 0, np.where(candidate, 1, np.where(baseline, 2, 3)))
+        counts.paired += np.bincount(cell, minlength=len(PAIRED_CELLS))
+        return counts
+
+    def merge_accumulators(self, accumulators: Iterable[_Counts]) -> _Counts:
+        # A fresh accumulator: never count the first one twice when handed a list.
+        merged = _Counts()
+        for accumulator in accumulators:
+            merged.add(accumulator)
+        return merged
+
+    def extract_output(self, counts: _Counts) -> dict:
+        return {self._key: counts}
+
+
+def _value(counts: _Counts, name: str, index: int):
+    matrix = counts.matrices[index] if counts.matrices is not None else np.zeros((0, 1), np.int64)
+    examples = int(matrix.sum())
+    if name == EXAMPLE_COUNT:
+        return float(examples)
+    if name == ACCURACY:
+        right = int(np.trace(matrix[:, : matrix.shape[0]]))
+        return float(np.float32(right) / np.float32(examples)) if examples else float("nan")
+    if name == CROSSENTROPY:
+        # int / int is correctly rounded; the power-of-two scaling is exact.
+        return (
+            float(np.float32(np.ldexp(counts.losses[index] / examples, -LOSS_SCALE_BITS))) if examples else float("nan")
+        )
+    if name == CONFUSION_PLOT:
+        classes = matrix.shape[0]
+        entries = {}
+        for actual in range(classes):
+            for column in range(classes + 1):
+                if matrix[actual, column]:
+                    predicted = column if column < classes else NO_PREDICTED_CLASS_ID
+                    entries[MatrixEntryKey(actual, predicted)] = float(matrix[actual, column])
+        matrices = Matrices()
+        matrices[0.0] = entries
+        return matrices.to_proto().multi_class_confusion_matrix_at_thresholds
+    cells = dict(zip(PAIRED_CELLS, counts.paired.tolist()))
+    total = sum(cells.values())
+    if name in PAIRED_CELLS:
+        return float(cells[name])
+    if not total:
+        return float("nan")
+    if name == FLIP_RATE:
+        return (cells[PAIRED_CELLS[1]] + cells[PAIRED_CELLS[2]]) / total
+    if name == NEWLY_WRONG_RATE:
+        return cells[PAIRED_CELLS[2]] / total
+    raise ValueError(f"unknown fused metric {name!r}")
+
+
+def _computations(
+    name: str,
+    eval_config: config_pb2.EvalConfig,
+    model_names: Iterable[str],
+    output_names: Iterable[str] = ("",),
+    example_weighted: bool = False,
+) -> metric_types.MetricComputations:
+    baseline = model_util.get_baseline_model_spec(eval_config).name
+    candidate = next(spec.name for spec in eval_config.model_specs if spec.name != baseline)
+    # One counting computation (TFMA computes a computation shared by several metrics once).
+    counts_key = metric_types.MetricKey(name=_COUNTS_NAME, model_name=candidate, example_weighted=example_weighted)
+    computations = [
+        metric_types.MetricComputation(
+            keys=[counts_key], preprocessors=None, combiner=_FusedCombiner(counts_key, baseline, candidate)
+        )
+    ]
+    for model_name in model_names:
+        index = 0 if model_name == baseline else 1
+        kind = metric_types.PlotKey if name == CONFUSION_PLOT else metric_types.MetricKey
+        key = kind(name=name, model_name=model_name, example_weighted=example_weighted)
+
+        def result(metrics, key=key, index=index):
+            return {key: _value(metrics[counts_key], key.name, index)}
+
+        computations.append(metric_types.DerivedMetricComputation(keys=[key], result=result))
+    return computations
+
+
+class Fused(metric_types.Metric):
+    """One of the fused numbers (`name` picks which); all share one counting pass."""
+
+    def __init__(self, name: str = ACCURACY):
+        if name not in PER_MODEL + PAIRED_METRICS:
+            raise ValueError(f"Fused name must be one of {PER_MODEL + PAIRED_METRICS}, got {name!r}")
+        super().__init__(_computations, name=name)
+
+    @property
+    def compute_confidence_interval(self) -> bool:
+        return False  # the gate derives exact paired intervals from the counts
+
+
+metric_types.register_metric(Fused)
+
+
+def fused_config(name: str, template: config_pb2.MetricConfig | None = None) -> config_pb2.MetricConfig:
+    """The MetricConfig of fused metric `name`, keeping `template`'s thresholds."""
+    config = config_pb2.MetricConfig()
+    if template is not None:
+        config.CopyFrom(template)
+    config.class_name, config.module, config.config = "Fused", __name__, f'"name": "{name}"'
+    return config

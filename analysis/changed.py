@@ -6,52 +6,60 @@ from __future__ import annotations
 from evalsuite.contract import BASELINE, CANDIDATE, LABEL_KEY, NEWLY_RIGHT, NEWLY_WRONG, OUTPUT_KEY
 from evalsuite.errors import InputError
 
+BATCH = 1024  # examples per call of each model
+
 
 def changed_examples(signatures: dict, pattern: str) -> dict:
     """Every example the two models disagree on in outcome, with both predictions and confidences.
 
     Computed outside TFMA (plain batched calls of each serving signature) so the
-    report can show the images; its counts are checked against TFMA's.
+    report can show the images; its counts are checked against TFMA's. The
+    examples stream through in batches: only the changed ones are kept.
     """
     import numpy as np
     import tensorflow as tf
 
     files = sorted(tf.io.gfile.glob(pattern))
-    batches = list(tf.data.TFRecordDataset(files).batch(1024).as_numpy_iterator())
     label_spec = {LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
-    labels = np.concatenate([tf.io.parse_example(batch, label_spec)[LABEL_KEY].numpy() for batch in batches])
-    predictions = {
-        role: np.concatenate([serve(tf.constant(batch))[OUTPUT_KEY].numpy() for batch in batches])
-        for role, (_, serve) in signatures.items()
-    }
-    base_pred = predictions[BASELINE].argmax(axis=1)
-    cand_pred = predictions[CANDIDATE].argmax(axis=1)
-    base_right, cand_right = base_pred == labels, cand_pred == labels
     examples = []
-    for index in np.flatnonzero(base_right != cand_right):
-        examples.append(
-            {
-                "index": int(index),
-                "label": int(labels[index]),
-                "change": NEWLY_RIGHT if cand_right[index] else NEWLY_WRONG,
-                "baseline": {
-                    "class": int(base_pred[index]),
-                    "confidence": round(float(predictions[BASELINE][index].max()), 4),
-                },
-                "candidate": {
-                    "class": int(cand_pred[index]),
-                    "confidence": round(float(predictions[CANDIDATE][index].max()), 4),
-                },
-            }
-        )
-    counts: dict[str, dict[str, int]] = {}
-    for sid, mask in [("overall", np.ones_like(labels, dtype=bool))] + [
-        (f"{LABEL_KEY}={c}", labels == c) for c in sorted(set(int(x) for x in labels))
-    ]:
-        counts[sid] = {
-            NEWLY_RIGHT: int(np.sum(mask & cand_right & ~base_right)),
-            NEWLY_WRONG: int(np.sum(mask & base_right & ~cand_right)),
-        }
+    right_counts: dict[str, dict[int, int]] = {NEWLY_RIGHT: {}, NEWLY_WRONG: {}}
+    classes: set[int] = set()
+    offset = 0
+    for batch in tf.data.TFRecordDataset(files).batch(BATCH).as_numpy_iterator():
+        labels = tf.io.parse_example(batch, label_spec)[LABEL_KEY].numpy()
+        records = tf.constant(batch)
+        predictions = {role: serve(records)[OUTPUT_KEY].numpy() for role, (_, serve) in signatures.items()}
+        base_pred = predictions[BASELINE].argmax(axis=1)
+        cand_pred = predictions[CANDIDATE].argmax(axis=1)
+        base_right, cand_right = base_pred == labels, cand_pred == labels
+        classes.update(np.unique(labels).tolist())
+        for row in np.flatnonzero(base_right != cand_right):
+            change = NEWLY_RIGHT if cand_right[row] else NEWLY_WRONG
+            label = int(labels[row])
+            right_counts[change][label] = right_counts[change].get(label, 0) + 1
+            examples.append(
+                {
+                    "index": offset + int(row),
+                    "label": label,
+                    "change": change,
+                    "baseline": {
+                        "class": int(base_pred[row]),
+                        "confidence": round(float(predictions[BASELINE][row].max()), 4),
+                    },
+                    "candidate": {
+                        "class": int(cand_pred[row]),
+                        "confidence": round(float(predictions[CANDIDATE][row].max()), 4),
+                    },
+                }
+            )
+        offset += len(labels)
+    counts = {
+        "overall": {change: sum(by_class.values()) for change, by_class in right_counts.items()},
+        **{
+            f"{LABEL_KEY}={c}": {change: by_class.get(c, 0) for change, by_class in right_counts.items()}
+            for c in sorted(classes)
+        },
+    }
     return {"examples": examples, "counts": counts, "pattern": pattern}
 
 

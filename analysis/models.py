@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.keyword_signature import KeywordSignature
 from evalsuite.contract import IMAGE_KEY, OUTPUT_KEY, SIGNATURE
 from evalsuite.data_spec import DataSpec
 from evalsuite.errors import InputError
@@ -97,7 +98,8 @@ def check_saved_model(path: Path, role: str, spec: DataSpec):
     The signature is called once on an example of the spec's shape: a model
     made for other images says so in one line here, not deep inside TFMA.
 
-    Returns the loaded model and its signature (the model keeps the signature's variables alive).
+    Returns the loaded model and its signature, callable with the serialized examples positionally
+    (the model keeps the signature's variables alive).
     """
     import tensorflow as tf
 
@@ -123,6 +125,7 @@ def check_saved_model(path: Path, role: str, spec: DataSpec):
             f"{path}: {role} output {OUTPUT_KEY!r} has shape {shape}, expected (None, {spec.num_classes}): "
             f"the run's data spec is {spec.describe()}"
         )
+    signature = KeywordSignature(signature)  # called with its one input by name: no costly failed binding
     probe = tf.train.Example()
     probe.features.feature[IMAGE_KEY].bytes_list.value.append(bytes(spec.image_bytes))
     try:

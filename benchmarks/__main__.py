@@ -7,6 +7,7 @@ Examples:
     python -m benchmarks                                    # bundled digits
     python -m benchmarks --data bundled --data /usr/share/datasets/fashion-mnist --json bench.json
     python -m benchmarks calibration                        # how often the rules fail healthy runs
+    python -m benchmarks scale                              # 10,000 and 100,000 evaluation examples
 """
 
 from __future__ import annotations
@@ -137,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.calibration import main as calibration_main
 
         return calibration_main(argv[1:])
+    if argv[:1] == ["scale"]:
+        from benchmarks.scale import main as scale_main
+
+        return scale_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -144,3 +144,24 @@ def scan_examples(pattern: str, spec: DataSpec) -> tuple[np.ndarray, str]:
     if not labels:
         raise InputError(f"{pattern}: holds no examples")
     return np.concatenate(labels).astype(np.int64), digest.hexdigest()[:16]
+
+
+def read_images(pattern: str, spec: DataSpec, indices) -> dict[int, np.ndarray]:
+    """The images of the examples at `indices` (positions in the shards' order), streamed in batches."""
+    import tensorflow as tf
+
+    wanted = sorted(set(int(i) for i in indices))
+    shape = (spec.height, spec.width) if spec.channels == 1 else spec.input_shape
+    images: dict[int, np.ndarray] = {}
+    files = sorted(tf.io.gfile.glob(pattern))
+    offset, position = 0, 0
+    for batch in tf.data.TFRecordDataset(files).batch(4096).as_numpy_iterator():
+        while position < len(wanted) and wanted[position] < offset + len(batch):
+            example = tf.train.Example.FromString(batch[wanted[position] - offset])
+            raw = example.features.feature[IMAGE_KEY].bytes_list.value[0]
+            images[wanted[position]] = np.frombuffer(raw, dtype=np.uint8).reshape(shape)
+            position += 1
+        offset += len(batch)
+        if position == len(wanted):
+            break
+    return images

@@ -141,19 +141,17 @@ def changed_by_class(changed: dict, change: str, per_class: int = CHANGED_PER_CL
 def changed_grids(run: RunDir, changed: dict, summary: dict) -> dict[str, bytes]:
     """Per kind of change, its image grid as PNG: rendered once for the report and for TensorBoard."""
     from evalsuite.data_spec import recorded_spec
-    from evalsuite.examples import read_examples
+    from evalsuite.examples import read_images
 
     if not changed["examples"]:
         return {}
     names = summary["eval_data"].get("class_names")
     spec = recorded_spec(summary["eval_data"], str(run.analysis_dir))
-    images, _, _, _ = read_examples(str(run.resolve(changed["pattern"])), spec)
-    grids = {}
-    for change in ("newly_wrong", "newly_right"):
-        examples, _ = changed_by_class(changed, change)
-        if examples:
-            grids[change] = changed_figure(images, examples, names)
-    return grids
+    drawn = {change: changed_by_class(changed, change)[0] for change in ("newly_wrong", "newly_right")}
+    # Only the drawn examples' images are read: a large evaluation set is never held whole.
+    indices = [example["index"] for examples in drawn.values() for example in examples]
+    images = read_images(str(run.resolve(changed["pattern"])), spec, indices)
+    return {change: changed_figure(images, examples, names) for change, examples in drawn.items() if examples}
 
 
 def _changed_section(changed: dict, summary: dict, grids: dict[str, bytes]) -> str:

@@ -176,7 +176,10 @@ def curves_plot(curves: dict[str, dict]):
 
 
 def changed_figure(images, examples: list[dict], names) -> bytes:
-    """A row of images per class: each with the true class, both predictions and their confidence."""
+    """A row of images per class: each with the true class, both predictions and their confidence.
+
+    `images` maps each example's index to its image (an array of all images serves too).
+    """
     from evalsuite.class_names import title
 
     rows: dict[int, list[dict]] = {}
@@ -184,7 +187,7 @@ def changed_figure(images, examples: list[dict], names) -> bytes:
         rows.setdefault(example["label"], []).append(example)
     columns = max(len(items) for items in rows.values())
     figure, axes = plt.subplots(len(rows), columns, figsize=(1.25 * columns, 1.55 * len(rows)), squeeze=False)
-    colour = images.ndim == 4
+    colour = images[examples[0]["index"]].ndim == 3
     for axis in axes.flat:
         axis.axis("off")
     for row, label in enumerate(sorted(rows)):

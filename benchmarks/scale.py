@@ -1,0 +1,155 @@
+"""python -m benchmarks scale: the analysis, gate and report on large evaluation sets, side by side in one run.
+
+Trains one run on the bundled digits, makes evaluation sets of 10,000 and
+100,000 examples (and 1,000,000 with --million) from its 1,000 evaluation
+images, each shifted by a seeded -2..2 pixels, and runs `python -m analysis`,
+`python -m gates` and `python -m reports` on each as whole processes. Prints
+seconds per stage, the marginal cost per example (the difference between two
+sizes, so start-up and imports cancel), peak memory, and the analysis on N
+multi-processing workers against one at 100,000.
+
+Examples:
+    python -m benchmarks scale
+    python -m benchmarks scale --million --json scale.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SIZES = (10_000, 100_000)
+MILLION = 1_000_000
+CHUNK = 50_000  # examples generated and written at a time: the generator's memory stays bounded too
+TARGETS = {"marginal ms per example": 0.3, "peak memory, largest / smallest": 1.3, "report seconds, default run": 2.0}
+
+
+def run_process(module: str, *args: str) -> dict:
+    """`python -m MODULE ARGS` in its own process, through benchmarks.peak: wall seconds and peak memory."""
+    env = {**os.environ, "PYTHONHASHSEED": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.peak", module, *args], capture_output=True, text=True, env=env
+    )
+    seconds = time.perf_counter() - started
+    try:
+        measured = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        measured = {"exit": done.returncode}
+    if measured.get("exit") not in (0, 1):
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise SystemExit(f"benchmark: python -m {module} failed ({tail})")
+    return {"seconds": seconds, "peak_mb": measured.get("peak_mb")}
+
+
+def make_eval_set(source_pattern: str, spec, size: int, folder: Path, seed: int = 0) -> None:
+    """`size` examples: the run's evaluation images in turn, each shifted by a seeded -2..2 pixels."""
+    from evalsuite.examples import read_examples, write_examples
+
+    images, labels, _, _ = read_examples(source_pattern, spec)
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for start in range(0, size, CHUNK):
+        count = min(CHUNK, size - start)
+        picks = np.arange(start, start + count) % len(labels)
+        shifts = rng.integers(-2, 3, (count, 2))
+        shifted = np.stack([np.roll(images[i], tuple(shift), axis=(0, 1)) for i, shift in zip(picks, shifts)])
+        staging = folder / f".chunk-{start}"
+        for path in write_examples(staging, shifted, labels[picks]):
+            path.rename(folder / f"c{start // CHUNK:04d}-{path.name}")
+        staging.rmdir()
+
+
+def bench(sizes: tuple[int, ...], workers: int, log) -> list[dict]:
+    from evalsuite.data_spec import recorded_spec
+    from evalsuite.rundir import RunDir
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="evalsuite-scale-") as scratch:
+        root = Path(scratch)
+        run_dir = root / "run"
+        log("scale: training the run on the bundled digits ...")
+        run_process("training", "--run-dir", str(run_dir), "--data", "bundled", "--histogram-freq", "0", "-q")
+        log("scale: the report of the default run ...")
+        run_process("analysis", "--run-dir", str(run_dir), "-q")
+        run_process("gates", "--run-dir", str(run_dir), "-q")
+        report = run_process("reports", "--run-dir", str(run_dir), "-q")
+        rows.append({"measure": "report seconds, default run", "value": report["seconds"]})
+        data = RunDir(run_dir).stage("data")
+        spec = recorded_spec(data, "manifest")
+        source = str(run_dir / data["pattern"])
+        measured = {}
+        for size in sizes:
+            folder = root / f"eval-{size}"
+            log(f"scale: {size:,} examples: writing them ...")
+            make_eval_set(source, spec, size, folder)
+            log(f"scale: {size:,} examples: analysis, gate, report ...")
+            stages = {
+                "analysis": run_process("analysis", "--run-dir", str(run_dir), "--eval-data", str(folder), "-q"),
+                "gate": run_process("gates", "--run-dir", str(run_dir), "-q"),
+                "report": run_process("reports", "--run-dir", str(run_dir), "-q"),
+            }
+            report_bytes = sum(f.stat().st_size for f in (run_dir / "report").rglob("*") if f.is_file())
+            measured[size] = stages
+            for stage, result in stages.items():
+                rows.append({"measure": f"{stage} seconds", "size": size, "value": result["seconds"]})
+            rows.append({"measure": "analysis peak MB", "size": size, "value": stages["analysis"]["peak_mb"]})
+            rows.append({"measure": "report MB", "size": size, "value": report_bytes / 1e6})
+        for small, large in zip(sizes, sizes[1:]):
+            extra = measured[large]["analysis"]["seconds"] - measured[small]["analysis"]["seconds"]
+            rows.append(
+                {
+                    "measure": "marginal ms per example",
+                    "size": f"{small:,}..{large:,}",
+                    "value": 1000 * extra / (large - small),
+                }
+            )
+        peaks = [measured[size]["analysis"]["peak_mb"] for size in sizes]
+        rows.append({"measure": "peak memory, largest / smallest", "value": peaks[-1] / peaks[0]})
+        if workers > 1 and 100_000 in sizes:
+            log(f"scale: 100,000 examples on {workers} multi-processing workers ...")
+            beam = [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+            folder = root / "eval-100000"
+            many = run_process(
+                "analysis", "--run-dir", str(run_dir), "--eval-data", str(folder), "--force", "-q", "--", *beam
+            )
+            one = measured[100_000]["analysis"]["seconds"]
+            rows.append({"measure": f"analysis seconds, {workers} workers", "size": 100_000, "value": many["seconds"]})
+            rows.append({"measure": f"speedup on {workers} workers", "size": 100_000, "value": one / many["seconds"]})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"{'measure':<34} {'size':>18} {'value':>10}  target"]
+    for row in rows:
+        target = TARGETS.get(row["measure"])
+        verdict = "" if target is None else f"<= {target:g} {'met' if row['value'] <= target else 'MISSED'}"
+        size = row.get("size", "")
+        size = f"{size:,}" if isinstance(size, int) else size
+        lines.append(f"{row['measure']:<34} {size:>18} {row['value']:>10.3f}  {verdict}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--million", action="store_true", help="also 1,000,000 examples (minutes more)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="workers for the speedup row")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    rows = bench(SIZES + ((MILLION,) if args.million else ()), args.workers, log)
+    print(format_table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0

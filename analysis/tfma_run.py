@@ -52,10 +52,11 @@ def check_runner(runner: str) -> None:
         raise InputError(f"--runner={runner}: not a Beam runner this installation has ({first[:160]})") from None
 
 
-def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool, paired: bool = True):
+def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool, paired: bool = True, fused: bool = True):
     """Baseline and candidate in one EvalConfig, sliced overall, per true class and per value of each slice feature.
 
-    `paired=False` (for the benchmark only) leaves out the paired counts and every rule's threshold.
+    `paired=False` (for the benchmark only) leaves out the paired counts and every rule's threshold;
+    `fused=False` keeps TFMA's and Keras' own metrics on single examples (as the jackknife must).
     """
     from tensorflow_model_analysis.proto import config_pb2 as cfg
 
@@ -97,7 +98,7 @@ def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool, paired
     if jackknife:
         eval_config.options.compute_confidence_intervals.value = True
         eval_config.options.confidence_intervals.method = cfg.ConfidenceIntervalOptions.JACKKNIFE
-    else:
+    elif fused:
         _fuse(eval_config)
     return eval_config
 

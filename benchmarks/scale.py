@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the evaluation sets are written with TensorFlow, quietly
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     rows = bench(SIZES + ((MILLION,) if args.million else ()), args.workers, log)
     print(format_table(rows))

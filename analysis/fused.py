@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.metrics.multi_class_confusion_matrix_metrics import (
@@ -38,7 +37,7 @@ from tensorflow_model_analysis.metrics.multi_class_confusion_matrix_metrics impo
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import model_util
 
-from analysis.paired import FLIP_RATE, NEWLY_WRONG_RATE, PAIRED_METRICS
+from analysis.paired import PAIRED_METRICS, CountingCombiner, paired_value
 from evalsuite.contract import ACCURACY, CROSSENTROPY, EXAMPLE_COUNT, LABEL_KEY, OUTPUT_KEY, PAIRED_CELLS
 
 CONFUSION_PLOT = "multi_class_confusion_matrix_plot"
@@ -104,9 +103,9 @@ def _exact_sum(losses: np.ndarray) -> int:
     return sum(int(scaled[start : start + SUM_CHUNK].sum()) for start in range(0, len(scaled), SUM_CHUNK))
 
 
-class _FusedCombiner(beam.CombineFn):
+class _FusedCombiner(CountingCombiner):
     def __init__(self, key, baseline: str, candidate: str):
-        self._key = key
+        super().__init__(key)
         self._models = (baseline, candidate)
 
     def create_accumulator(self) -> _Counts:
@@ -131,16 +130,6 @@ class _FusedCombiner(beam.CombineFn):
         cell = np.where(baseline & candidate, 0, np.where(candidate, 1, np.where(baseline, 2, 3)))
         counts.paired += np.bincount(cell, minlength=len(PAIRED_CELLS))
         return counts
-
-    def merge_accumulators(self, accumulators: Iterable[_Counts]) -> _Counts:
-        # A fresh accumulator: never count the first one twice when handed a list.
-        merged = _Counts()
-        for accumulator in accumulators:
-            merged.add(accumulator)
-        return merged
-
-    def extract_output(self, counts: _Counts) -> dict:
-        return {self._key: counts}
 
 
 def _value(counts: _Counts, name: str, index: int):
@@ -167,17 +156,7 @@ def _value(counts: _Counts, name: str, index: int):
         matrices = Matrices()
         matrices[0.0] = entries
         return matrices.to_proto().multi_class_confusion_matrix_at_thresholds
-    cells = dict(zip(PAIRED_CELLS, counts.paired.tolist()))
-    total = sum(cells.values())
-    if name in PAIRED_CELLS:
-        return float(cells[name])
-    if not total:
-        return float("nan")
-    if name == FLIP_RATE:
-        return (cells[PAIRED_CELLS[1]] + cells[PAIRED_CELLS[2]]) / total
-    if name == NEWLY_WRONG_RATE:
-        return cells[PAIRED_CELLS[2]] / total
-    raise ValueError(f"unknown fused metric {name!r}")
+    return paired_value(dict(zip(PAIRED_CELLS, counts.paired.tolist())), name)
 
 
 def _computations(

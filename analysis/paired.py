@@ -79,11 +79,29 @@ def _argmax_right_fast(inputs, model_name: str) -> list[bool] | None:
     return [int(np.argmax(prediction)) == int(label.reshape(-1)[0])]
 
 
-class _PairedCountsCombiner(beam.CombineFn):
+class CountingCombiner(beam.CombineFn):
+    """A combiner whose accumulator holds counts with an `add(other)`: merged into a fresh one, output under its key."""
+
+    def __init__(self, key):
+        self._key = key
+
+    def merge_accumulators(self, accumulators: Iterable):
+        # A fresh accumulator: TFMA's own flip metrics start from the first one and
+        # count it twice when handed a list (as the jackknife does).
+        merged = self.create_accumulator()
+        for accumulator in accumulators:
+            merged.add(accumulator)
+        return merged
+
+    def extract_output(self, accumulator) -> dict:
+        return {self._key: accumulator}
+
+
+class _PairedCountsCombiner(CountingCombiner):
     """Counts the paired table of one candidate against the baseline."""
 
     def __init__(self, key, eval_config, baseline_model_name: str, model_name: str):
-        self._key = key
+        super().__init__(key)
         self._eval_config = eval_config
         self._baseline = baseline_model_name
         self._candidate = model_name
@@ -107,26 +125,23 @@ class _PairedCountsCombiner(beam.CombineFn):
                 accumulator.both_wrong += 1
         return accumulator
 
-    def merge_accumulators(self, accumulators: Iterable[_Counts]) -> _Counts:
-        # A fresh accumulator: TFMA's own flip metrics start from the first one and
-        # count it twice when handed a list (as the jackknife does).
-        merged = _Counts()
-        for accumulator in accumulators:
-            merged.add(accumulator)
-        return merged
 
-    def extract_output(self, accumulator: _Counts) -> dict:
-        return {self._key: accumulator}
+def paired_value(cells: dict[str, int], name: str) -> float:
+    """One paired metric from the four cells: a cell's count, the flip rate or the newly-wrong rate."""
+    examples = sum(cells[cell] for cell in PAIRED_CELLS)
+    if name in PAIRED_CELLS:
+        return float(cells[name])
+    if not examples:
+        return float("nan")
+    if name == FLIP_RATE:
+        return (cells[NEWLY_RIGHT] + cells[NEWLY_WRONG]) / examples
+    if name == NEWLY_WRONG_RATE:
+        return cells[NEWLY_WRONG] / examples
+    raise ValueError(f"unknown paired metric {name!r}")
 
 
 def _value(counts: _Counts, name: str) -> float:
-    if name in PAIRED_CELLS:
-        return float(getattr(counts, name))
-    if not counts.examples:
-        return float("nan")
-    if name == FLIP_RATE:
-        return (counts.newly_right + counts.newly_wrong) / counts.examples
-    return counts.newly_wrong / counts.examples
+    return paired_value(dataclasses.asdict(counts), name)
 
 
 class PairedOutcome(metric_types.Metric):

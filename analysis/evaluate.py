@@ -18,7 +18,14 @@ from analysis.changed import changed_examples, check_changed_against_tfma
 from analysis.eval_data import resolve_eval_data
 from analysis.models import check_saved_model, resolve_model
 from analysis.summary import summarize, validation_as_json
-from analysis.tfma_run import build_eval_config, check_runner, run_tfma, runner_of, with_explicit_runner
+from analysis.tfma_run import (
+    build_eval_config,
+    check_runner,
+    run_tfma,
+    runner_of,
+    with_default_workers,
+    with_explicit_runner,
+)
 from evalsuite import progress
 from evalsuite.atomic import atomic_dir, write_json_atomic
 from evalsuite.contract import (
@@ -79,6 +86,7 @@ def analyze(
     beam_args = with_explicit_runner(config.beam_args)
     check_runner(runner_of(beam_args))
     eval_data = resolve_eval_data(run, config.eval_data, log)
+    beam_args = with_default_workers(beam_args, eval_data["examples"])
     thresholds = tfma_thresholds(
         rules, eval_data["examples"], eval_data["examples_per_class"], eval_data["slice_features"]
     )
@@ -113,9 +121,11 @@ def analyze(
     run.invalidate_from("analysis")
     eval_config = build_eval_config(rules, eval_data, config.jackknife)
     runner = runner_of(beam_args)
+    workers = next((arg.split("=", 1)[1] for arg in beam_args if arg.startswith("--direct_num_workers=")), None)
     log(
-        f"analysis: TFMA on {eval_data['examples']} examples, 2 models, {slice_count} slices, runner {runner} "
-        f"(paired counts{', jackknife' if config.jackknife else ''}) ..."
+        f"analysis: TFMA on {eval_data['examples']} examples, 2 models, {slice_count} slices, runner {runner}"
+        + (f" on {workers} worker processes (-- --direct_num_workers=1 for one)" if workers else "")
+        + f" (paired counts{', jackknife' if config.jackknife else ''}) ..."
     )
     with atomic_dir(run.analysis_dir) as staging:
         tfma_started = time.perf_counter()

@@ -146,3 +146,21 @@ def test_scanning_examples_in_batches_matches_reading_them_one_by_one(tiny_run, 
         writer.write(b"not an example")
     with pytest.raises(InputError, match="record 3 is not a tf.Example"):
         scan_examples(str(bad), MNIST)
+
+
+def test_large_data_get_worker_processes_by_default_and_given_options_win():
+    from analysis.tfma_run import with_default_workers
+
+    runner = ("--runner=DirectRunner",)
+    assert with_default_workers(runner, 999_999, cores=2) == runner  # measured slower below
+    assert with_default_workers(runner, 1_000_000, cores=2) == (
+        *runner,
+        "--direct_num_workers=2",
+        "--direct_running_mode=multi_processing",
+    )
+    assert with_default_workers(runner, 5_000_000, cores=2)[-2] == "--direct_num_workers=2"  # never beyond the cores
+    assert with_default_workers(runner, 5_000_000, cores=1) == runner
+    one = (*runner, "--direct_num_workers=1")
+    assert with_default_workers(one, 5_000_000, cores=4) == one
+    portable = ("--runner=PortableRunner", "--job_endpoint=localhost:8099")
+    assert with_default_workers(portable, 5_000_000, cores=4) == portable

@@ -76,8 +76,7 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
         names = list(spec.class_names) if spec.class_names else None
         _require_every_class(labels, source, spec)
     else:
-        images, labels, features = load_eval_split(path, spec)
-        features = slice_features.select(features, wanted, str(path))
+        images, labels, features = load_eval_split(path, spec, wanted)
         folders = is_image_folders(path, need_train=False) or is_class_folders(path)
         kind = "folders" if folders else "idx" if path.is_dir() else "npz"
         source = f"{kind}:{path.resolve()}"

@@ -15,12 +15,12 @@ exact: accuracy is float32(right) / float32(examples), as Keras'
 MeanMetricWrapper divides its float32 total by its float32 count (counts are
 exact integers in float32 below 2**24); the confusion-matrix plot has TFMA's
 entries at its default threshold 0.0 (a model whose largest probability is
-not above 0 predicts no class). Cross-entropy takes each example's loss from
-the TensorFlow op Keras' metric uses (softmax cross-entropy of the clipped
-log-probabilities), bit for bit, and sums them exactly (as integers in units
-of 2**-50), so the mean does not depend on how Beam bundles the examples or
-how many workers run; Keras' float32 running sum does, and differs from it in
-the last places. It is reported, never gated.
+not above 0 predicts no class). Cross-entropy computes each example's loss as
+Keras' backend does (the softmax cross-entropy of the clipped
+log-probabilities, in float32, with numpy) and sums the losses exactly (as
+integers in units of 2**-50), so the mean does not depend on how Beam bundles
+the examples or how many workers run; Keras' float32 running sum does, and
+differs from it in the last places. It is reported, never gated.
 """
 
 from __future__ import annotations
@@ -60,18 +60,22 @@ _COUNTS_NAME = "_fused_counts"
 class _Counts:
     """Both models' confusion matrices (the last column: no class predicted), the paired cells, the losses."""
 
-    __slots__ = ("matrices", "paired", "losses")
+    __slots__ = ("matrices", "right", "paired", "losses", "finite")
 
     def __init__(self):
         self.matrices: np.ndarray | None = None  # (2, K, K + 1) int64
+        self.right = [0, 0]  # per model, examples whose argmax is the label (as Keras counts them)
         self.paired = np.zeros(len(PAIRED_CELLS), np.int64)
         self.losses = [0, 0]  # per model, the exact sum of the losses scaled by 2**LOSS_SCALE_BITS
+        self.finite = [True, True]  # per model, every loss a finite number
 
     def add(self, other: "_Counts") -> None:
         if other.matrices is not None:
             self.matrices = other.matrices.copy() if self.matrices is None else self.matrices + other.matrices
         self.paired += other.paired
+        self.right = [mine + theirs for mine, theirs in zip(self.right, other.right)]
         self.losses = [mine + theirs for mine, theirs in zip(self.losses, other.losses)]
+        self.finite = [mine and theirs for mine, theirs in zip(self.finite, other.finite)]
 
 
 def _arrays(element, model_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -90,11 +94,12 @@ def _arrays(element, model_name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _losses(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Each example's sparse categorical cross-entropy, as Keras' backend computes it from probabilities."""
-    import tensorflow as tf
-
-    logits = tf.math.log(tf.clip_by_value(tf.constant(probabilities, tf.float32), EPSILON, 1 - EPSILON))
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits).numpy()
+    """Each example's sparse categorical cross-entropy as Keras' backend computes it from probabilities, in float32:
+    the softmax cross-entropy of the clipped log-probabilities (TensorFlow's kernel: max-shifted log-sum-exp)."""
+    one, epsilon = np.float32(1), np.float32(EPSILON)
+    logits = np.log(np.clip(probabilities.astype(np.float32), epsilon, one - epsilon))
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(len(labels)), labels]
 
 
 def _exact_sum(losses: np.ndarray) -> int:
@@ -125,7 +130,12 @@ class _FusedCombiner(CountingCombiner):
                 labels * (classes + 1) + column, minlength=classes * (classes + 1)
             ).reshape(classes, classes + 1)
             right.append(predicted == labels)
-            counts.losses[index] += _exact_sum(_losses(probabilities, labels))
+            counts.right[index] += int(np.count_nonzero(right[-1]))
+            losses = _losses(probabilities, labels)
+            if np.all(np.isfinite(losses)):
+                counts.losses[index] += _exact_sum(losses)
+            else:
+                counts.finite[index] = False
         baseline, candidate = right
         cell = np.where(baseline & candidate, 0, np.where(candidate, 1, np.where(baseline, 2, 3)))
         counts.paired += np.bincount(cell, minlength=len(PAIRED_CELLS))
@@ -138,9 +148,10 @@ def _value(counts: _Counts, name: str, index: int):
     if name == EXAMPLE_COUNT:
         return float(examples)
     if name == ACCURACY:
-        right = int(np.trace(matrix[:, : matrix.shape[0]]))
-        return float(np.float32(right) / np.float32(examples)) if examples else float("nan")
+        return float(np.float32(counts.right[index]) / np.float32(examples)) if examples else float("nan")
     if name == CROSSENTROPY:
+        if not counts.finite[index]:
+            return float("nan")
         # int / int is correctly rounded; the power-of-two scaling is exact.
         return (
             float(np.float32(np.ldexp(counts.losses[index] / examples, -LOSS_SCALE_BITS))) if examples else float("nan")

@@ -97,8 +97,8 @@ def summarize(
         "slices": [sid for sid in slice_ids(num_classes) if sid in models[CANDIDATE]],
         # Per slice feature, its slices in the order of its values (evalsuite/slice_features.py).
         "feature_slices": {
-            name: [slice_id(name, value) for value in counts]
-            for name, counts in (eval_data.get("slice_features") or {}).items()
+            name: sorted((slice_id(name, value) for value in counts), key=_slice_order)
+            for name, counts in sorted((eval_data.get("slice_features") or {}).items())
         },
         "models": models,
         "deltas": dict(sorted(deltas.items(), key=lambda item: _slice_order(item[0]))),

@@ -40,6 +40,7 @@ def with_explicit_runner(beam_args: tuple[str, ...]) -> tuple[str, ...]:
 # 1.59x the time of one at 100,000 examples (each worker imports TensorFlow and loads both
 # models) and 0.78x at 1,000,000. So a worker per this many examples, up to the cores.
 EXAMPLES_PER_WORKER = 500_000
+MAX_DEFAULT_WORKERS = 4  # each worker holds TensorFlow and both models (about 1 GB)
 
 
 def with_default_workers(beam_args: tuple[str, ...], examples: int, cores: int | None = None) -> tuple[str, ...]:
@@ -50,8 +51,9 @@ def with_default_workers(beam_args: tuple[str, ...], examples: int, cores: int |
     """
     import os
 
-    cores = cores if cores is not None else (os.cpu_count() or 1)
-    workers = min(cores, examples // EXAMPLES_PER_WORKER)
+    if cores is None:  # the cores this process may run on (a container's share, not the machine's)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(cores, MAX_DEFAULT_WORKERS, examples // EXAMPLES_PER_WORKER)
     chosen = any(arg.startswith(("--direct_num_workers", "--direct_running_mode")) for arg in beam_args)
     if workers < 2 or chosen or runner_of(beam_args) != DEFAULT_RUNNER:
         return tuple(beam_args)

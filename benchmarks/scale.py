@@ -28,6 +28,7 @@ import numpy as np
 
 SIZES = (10_000, 100_000)
 MILLION = 1_000_000
+ONE_PROCESS = ("--direct_num_workers=1",)  # the size rows measure one process (larger sets get workers by default)
 CHUNK = 50_000  # examples generated and written at a time: the generator's memory stays bounded too
 TARGETS = {"marginal ms per example": 0.3, "peak memory, largest / smallest": 1.3, "report seconds, default run": 2.0}
 
@@ -93,7 +94,9 @@ def bench(sizes: tuple[int, ...], workers: int, log) -> list[dict]:
             make_eval_set(source, spec, size, folder)
             log(f"scale: {size:,} examples: analysis, gate, report ...")
             stages = {
-                "analysis": run_process("analysis", "--run-dir", str(run_dir), "--eval-data", str(folder), "-q"),
+                "analysis": run_process(
+                    "analysis", "--run-dir", str(run_dir), "--eval-data", str(folder), "-q", "--", *ONE_PROCESS
+                ),
                 "gate": run_process("gates", "--run-dir", str(run_dir), "-q"),
                 "report": run_process("reports", "--run-dir", str(run_dir), "-q"),
             }

@@ -63,10 +63,18 @@ class Dataset:
         # Only what the arrays cannot say: MNIST-shaped data keeps the fingerprint it always had.
         if self.num_classes != int(max(self.y_train.max(), self.y_test.max())) + 1 or self.resize:
             digest.update(f"{self.num_classes}|{self.resize}".encode())
-        for name, values in sorted(self.features.items()):
-            digest.update(f"feature {name} {values.dtype.kind}".encode())
-            digest.update("\x00".join(map(str, values.tolist())).encode())
         return digest.hexdigest()[:16]
+
+    @property
+    def features_fingerprint(self) -> str | None:
+        """The slice features' names and values: apart from the images', as they shape no model."""
+        if not self.features:
+            return None
+        from evalsuite.fingerprints import fingerprint
+
+        return fingerprint(
+            *[[name, values.dtype.kind, values.tolist()] for name, values in sorted(self.features.items())]
+        )
 
     @property
     def spec(self) -> DataSpec:
@@ -90,7 +98,7 @@ class Dataset:
             "eval_examples_per_class": {str(c): int(n) for c, n in zip(*np.unique(self.y_test, return_counts=True))},
             "class_names": list(self.class_names) if self.class_names else None,
             "data_spec": self.spec.as_dict(),
-            "features": sorted(self.features),
+            "features_fingerprint": self.features_fingerprint,
         }
 
     def named(self, names, where: str) -> "Dataset":
@@ -119,15 +127,23 @@ class Dataset:
 
 
 def load_dataset(
-    spec: str, seed: int, log=print, image_size: tuple[int, int] | None = None, channels: int | None = None
+    spec: str,
+    seed: int,
+    log=print,
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    features: tuple[str, ...] = (),
 ) -> Dataset:
     """Load by `--data` spec: auto, keras, bundled, or a path (IDX folder, .npz or image folders).
 
     `image_size` (height, width) resizes every image; `channels` (1 or 3) makes
-    them grey or colour; by default both follow the data.
+    them grey or colour; by default both follow the data. `features` names the
+    per-example features of the evaluation split to read (evalsuite/slice_features.py).
     """
     if spec not in ("auto", "keras", "bundled"):
-        return load_path(Path(spec), image_size, channels, seed)
+        return load_path(Path(spec), image_size, channels, seed, features)
+    if features:
+        raise slice_features.missing(features[0], [], spec)
     return conform(_load_named(spec, seed, log), image_size, channels)
 
 
@@ -229,7 +245,8 @@ def source_identity(spec: str, seed: int) -> str | None:
         return None
     path = Path(spec)
     if is_image_folders(path):
-        return fingerprint("folders", fingerprint_files(image_files(path)))
+        table = slice_features.csv_beside(eval_folder(path))  # the slice features beside the evaluation folder
+        return fingerprint("folders", fingerprint_files(image_files(path) + ([table] if table else [])))
     if is_class_folders(path):
         return fingerprint("class folders", seed, fingerprint_files(image_files(path)))
     if path.is_dir():
@@ -244,15 +261,21 @@ def source_identity(spec: str, seed: int) -> str | None:
 
 
 def load_path(
-    path: Path, image_size: tuple[int, int] | None = None, channels: int | None = None, seed: int = DEFAULT_SEED
+    path: Path,
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    seed: int = DEFAULT_SEED,
+    features: tuple[str, ...] = (),
 ) -> Dataset:
     """An IDX folder, an .npz, or image folders (DIR/train/<class>/*, DIR/test or DIR/val/<class>/*, or
     DIR/<class>/* split by `seed`)."""
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if is_image_folders(path) or is_class_folders(path):
-        return load_image_folders(path, image_size, channels, seed)
+        return load_image_folders(path, image_size, channels, seed, features)
     if path.is_dir():
+        if features:
+            raise slice_features.missing(features[0], [], str(path))
         arrays = {key: read_idx(find_idx(path, key)) for key in IDX_FILES}
         source = f"idx:{path.resolve()}"
     elif path.suffix == ".npz":
@@ -264,8 +287,8 @@ def load_path(
             "or an .npz file"
         )
     dataset = _checked(**arrays, source=source, where=str(path), names=class_names_for(path))
-    if path.suffix == ".npz":
-        dataset = dataclasses.replace(dataset, features=slice_features.from_npz(path, len(dataset.y_test)))
+    if features:
+        dataset = dataclasses.replace(dataset, features=slice_features.from_npz(path, len(dataset.y_test), features))
     return conform(dataset, image_size, channels)
 
 
@@ -284,26 +307,30 @@ def class_names_for(path: Path) -> list[str] | None:
     return names
 
 
-def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def load_eval_split(
+    path: Path, spec: DataSpec, features: tuple[str, ...] = ()
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Only the evaluation split of an IDX folder, .npz or image folders (train files optional), made to fit `spec`.
 
     Images are resized and made grey or colour as the run's training data were;
     a class the run's models do not know, or images that still do not fit, are
-    one line saying so. The third value holds the per-example features the data carry.
+    one line saying so. The third value holds the per-example `features` named.
     """
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     size = (spec.height, spec.width) if spec.resize else None
-    features: dict[str, np.ndarray] = {}
+    carried: dict[str, np.ndarray] = {}
     if is_image_folders(path, need_train=False):
         if not spec.class_names:
             raise InputError(f"{path}: image folders name their classes, the run's data spec has no class names")
         folder = eval_folder(path)
-        images, labels, features = read_split(folder, list(spec.class_names), size, spec.channels)
+        images, labels, carried = read_split(folder, list(spec.class_names), size, spec.channels, features)
     elif is_class_folders(path):
         if not spec.class_names:
             raise InputError(f"{path}: image folders name their classes, the run's data spec has no class names")
-        images, labels, _ = read_split(path, list(spec.class_names), size, spec.channels)
+        if features:
+            raise slice_features.missing(features[0], [], f"{path} (class folders without test/ or val/)")
+        images, labels, carried = read_split(path, list(spec.class_names), size, spec.channels)
     else:
         if path.is_dir():
             images = read_idx(find_idx(path, "x_test"))
@@ -315,7 +342,9 @@ def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray,
             raise InputError(f"{path}: expected image folders, an IDX folder, an .npz or a .tfrecord file")
         images, labels = _checked_split(images, labels, str(path), "test")
         if path.suffix == ".npz":
-            features = slice_features.from_npz(path, len(labels))
+            carried = slice_features.from_npz(path, len(labels), features)
+        elif features:
+            raise slice_features.missing(features[0], [], str(path))
         images = conform_images(images, size, spec.channels)
         if labels.max() >= spec.num_classes:
             raise InputError(
@@ -323,7 +352,7 @@ def load_eval_split(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray,
                 f"classes (0..{spec.num_classes - 1})"
             )
     spec.fits(images, str(path))
-    return images, labels, features
+    return images, labels, carried
 
 
 def load_npz(path: Path) -> Dataset:

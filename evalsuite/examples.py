@@ -154,14 +154,32 @@ def read_images(pattern: str, spec: DataSpec, indices) -> dict[int, np.ndarray]:
     shape = (spec.height, spec.width) if spec.channels == 1 else spec.input_shape
     images: dict[int, np.ndarray] = {}
     files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise InputError(f"{pattern}: no TFRecord files match")
     offset, position = 0, 0
-    for batch in tf.data.TFRecordDataset(files).batch(4096).as_numpy_iterator():
-        while position < len(wanted) and wanted[position] < offset + len(batch):
-            example = tf.train.Example.FromString(batch[wanted[position] - offset])
-            raw = example.features.feature[IMAGE_KEY].bytes_list.value[0]
-            images[wanted[position]] = np.frombuffer(raw, dtype=np.uint8).reshape(shape)
-            position += 1
-        offset += len(batch)
-        if position == len(wanted):
-            break
+    try:
+        for batch in tf.data.TFRecordDataset(files).batch(4096).as_numpy_iterator():
+            while position < len(wanted) and wanted[position] < offset + len(batch):
+                index = wanted[position]
+                images[index] = _image_of(batch[index - offset], shape, spec, f"{pattern}: record {index}")
+                position += 1
+            offset += len(batch)
+            if position == len(wanted):
+                break
+    except tf.errors.OpError as error:
+        raise InputError(f"{pattern}: corrupt TFRecord ({error.message.splitlines()[0]})") from None
+    if position < len(wanted):
+        raise InputError(f"{pattern}: holds {offset} examples, not the example {wanted[position]} the analysis listed")
     return images
+
+
+def _image_of(record: bytes, shape: tuple, spec: DataSpec, where: str) -> np.ndarray:
+    import tensorflow as tf
+
+    try:
+        raw = tf.train.Example.FromString(record).features.feature[IMAGE_KEY].bytes_list.value
+    except Exception:
+        raise InputError(f"{where} is not a tf.Example") from None
+    if len(raw) != 1 or len(raw[0]) != spec.image_bytes:
+        raise InputError(f"{where} has no {spec.image_bytes}-byte '{IMAGE_KEY}' feature")
+    return np.frombuffer(raw[0], dtype=np.uint8).reshape(shape)

@@ -72,7 +72,13 @@ def image_files(path: Path) -> list[Path]:
     return files
 
 
-def load_image_folders(path: Path, image_size: tuple[int, int] | None, channels: int | None, seed: int = DEFAULT_SEED):
+def load_image_folders(
+    path: Path,
+    image_size: tuple[int, int] | None,
+    channels: int | None,
+    seed: int = DEFAULT_SEED,
+    features: tuple[str, ...] = (),
+):
     """DIR/train/<class>/* for training, DIR/test/<class>/* (or DIR/val/) for evaluation; or DIR/<class>/*
     split per class by `seed`, a fifth of each class (at least one image) for evaluation.
 
@@ -123,7 +129,7 @@ def load_image_folders(path: Path, image_size: tuple[int, int] | None, channels:
         class_names=tuple(names),
         num_classes=len(names),
         resize=resize_text(image_size),
-        features={} if one_folder else _features_of(evaluation, files["test"]),
+        features=_features_of(path if one_folder else evaluation, files["test"], features, one_folder),
     )
 
 
@@ -160,22 +166,31 @@ def _split_files(split: Path, names: list[str]) -> list[tuple[Path, int]]:
     return listed
 
 
-def read_split(split: Path, names: list[str], size, channels: int):
+def read_split(split: Path, names: list[str], size, channels: int, features: tuple[str, ...] = ()):
     """An evaluation split of image folders whose classes must all be among `names` (the run's)."""
     unknown = sorted({folder.name for folder in class_folders(split)} - set(names))
     if unknown:
         raise InputError(f"{split / unknown[0]}: class {unknown[0]!r} is not one the run's models were trained on")
     listed = _split_files(split, names)
     images = np.stack([pixels(file, size, channels) for file, _ in listed])
-    return images, np.array([label for _, label in listed], dtype=np.int64), _features_of(split, listed)
+    return images, np.array([label for _, label in listed], dtype=np.int64), _features_of(split, listed, features)
 
 
-def _features_of(split: Path, listed: list[tuple[Path, int]]) -> dict:
-    """The per-example features of DIR/test.csv (or val.csv) for split DIR/test, when there is one."""
+def _features_of(split: Path, listed: list[tuple[Path, int]], wanted: tuple[str, ...], one_folder=False) -> dict:
+    """The `wanted` per-example features of split DIR/test, from DIR/test.csv (or DIR/val.csv)."""
     from evalsuite import slice_features
 
-    table = slice_features.csv_beside(split)
-    return {} if table is None else slice_features.from_csv(table, split, [file for file, _ in listed])
+    if not wanted:
+        return {}
+    table = None if one_folder else slice_features.csv_beside(split)
+    if table is None:
+        where = (
+            f"{split} (class folders without test/ or val/)"
+            if one_folder
+            else f"{split} (no {split.name}.csv beside it)"
+        )
+        raise slice_features.missing(wanted[0], [], where)
+    return slice_features.from_csv(table, split, [file for file, _ in listed], wanted)
 
 
 def open_image(file: Path):

@@ -6,7 +6,7 @@ with a `path` column (relative to that folder, as `cat/001.jpg`) and one
 column per feature. Values are integers or short strings. Each value becomes a
 TFMA slice with its own metrics and its own check, so a feature has at most
 MAX_VALUES distinct values. The training config names which features to slice
-by (`[slicing] features`); the others travel with the examples unused.
+by (`[slicing] features` or `--slice-by`); only those are read and checked.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ NPZ_PREFIX = "meta_"
 MAX_VALUES = 50
 MAX_VALUE_LENGTH = 60
 MAX_CSV_BYTES = 64 << 20
+NUMBER_LIKE = re.compile(r"[+-]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][+-]?\d+)?|[+-]?(inf|nan|infinity)", re.I)
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
 RESERVED = (IMAGE_KEY, LABEL_KEY, "overall", "path")
 
@@ -69,18 +70,42 @@ def _text(value, name: str, where: str) -> str:
             f"{where}: feature {name!r} has the value {text[:40]!r}; values are one printable line of 1 to "
             f"{MAX_VALUE_LENGTH} characters without commas"
         )
+    if NUMBER_LIKE.fullmatch(text):
+        # TFMA matches a slice value that reads as a number as that number: "01" and "1" would be one slice.
+        raise InputError(
+            f"{where}: feature {name!r} has the text value {text!r}, which reads as a number; "
+            "give whole numbers as integers, or text with a letter in it"
+        )
     return text
 
 
-def from_npz(path: Path, count: int) -> dict[str, np.ndarray]:
-    """The `meta_<name>` arrays of an .npz, checked against `count` evaluation examples."""
+def missing(name: str, carried, where: str) -> InputError:
+    return InputError(
+        f"{where}: no slice feature {name!r} (named by --slice-by or train.toml's [slicing] features) "
+        f"in these evaluation data; they carry: {', '.join(sorted(carried)) or 'none'} (.npz arrays meta_<name>, "
+        "or a {test,val}.csv beside image folders)"
+    )
+
+
+def from_npz(path: Path, count: int, wanted: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The `meta_<name>` arrays of an .npz for the `wanted` names, checked against `count` evaluation examples.
+
+    Arrays no one asked for are neither read nor checked.
+    """
+    if not wanted:
+        return {}
     with np.load(path, allow_pickle=False) as archive:
-        keys = sorted(key for key in archive.files if key.startswith(NPZ_PREFIX))
-        try:
-            raw = {key[len(NPZ_PREFIX) :]: archive[key] for key in keys}
-        except ValueError:
-            raise InputError(f"{path}: a meta_ array holds objects; refusing to unpickle") from None
-    return {check_name(name, str(path)): check_values(name, values, count, str(path)) for name, values in raw.items()}
+        carried = [key[len(NPZ_PREFIX) :] for key in archive.files if key.startswith(NPZ_PREFIX)]
+        features = {}
+        for name in wanted:
+            if name not in carried:
+                raise missing(name, carried, str(path))
+            try:
+                values = archive[NPZ_PREFIX + name]
+            except ValueError:
+                raise InputError(f"{path}: meta_{name} holds objects; refusing to unpickle") from None
+            features[name] = check_values(name, values, count, str(path))
+    return features
 
 
 def csv_beside(split: Path) -> Path | None:
@@ -89,43 +114,49 @@ def csv_beside(split: Path) -> Path | None:
     return file if file.exists() else None
 
 
-def from_csv(file: Path, split: Path, images: list[Path]) -> dict[str, np.ndarray]:
-    """Feature columns of `file`, one row per image of `split` (its `path` column, relative to `split`)."""
+def from_csv(file: Path, split: Path, images: list[Path], wanted: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The `wanted` columns of `file`, one row per image of `split` (its `path` column, relative to `split`)."""
     if not file.is_file() or file.stat().st_size > MAX_CSV_BYTES:
         raise InputError(f"{file}: not a plain file of at most {MAX_CSV_BYTES >> 20} MB")
     try:
         with open(file, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
-            columns = [c.strip() for c in (rows[0].keys() if rows else [])]
+            reader = csv.DictReader(handle)
+            columns = [(name or "").strip() for name in reader.fieldnames or []]
+            rows = []
+            for number, row in enumerate(reader, start=2):
+                if None in row:
+                    raise InputError(f"{file}: line {number} has more fields than the header")
+                rows.append({(key or "").strip(): (value or "").strip() for key, value in row.items()})
     except (UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"{file}: not a UTF-8 CSV file ({error})") from None
     if "path" not in columns:
         raise InputError(f"{file}: needs a 'path' column (each image's path under {split.name}/, as cat/001.jpg)")
-    names = [check_name(c, str(file)) for c in columns if c != "path"]
+    for name in wanted:
+        if name not in columns:
+            raise missing(name, [c for c in columns if c != "path"], str(file))
     by_path: dict[str, dict] = {}
     for number, row in enumerate(rows, start=2):
-        row = {(k or "").strip(): v for k, v in row.items()}
-        key = _relative(row.get("path") or "", split)
+        key = _relative(row.get("path", ""), split)
         if key in by_path:
             raise InputError(f"{file}: line {number} lists {key} a second time")
         by_path[key] = row
-    wanted = [image.relative_to(split).as_posix() for image in images]
-    missing = [key for key in wanted if key not in by_path]
-    if missing:
-        raise InputError(f"{file}: no row for {split.name}/{missing[0]} ({len(missing)} images have none)")
-    unknown = sorted(set(by_path) - set(wanted))
+    listed = [image.relative_to(split).as_posix() for image in images]
+    absent = [key for key in listed if key not in by_path]
+    if absent:
+        raise InputError(f"{file}: no row for {split.name}/{absent[0]} ({len(absent)} images have none)")
+    unknown = sorted(set(by_path) - set(listed))
     if unknown:
         raise InputError(f"{file}: a row names {unknown[0]}, which is not an image under {split}")
     features = {}
-    for name in names:
-        column = [(by_path[key].get(name) or "").strip() for key in wanted]
-        empty = [key for key, value in zip(wanted, column) if not value]
+    for name in wanted:
+        column = [by_path[key].get(name, "") for key in listed]
+        empty = [key for key, value in zip(listed, column) if not value]
         if empty:
             raise InputError(f"{file}: feature {name!r} is empty for {empty[0]}")
-        values = np.array(column, dtype=str)
-        if all(re.fullmatch(r"-?\d{1,18}", v) for v in column):
-            values = values.astype(np.int64)
-        features[name] = check_values(name, values, len(wanted), str(file))
+        # Whole numbers written plainly are integers; anything else ("007", "1.0", "phone") is text.
+        plain = all(re.fullmatch(r"-?(0|[1-9]\d{0,17})", value) for value in column)
+        values = np.array(column, dtype=str).astype(np.int64) if plain else np.array(column, dtype=str)
+        features[name] = check_values(name, values, len(listed), str(file))
     return features
 
 
@@ -143,19 +174,6 @@ def value_counts(features: dict[str, np.ndarray]) -> dict[str, dict[str, int]]:
         name: {str(value): int(count) for value, count in zip(*np.unique(values, return_counts=True))}
         for name, values in features.items()
     }
-
-
-def select(features: dict[str, np.ndarray], wanted: tuple[str, ...], where: str) -> dict[str, np.ndarray]:
-    """The features named in the config, each one the data carry."""
-    for name in wanted:
-        if name not in features:
-            carried = ", ".join(sorted(features)) or "none"
-            raise InputError(
-                f"{where}: no slice feature {name!r} (named by --slice-by or train.toml's [slicing] features) "
-                f"in these evaluation data; they carry: {carried} (.npz arrays meta_<name>, or a "
-                "{test,val}.csv beside image folders)"
-            )
-    return {name: features[name] for name in wanted}
 
 
 def slice_id(name: str, value) -> str:

@@ -172,6 +172,22 @@ def _decoded(text) -> str:
         return str(text)
 
 
+def _judged_slices(summary: dict) -> list[str]:
+    """Overall, every class, and every value of each slice feature."""
+    features = summary.get("feature_slices") or {}
+    return slice_ids(num_classes_of(summary["eval_data"])) + [sid for sids in features.values() for sid in sids]
+
+
+def _examples_in(eval_data: dict, sid: str):
+    """How many examples the evaluation data hold on a slice (None when they do not say)."""
+    if sid == "overall":
+        return eval_data["examples"]
+    column, _, value = sid.partition("=")
+    if class_of(sid) is not None:
+        return eval_data["examples_per_class"].get(str(class_of(sid)))
+    return (eval_data.get("slice_features") or {}).get(column, {}).get(value)
+
+
 def _check_complete(summary: dict, validation: dict, where: Path) -> None:
     """Every slice present for both models, no NaN, same examples on both sides."""
     if validation.get("missing_thresholds"):
@@ -181,7 +197,7 @@ def _check_complete(summary: dict, validation: dict, where: Path) -> None:
         raise InputError(f"{where}: slice {values} is missing from the evaluation (no examples of that class?)")
     for role in (BASELINE, CANDIDATE):
         slices = summary["models"][role]
-        for sid in slice_ids(num_classes_of(summary["eval_data"])):
+        for sid in _judged_slices(summary):
             metrics = slices.get(sid)
             if metrics is None:
                 raise InputError(f"{where}: slice {sid} is missing for the {role} (no examples of that class?)")
@@ -189,15 +205,13 @@ def _check_complete(summary: dict, validation: dict, where: Path) -> None:
                 if metrics.get(key) is None:
                     raise InputError(f"{where}: {role} {key} on slice {sid} is missing")
     eval_data = summary["eval_data"]
-    for sid in slice_ids(num_classes_of(summary["eval_data"])):
+    for sid in _judged_slices(summary):
         examples = summary["models"][CANDIDATE][sid]["examples"]
         if summary["models"][BASELINE][sid]["examples"] != examples:
             raise InputError(
                 f"{where}: baseline and candidate were evaluated on different numbers of examples on slice {sid}"
             )
-        expected = (
-            eval_data["examples"] if sid == "overall" else eval_data["examples_per_class"].get(str(class_of(sid)))
-        )
+        expected = _examples_in(eval_data, sid)
         if examples != expected:
             raise InputError(f"{where}: TFMA saw {examples} examples on {sid}, the evaluation data holds {expected}")
         delta = summary["deltas"].get(sid, {}).get("accuracy")
@@ -217,7 +231,7 @@ def _check_against_paired_counts(summary: dict, changed: dict, where: Path) -> N
     newly wrong) / n for the baseline: numbers edited into the summary do not
     survive this, and the changed list was computed outside TFMA.
     """
-    for sid in slice_ids(num_classes_of(summary["eval_data"])):
+    for sid in _judged_slices(summary):
         counts = summary.get("paired", {}).get(sid)
         if counts is None:
             raise InputError(f"{where}: no paired counts for slice {sid}; rerun the analysis")
@@ -234,6 +248,8 @@ def _check_against_paired_counts(summary: dict, changed: dict, where: Path) -> N
                     f"{where}: {role} accuracy on {sid} ({summary['models'][role][sid]['accuracy']:.6f}) "
                     f"does not follow from TFMA's paired counts ({value:.6f}); refusing to judge"
                 )
+        if sid != "overall" and class_of(sid) is None:
+            continue  # the changed list is counted overall and per class
         listed = changed["counts"].get(sid)
         if listed is None or any(listed[cell] != counts[cell] for cell in (NEWLY_RIGHT, NEWLY_WRONG)):
             raise InputError(

@@ -80,7 +80,7 @@ def test_the_fused_counts_do_not_depend_on_how_examples_are_grouped_or_merged():
 
 @pytest.mark.slow
 def test_the_fused_pipeline_gives_tfmas_per_example_numbers(run_copy, tmp_path):
-    """Every gated number bitwise, the cross-entropy to float32 rounding, the same validation."""
+    """Every gated number bitwise, the cross-entropy to a few float32 units, the same validation."""
     from analysis.eval_data import resolve_eval_data
     from analysis.evaluate import AnalysisConfig
     from analysis.models import resolve_model
@@ -107,7 +107,7 @@ def test_the_fused_pipeline_gives_tfmas_per_example_numbers(run_copy, tmp_path):
         for sid, metrics in plain["models"][role].items():
             mine = fused["models"][role][sid]
             assert (mine["examples"], mine["accuracy"]) == (metrics["examples"], metrics["accuracy"])
-            assert np.float32(mine["crossentropy"]) == pytest.approx(np.float32(metrics["crossentropy"]), rel=5e-7)
+            assert np.float32(mine["crossentropy"]) == pytest.approx(np.float32(metrics["crossentropy"]), rel=2e-6)
     failures = lambda result: json.dumps(result.get("metric_validations_per_slice", []), sort_keys=True)  # noqa: E731
     assert failures(fused_validation) == failures(plain_validation)
 

@@ -30,21 +30,23 @@ def test_npz_meta_arrays_become_features(tmp_path, bundled):
     n = len(small.y_test)
     scanner = np.array(["a", "b"])[np.arange(n) % 2]
     batch = (np.arange(n) % 3).astype(np.float32)  # whole numbers in floats are integers
-    data = npz_with_features(tmp_path / "meta.npz", small, scanner=scanner, batch=batch)
-    assert sorted(np.load(data).files) == ["meta_batch", "meta_scanner", "x_test", "x_train", "y_test", "y_train"]
-    loaded = load_dataset(str(data), SEED)
+    data = npz_with_features(tmp_path / "meta.npz", small, scanner=scanner, batch=batch, id=np.arange(n) * 1.5)
+    assert sorted(np.load(data).files) == [
+        "meta_batch", "meta_id", "meta_scanner", "x_test", "x_train", "y_test", "y_train"
+    ]  # fmt: skip
+    # Only the features named are read and checked: meta_id (floats) is never looked at.
+    assert load_dataset(str(data), SEED).features == {}
+    loaded = load_dataset(str(data), SEED, features=("scanner", "batch"))
     assert loaded.features["scanner"].tolist() == scanner.tolist()
     assert loaded.features["batch"].dtype == np.int64 and loaded.features["batch"].tolist() == batch.tolist()
     assert value_counts(loaded.features)["scanner"] == {"a": n // 2, "b": n // 2}
-    # The features are part of the data's identity; data without any keep the fingerprint they had.
-    assert loaded.fingerprint != dataclasses.replace(loaded, features={}).fingerprint
-    assert (
-        dataclasses.replace(loaded, features={}).fingerprint
-        == load_dataset(str(npz_with_features(tmp_path / "plain.npz", small)), SEED).fingerprint
-    )
+    # The images' fingerprint (which the models' reuse follows) leaves the features out; they have their own.
+    plain = load_dataset(str(npz_with_features(tmp_path / "plain.npz", small)), SEED)
+    assert loaded.fingerprint == plain.fingerprint and plain.features_fingerprint is None
+    assert loaded.features_fingerprint is not None
     assert loaded.subset(None, 20, SEED).features["scanner"].shape == (20,)
-    _, _, features = load_eval_split(data, MNIST)
-    assert features["scanner"].tolist() == scanner.tolist()
+    _, _, features = load_eval_split(data, MNIST, ("scanner",))
+    assert list(features) == ["scanner"] and features["scanner"].tolist() == scanner.tolist()
 
 
 @pytest.mark.parametrize(
@@ -54,22 +56,27 @@ def test_npz_meta_arrays_become_features(tmp_path, bundled):
         (np.arange(40) + 0.5, "has dtype float64; slice features are integers or strings"),
         (np.array(["a,b"] * 40), "without commas"),
         (np.array(["x\x07"] * 40), "one printable line"),
+        (np.array(["01", "1"] * 20), "reads as a number"),
     ],
 )
 def test_bad_feature_values_are_one_line(tmp_path, bundled, values, expected):
     small = bundled.subset(100, 40, SEED)
     data = npz_with_features(tmp_path / "bad.npz", small, scanner=values)
+    assert load_dataset(str(data), SEED).features == {}  # not named: not read
     with pytest.raises(InputError, match="feature 'scanner'") as error:
-        load_dataset(str(data), SEED)
+        load_dataset(str(data), SEED, features=("scanner",))
     assert expected in str(error.value) and "\n" not in str(error.value)
 
 
-def test_too_many_values_and_bad_names_are_one_line(tmp_path, bundled):
+def test_too_many_values_and_missing_features_are_one_line(tmp_path, bundled):
     small = bundled.subset(100, 60, SEED)
+    data = npz_with_features(tmp_path / "many.npz", small, pen=np.arange(60))
     with pytest.raises(InputError, match="60 distinct values; at most 50"):
-        load_dataset(str(npz_with_features(tmp_path / "many.npz", small, pen=np.arange(60))), SEED)
-    with pytest.raises(InputError, match="feature name 'label'"):
-        load_dataset(str(npz_with_features(tmp_path / "label.npz", small, label=np.zeros(60, int))), SEED)
+        load_dataset(str(data), SEED, features=("pen",))
+    with pytest.raises(InputError, match="no slice feature 'ink' .* they carry: pen"):
+        load_dataset(str(data), SEED, features=("ink",))
+    with pytest.raises(InputError, match="no slice feature 'ink' .* they carry: none"):
+        load_dataset("bundled", SEED, features=("ink",))
 
 
 def test_a_csv_beside_image_folders_gives_each_test_image_its_features(tmp_path):
@@ -80,13 +87,17 @@ def test_a_csv_beside_image_folders_gives_each_test_image_its_features(tmp_path)
         for i, image in enumerate(images)
     ]
     (data / "test.csv").write_text("\n".join(rows) + "\n")
-    dataset = load_dataset(str(data), SEED)
+    dataset = load_dataset(str(data), SEED, features=("camera", "shelf"))
     assert sorted(dataset.features) == ["camera", "shelf"]
     assert dataset.features["shelf"].dtype == np.int64
     assert value_counts(dataset.features)["camera"] == {"dslr": 4, "phone": 4}
     # Paths may also start with the split's folder.
     (data / "test.csv").write_text("\n".join(rows[:1] + ["test/" + row for row in rows[1:]]) + "\n")
-    assert load_dataset(str(data), SEED).features["camera"].tolist() == dataset.features["camera"].tolist()
+    again = load_dataset(str(data), SEED, features=("camera",))
+    assert again.features["camera"].tolist() == dataset.features["camera"].tolist()
+    # A CSV of another kind (no path column) is left alone when no feature is named.
+    (data / "test.csv").write_text("id,Label\n1,cat\n")
+    assert load_dataset(str(data), SEED).features == {}
 
 
 @pytest.mark.parametrize(
@@ -97,6 +108,8 @@ def test_a_csv_beside_image_folders_gives_each_test_image_its_features(tmp_path)
         (lambda rows: rows + [rows[1]], "a second time"),
         (lambda rows: ["file,camera,shelf"] + rows[1:], "needs a 'path' column"),
         (lambda rows: rows[:1] + [rows[1].replace(",phone,", ",,").replace(",dslr,", ",,")] + rows[2:], "is empty"),
+        (lambda rows: rows[:1] + [rows[1] + ",extra"] + rows[2:], "line 2 has more fields than the header"),
+        (lambda rows: ["path,lens,shelf"] + rows[1:], "no slice feature 'camera'"),
     ],
 )
 def test_a_bad_csv_is_one_line(tmp_path, damage, expected):
@@ -108,7 +121,7 @@ def test_a_bad_csv_is_one_line(tmp_path, damage, expected):
     ]
     (data / "test.csv").write_text("\n".join(damage(rows)) + "\n")
     with pytest.raises(InputError) as error:
-        from_csv(data / "test.csv", data / "test", images)
+        from_csv(data / "test.csv", data / "test", images, ("camera", "shelf"))
     assert expected in str(error.value) and "\n" not in str(error.value)
 
 
@@ -169,8 +182,10 @@ def test_the_config_file_sets_the_recipe_and_flags_override_it(tmp_path, monkeyp
         ("[training]\nepochs = 3\n", "unknown key training.epochs"),
         ("[model]\nname = 'cnn'\n", "unknown section [model]"),
         ("[training]\nbatch_size = '32'\n", "training.batch_size must be int"),
-        ("[training]\nbatch_size = 0\n", "training.batch_size must be positive"),
+        ("[training]\nbatch_size = 0\n", "training.batch_size must be a positive number"),
         ("[slicing]\nfeatures = ['a b']\n", "feature name 'a b'"),
+        ("[training]\nlearning_rate = 20\n", "training.learning_rate must be at most 10"),
+        ("[training]\nlearning_rate = inf\n", "training.learning_rate must be a positive number"),
         ("[training\n", "not valid TOML"),
     ],
 )
@@ -178,6 +193,20 @@ def test_a_bad_config_file_is_one_line(tmp_path, monkeypatch, text, expected):
     (tmp_path / "bad.toml").write_text(text)
     with pytest.raises(InputError) as error:
         _config(["--config", "bad.toml"], tmp_path, monkeypatch)
+    assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--slice-by", "label"], "--slice-by: feature name 'label'"),
+        (["--slice-by", "pen,pen"], "--slice-by must be a list of distinct feature names"),
+        (["--batch-size", "0"], "--batch-size must be a positive number"),
+    ],
+)
+def test_bad_flags_for_the_config_keys_are_one_line(tmp_path, monkeypatch, argv, expected):
+    with pytest.raises(InputError) as error:
+        _config(argv, tmp_path, monkeypatch)
     assert expected in str(error.value) and "\n" not in str(error.value)
 
 

@@ -557,7 +557,7 @@ def test_optimizer_and_learning_rate_flags():
     assert type(model.optimizer).__name__ == "SGD" and float(model.optimizer.learning_rate) == pytest.approx(0.5)
     with pytest.raises(InputError, match="--optimizer: 'nosuch' is not a Keras optimizer"):
         build_model(DataSpec(6, 6, 1, 3), "mlp", "nosuch")
-    with pytest.raises(InputError, match="--learning-rate: must be in"):
+    with pytest.raises(InputError, match="--learning-rate must be a positive number"):
         training_config(build_parser().parse_args(["--learning-rate", "-1"]))
 
 

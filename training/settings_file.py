@@ -21,6 +21,7 @@ from training.model import DEFAULT_OPTIMIZER
 
 DEFAULT_CONFIG_FILE = Path("train.toml")
 DEFAULT_BATCH_SIZE = 32  # Keras' own default, as the tutorial trains
+MAX_LEARNING_RATE = 10.0
 MAX_CONFIG_BYTES = 64 << 10
 
 
@@ -70,8 +71,9 @@ def load(path: Path | None) -> tuple[dict[str, Any], str]:
     return values, str(path)
 
 
-def _checked(key: Key, value: Any, path: Path) -> Any:
-    where = f"{path}: {key.section}.{key.name}"
+def _checked(key: Key, value: Any, path: Path | None) -> Any:
+    """`value` for `key`, checked: from the file at `path`, or (None) from the key's flag."""
+    where = f"{path}: {key.section}.{key.name}" if path is not None else key.flag
     if key.kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, key.kind) or isinstance(value, bool):
@@ -80,8 +82,10 @@ def _checked(key: Key, value: Any, path: Path) -> Any:
         if not all(isinstance(item, str) for item in value) or len(set(value)) != len(value):
             raise InputError(f"{where} must be a list of distinct feature names")
         return [check_name(item, where) for item in value]
-    if key.kind in (int, float) and value <= 0:
-        raise InputError(f"{where} must be positive")
+    if key.kind in (int, float) and not 0 < value < float("inf"):
+        raise InputError(f"{where} must be a positive number, got {value}")
+    if key.name == "learning_rate" and value > MAX_LEARNING_RATE:
+        raise InputError(f"{where} must be at most {MAX_LEARNING_RATE}, got {value}")
     return value
 
 
@@ -90,7 +94,7 @@ def resolve(flags: dict[str, Any], file_values: dict[str, Any]) -> tuple[dict[st
     values, origins = {}, {}
     for key in KEYS:
         if flags.get(key.name) is not None:
-            values[key.name], origins[key.name] = flags[key.name], key.flag
+            values[key.name], origins[key.name] = _checked(key, flags[key.name], None), key.flag
         elif key.name in file_values:
             values[key.name], origins[key.name] = file_values[key.name], "file"
         else:

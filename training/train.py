@@ -128,13 +128,19 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
             log(f"training: reused {', '.join(record['runs'])} (code, config, seed and data unchanged)")
             return TrainResult(data_record, record["runs"], reused=True, seconds=time.perf_counter() - started)
 
-    dataset = load_dataset(spec, config.seed, log=log, image_size=config.image_size, channels=config.channels)
+    dataset = load_dataset(
+        spec,
+        config.seed,
+        log=log,
+        image_size=config.image_size,
+        channels=config.channels,
+        features=config.slice_features,
+    )
     if config.class_names:
         dataset = dataset.named(config.class_names, "--class-names")
     resolved = _resolved_spec(spec, dataset)
     if config.train_limit or config.eval_limit:
         dataset = dataset.subset(config.train_limit, config.eval_limit, config.seed)
-    sliced_by = slice_features.select(dataset.features, config.slice_features, config.data)
     resolved_identity = source_identity(resolved, config.seed)
     data_record = _prepare_examples(
         run,
@@ -143,7 +149,7 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
         requested=config.data,
         spec=resolved,
         input_fingerprint=None if resolved_identity is None else fingerprint(resolved_identity, limits),
-        slice_counts=slice_features.value_counts(sliced_by),
+        slice_counts=slice_features.value_counts(dataset.features),
         force=force,
     )
     stage_fingerprint = _stage_fingerprint(data_record, settings, model_source)
@@ -223,6 +229,8 @@ def _prepare_examples(
     # Which features the analysis slices by is the data stage's word to later stages.
     described = {**dataset.describe(), "slice_features": slice_counts}
     record = None if force else run.reusable("data", described["fingerprint"])
+    if record is not None and record.get("features_fingerprint") != described["features_fingerprint"]:
+        record = None  # the images are the same, their slice features are not: the examples are written again
     if record is not None and record.get("files_fingerprint") != _shards_fingerprint(run.data_dir):
         log(f"data: evaluation examples in {run.data_dir} changed on disk; writing them again")
         record = None

@@ -59,7 +59,8 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
     import numpy as np
 
     from evalsuite import slice_features
-    from evalsuite.datasets import class_names_for, load_eval_split
+    from evalsuite.class_names import names_for
+    from evalsuite.datasets import load_eval_split
     from evalsuite.images import is_class_folders, is_image_folders
 
     # Other data are sliced as the run's own: they must carry the same features.
@@ -80,7 +81,7 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
         folders = is_image_folders(path, need_train=False) or is_class_folders(path)
         kind = "folders" if folders else "idx" if path.is_dir() else "npz"
         source = f"{kind}:{path.resolve()}"
-        names = class_names_for(path) if kind != "folders" else None
+        names = names_for(path) if kind != "folders" else None
         if names is not None and len(names) != spec.num_classes:
             raise InputError(
                 f"{path}: {len(names)} class names beside the data; the run's models know {spec.num_classes} classes"

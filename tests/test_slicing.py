@@ -291,3 +291,43 @@ def _scalar_tags(folder: Path) -> set[str]:
     events = EventAccumulator(str(folder))
     events.Reload()
     return set(events.Tags().get("tensors", [])) | set(events.Tags().get("scalars", []))
+
+
+def test_a_class_folder_named_like_the_split_is_not_mistaken_for_it(tmp_path):
+    from evalsuite.slice_features import _relative
+
+    split = tmp_path / "test"
+    assert _relative("test/001.jpg", split) == "test/001.jpg"  # class "test", image 001.jpg
+    assert _relative("test/cat/001.jpg", split) == "cat/001.jpg"
+    assert _relative("./cat/001.jpg", split) == "cat/001.jpg"
+
+
+@pytest.mark.slow
+def test_image_folders_sliced_by_a_csv_and_an_edited_csv_redoes_the_analysis_not_the_training(tmp_path):
+    from pipeline.run import main as pipeline_main
+
+    data = colour_folders(tmp_path / "fruit", per_class=30)
+    images = sorted((data / "test").rglob("*.*"))
+
+    def write_csv(camera):
+        rows = [f"{image.relative_to(data / 'test').as_posix()},{camera(i)}" for i, image in enumerate(images)]
+        (data / "test.csv").write_text("path,camera\n" + "\n".join(rows) + "\n")
+
+    write_csv(lambda i: "phone" if i % 2 else "dslr")
+    run_dir = tmp_path / "run"
+    argv = ["--run-dir", str(run_dir), "--data", str(data), "--image-size", "16x16", "--epochs", "1,2"]
+    assert pipeline_main([*argv, "--slice-by", "camera", "--seed", str(SEED), "-q"]) in (0, 1)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    # A SavedModel's bytes differ from one export to the next: equal tree fingerprints mean no new export.
+    exported = {name: run["fingerprint"] for name, run in manifest["stages"]["training"]["runs"].items()}
+    assert manifest["stages"]["data"]["slice_features"] == {"camera": {"dslr": 15, "phone": 15}}
+
+    write_csv(lambda i: "phone" if i < 10 else "dslr")  # the same images, other features
+    assert pipeline_main([*argv, "--slice-by", "camera", "--seed", str(SEED), "-q"]) in (0, 1)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["stages"]["data"]["slice_features"] == {"camera": {"dslr": 20, "phone": 10}}
+    assert {name: run["fingerprint"] for name, run in manifest["stages"]["training"]["runs"].items()} == exported
+    summary = json.loads((run_dir / "analysis" / "summary.json").read_text())
+    assert summary["models"]["candidate"]["camera=phone"]["examples"] == 10
+    verdict = json.loads((run_dir / "gate" / "verdict.json").read_text())
+    assert {c["slice"] for c in verdict["checks"] if c["rule"] == "per-feature drop"} == {"camera=dslr", "camera=phone"}

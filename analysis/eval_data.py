@@ -88,8 +88,8 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
             )
         names = names or (list(spec.class_names) if spec.class_names else None)
         _require_every_class(labels, source, spec)
-        columns = [f"{name}={values.tolist()}" for name, values in features.items()]
-        data_fingerprint = fingerprint(images.tobytes(), labels.tobytes(), *columns)
+        carried = slice_features.features_fingerprint(features)
+        data_fingerprint = fingerprint(images.tobytes(), labels.tobytes(), *([carried] if carried else []))
         folder = run.data_dir.parent / f"data-{data_fingerprint}"
         if not folder.exists():
             with atomic_dir(folder) as staging:

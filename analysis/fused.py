@@ -37,8 +37,8 @@ from tensorflow_model_analysis.metrics.multi_class_confusion_matrix_metrics impo
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import model_util
 
-from analysis.paired import PAIRED_METRICS, CountingCombiner, paired_value
-from evalsuite.contract import ACCURACY, CROSSENTROPY, EXAMPLE_COUNT, LABEL_KEY, OUTPUT_KEY, PAIRED_CELLS
+from analysis.paired import PAIRED_METRICS, CountingCombiner, model_outputs, paired_value
+from evalsuite.contract import ACCURACY, CROSSENTROPY, EXAMPLE_COUNT, OUTPUT_KEY, PAIRED_CELLS
 
 CONFUSION_PLOT = "multi_class_confusion_matrix_plot"
 PER_MODEL = (EXAMPLE_COUNT, ACCURACY, CROSSENTROPY, CONFUSION_PLOT)
@@ -80,15 +80,9 @@ class _Counts:
 
 def _arrays(element, model_name: str) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities (n, K), labels (n,)) of one model for a group of examples (or a single one)."""
-    prediction, label = element.prediction, element.label
-    if isinstance(prediction, dict):
-        prediction = prediction.get(model_name, prediction)
-        if isinstance(prediction, dict):
-            prediction = prediction[OUTPUT_KEY]
-    if isinstance(label, dict):
-        label = label.get(model_name, label)
-        if isinstance(label, dict):
-            label = label[LABEL_KEY]
+    prediction, label = model_outputs(element, model_name)
+    if prediction is None or label is None or isinstance(prediction, dict) or isinstance(label, dict):
+        raise ValueError(f"no {OUTPUT_KEY!r} prediction or label of model {model_name!r} in the metric inputs")
     labels = np.asarray(label).reshape(-1).astype(np.int64)
     return np.asarray(prediction).reshape(len(labels), -1), labels
 

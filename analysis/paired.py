@@ -22,7 +22,7 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import model_util
 
-from evalsuite.contract import BOTH_RIGHT, BOTH_WRONG, NEWLY_RIGHT, NEWLY_WRONG, OUTPUT_KEY, PAIRED_CELLS
+from evalsuite.contract import BOTH_RIGHT, BOTH_WRONG, LABEL_KEY, NEWLY_RIGHT, NEWLY_WRONG, OUTPUT_KEY, PAIRED_CELLS
 
 FLIP_RATE = "flip_rate"
 NEWLY_WRONG_RATE = "newly_wrong_rate"
@@ -58,19 +58,27 @@ def _argmax_right(inputs, eval_config, model_name: str) -> Iterable[bool]:
     ]
 
 
-def _argmax_right_fast(inputs, model_name: str) -> list[bool] | None:
-    """The common case read directly (one example, a K-way probability vector, one int label).
-
-    TFMA's general helper spends most of this metric's time on lookups that do not
-    apply here; anything else falls back to it.
-    """
+def model_outputs(inputs, model_name: str):
+    """(prediction, label) of one model in TFMA's metric inputs; None where the inputs do not hold them."""
     prediction, label = inputs.prediction, inputs.label
     if isinstance(prediction, dict):
         prediction = prediction.get(model_name, prediction)
         if isinstance(prediction, dict):
             prediction = prediction.get(OUTPUT_KEY)
     if isinstance(label, dict):
-        label = label.get(model_name)
+        label = label.get(model_name, label)
+        if isinstance(label, dict):
+            label = label.get(LABEL_KEY)
+    return prediction, label
+
+
+def _argmax_right_fast(inputs, model_name: str) -> list[bool] | None:
+    """The common case read directly (one example, a K-way probability vector, one int label).
+
+    TFMA's general helper spends most of this metric's time on lookups that do not
+    apply here; anything else falls back to it.
+    """
+    prediction, label = model_outputs(inputs, model_name)
     if prediction is None or label is None or isinstance(prediction, dict) or isinstance(label, dict):
         return None
     prediction, label = np.asarray(prediction), np.asarray(label)

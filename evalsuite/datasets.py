@@ -75,14 +75,7 @@ class Dataset:
 
     @property
     def features_fingerprint(self) -> str | None:
-        """The slice features' names and values: apart from the images', as they shape no model."""
-        if not self.features:
-            return None
-        from evalsuite.fingerprints import fingerprint
-
-        return fingerprint(
-            *[[name, values.dtype.kind, values.tolist()] for name, values in sorted(self.features.items())]
-        )
+        return slice_features.features_fingerprint(self.features)
 
     @property
     def spec(self) -> DataSpec:

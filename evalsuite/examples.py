@@ -91,14 +91,9 @@ def read_examples(
             label = feature[LABEL_KEY].int64_list.value
         except Exception:
             raise InputError(f"{pattern}: record {index} is not a tf.Example") from None
-        if len(raw) != 1 or len(raw[0]) != spec.image_bytes:
-            raise InputError(
-                f"{pattern}: record {index} has no {spec.image_bytes}-byte '{IMAGE_KEY}' feature "
-                f"(the run's data spec is {spec.describe()})"
-            )
+        images[index] = _image(raw, shape, spec, f"{pattern}: record {index}")
         if len(label) != 1 or not 0 <= label[0] < spec.num_classes:
             raise InputError(f"{pattern}: record {index} has no int64 '{LABEL_KEY}' in 0..{spec.num_classes - 1}")
-        images[index] = np.frombuffer(raw[0], dtype=np.uint8).reshape(shape)
         labels[index] = label[0]
         for name, column in columns.items():
             values = list(feature[name].int64_list.value) or list(feature[name].bytes_list.value)
@@ -180,6 +175,13 @@ def _image_of(record: bytes, shape: tuple, spec: DataSpec, where: str) -> np.nda
         raw = tf.train.Example.FromString(record).features.feature[IMAGE_KEY].bytes_list.value
     except Exception:
         raise InputError(f"{where} is not a tf.Example") from None
+    return _image(raw, shape, spec, where)
+
+
+def _image(raw, shape: tuple, spec: DataSpec, where: str) -> np.ndarray:
+    """One example's image from its `image` bytes feature, which must hold exactly one image of `spec`."""
     if len(raw) != 1 or len(raw[0]) != spec.image_bytes:
-        raise InputError(f"{where} has no {spec.image_bytes}-byte '{IMAGE_KEY}' feature")
+        raise InputError(
+            f"{where} has no {spec.image_bytes}-byte '{IMAGE_KEY}' feature (the run's data spec is {spec.describe()})"
+        )
     return np.frombuffer(raw[0], dtype=np.uint8).reshape(shape)

@@ -176,5 +176,14 @@ def value_counts(features: dict[str, np.ndarray]) -> dict[str, dict[str, int]]:
     }
 
 
+def features_fingerprint(features: dict[str, np.ndarray]) -> str | None:
+    """The features' names and values (None without any): kept apart from the images', as they shape no model."""
+    if not features:
+        return None
+    from evalsuite.fingerprints import fingerprint
+
+    return fingerprint(*[[name, values.dtype.kind, values.tolist()] for name, values in sorted(features.items())])
+
+
 def slice_id(name: str, value) -> str:
     return f"{name}={value}"

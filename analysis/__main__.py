@@ -72,7 +72,9 @@ def run_requested_analysis(run, args: argparse.Namespace, beam_args: list[str], 
     from analysis.evaluate import analyze
 
     runs = (run.stage("training") or {}).get("runs") or {}
-    own = sorted(runs, key=lambda name: runs[name].get("epochs", 0)) if isinstance(runs, dict) else []
+    # The first seed's models (a recipe's further seeds follow their first seed's pair).
+    first_seed = {name: info for name, info in runs.items() if "seed" not in info} if isinstance(runs, dict) else {}
+    own = sorted(first_seed, key=lambda name: first_seed[name].get("epochs", 0))
     own_baseline, own_candidate = (own[0], own[-1]) if len(own) >= 2 else (DEFAULT_BASELINE, DEFAULT_CANDIDATE)
     config = analysis_config(
         args,

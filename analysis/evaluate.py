@@ -16,7 +16,7 @@ from pathlib import Path
 
 from analysis.changed import changed_examples, check_changed_against_tfma
 from analysis.eval_data import resolve_eval_data
-from analysis.models import check_saved_model, resolve_model
+from analysis.models import check_saved_model, recipe_seeds, resolve_model
 from analysis.summary import summarize, validation_as_json
 from analysis.tfma_run import (
     build_eval_config,
@@ -83,6 +83,7 @@ def analyze(
     started = time.perf_counter()
     baseline = resolve_model(run, config.baseline, "baseline")
     candidate = resolve_model(run, config.candidate, "candidate")
+    recipe = recipe_seeds(run, baseline, candidate)  # empty unless the run trained several seeds
     beam_args = with_explicit_runner(config.beam_args)
     check_runner(runner_of(beam_args))
     eval_data = resolve_eval_data(run, config.eval_data, log)
@@ -104,6 +105,7 @@ def analyze(
         config.baseline_info,
         beam_args,
         stage_code_fingerprint("analysis"),
+        *([[s.seed, s.baseline.fingerprint, s.candidate.fingerprint] for s in recipe] if recipe else []),
     )
     record = None if force else run.reusable("analysis", stage_fingerprint)
     if record is not None:
@@ -117,22 +119,34 @@ def analyze(
         BASELINE: check_saved_model(baseline.path, "baseline", spec),
         CANDIDATE: check_saved_model(candidate.path, "candidate", spec),
     }
+    for seed in recipe[1:]:
+        for model in {seed.baseline.path: seed.baseline, seed.candidate.path: seed.candidate}.values():
+            check_saved_model(model.path, f"{model.role} of seed {seed.seed}", spec)
     # Nothing downstream may look done while the analysis changes under it.
     run.invalidate_from("analysis")
-    eval_config = build_eval_config(rules, eval_data, config.jackknife)
+    eval_config = build_eval_config(rules, eval_data, config.jackknife, recipe=recipe)
     runner = runner_of(beam_args)
     workers = next((arg.split("=", 1)[1] for arg in beam_args if arg.startswith("--direct_num_workers=")), None)
     log(
-        f"analysis: TFMA on {eval_data['examples']} examples, 2 models, {slice_count} slices, runner {runner}"
+        f"analysis: TFMA on {eval_data['examples']} examples, {_model_count(recipe)} models, {slice_count} slices, runner {runner}"
         + (f" on {workers} worker processes (-- --direct_num_workers=1 for one)" if workers else "")
         + f" (paired counts{', jackknife' if config.jackknife else ''}) ..."
     )
     with atomic_dir(run.analysis_dir) as staging:
         tfma_started = time.perf_counter()
         with progress.heartbeat("analysis: TFMA still running"):
-            run_tfma(baseline, candidate, eval_config, eval_data["pattern"], staging / TFMA_DIR, beam_args, config.seed)
+            run_tfma(
+                baseline,
+                candidate,
+                eval_config,
+                eval_data["pattern"],
+                staging / TFMA_DIR,
+                beam_args,
+                config.seed,
+                recipe,
+            )
         tfma_seconds = time.perf_counter() - tfma_started
-        summary = summarize(staging / TFMA_DIR, baseline, candidate, eval_data, config, runner)
+        summary = summarize(staging / TFMA_DIR, baseline, candidate, eval_data, config, runner, recipe)
         log(f"analysis: TFMA done in {tfma_seconds:.1f}s; listing the examples whose outcome changed ...")
         changed = changed_examples(signatures, eval_data["pattern"])
         changed["pattern"] = run.portable(eval_data["pattern"])
@@ -168,6 +182,7 @@ def analyze(
             "runner": runner,
             "beam_args": list(beam_args),
             "seed": config.seed,
+            **({"recipe": recipe_record(run, recipe)} if recipe else {}),
             "outputs": {
                 "tfma": relative(run, run.tfma_dir),
                 "summary": relative(run, run.analysis_dir / SUMMARY_NAME),
@@ -183,4 +198,26 @@ def analyze(
         f"analysis: accuracy {baseline.label} {overall_b:.4f}, {candidate.label} {overall_c:.4f}; "
         f"{paired[NEWLY_RIGHT]} newly right, {paired[NEWLY_WRONG]} newly wrong ({seconds:.1f}s in all)"
     )
+    if recipe:
+        recipe_overall = summary["recipe"]["slices"]["overall"]
+        deltas = [(c[NEWLY_RIGHT] - c[NEWLY_WRONG]) / sum(c.values()) for c in recipe_overall["per_seed"]]
+        log(f"analysis: the recipe over {len(recipe)} seeds, overall deltas " + ", ".join(f"{d:+.4f}" for d in deltas))
     return AnalysisResult(summary, run.tfma_dir, reused=False, seconds=seconds)
+
+
+def _model_count(recipe) -> int:
+    return len({name for s in recipe for name in (s.baseline_name, s.candidate_name)}) if recipe else 2
+
+
+def recipe_record(run: RunDir, recipe) -> list[dict]:
+    """Each seed's models as the analysis judged them (the gate re-checks them before it trusts the results)."""
+    return [
+        {
+            "seed": s.seed,
+            **{
+                role: {"label": model.label, "path": run.portable(model.path), "fingerprint": model.fingerprint}
+                for role, model in ((BASELINE, s.baseline), (CANDIDATE, s.candidate))
+            },
+        }
+        for s in recipe
+    ]

@@ -137,3 +137,43 @@ def check_saved_model(path: Path, role: str, spec: DataSpec):
             f"{spec.image_bytes} bytes each): {first[:160]}"
         ) from None
     return loaded, signature
+
+
+@dataclass(frozen=True)
+class RecipeSeed:
+    """One seed's pair of models in a recipe run, and what TFMA calls them."""
+
+    seed: int
+    baseline: ModelRef
+    candidate: ModelRef
+    baseline_name: str
+    candidate_name: str
+
+
+def recipe_seeds(run: RunDir, baseline: ModelRef, candidate: ModelRef) -> list[RecipeSeed]:
+    """Every seed's pair when the candidate is a model of a run trained from several seeds (`--seeds N`).
+
+    The first is the pair given; each further seed's candidate is the model of
+    its seed with the candidate's epochs, and so is its baseline when the
+    baseline is a model of this run. A baseline from elsewhere (a path, the
+    registry) is every seed's baseline. Empty when there is one seed.
+    """
+    from evalsuite.contract import BASELINE, CANDIDATE, run_name
+
+    record = run.stage("training") or {}
+    seeds, runs = record.get("seeds") or [], record.get("runs") or {}
+    if len(seeds) < 2 or candidate.label not in runs or "seed" in runs[candidate.label]:
+        return []
+    own_baseline = baseline.label in runs and "seed" not in runs[baseline.label]
+    pairs = [RecipeSeed(seeds[0], baseline, candidate, BASELINE, CANDIDATE)]
+    for seed in seeds[1:]:
+        cand = resolve_model(run, run_name(runs[candidate.label]["epochs"], seed), CANDIDATE)
+        base = (
+            resolve_model(run, run_name(runs[baseline.label]["epochs"], seed), BASELINE) if own_baseline else baseline
+        )
+        pairs.append(
+            RecipeSeed(
+                seed, base, cand, f"{BASELINE}-seed-{seed}" if own_baseline else BASELINE, f"{CANDIDATE}-seed-{seed}"
+            )
+        )
+    return pairs

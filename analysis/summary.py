@@ -33,7 +33,13 @@ PAIRED_INTERVALS = "Tango score interval of the paired delta (95%)"
 
 
 def summarize(
-    tfma_path: Path, baseline: ModelRef, candidate: ModelRef, eval_data: dict, config: AnalysisConfig, runner: str
+    tfma_path: Path,
+    baseline: ModelRef,
+    candidate: ModelRef,
+    eval_data: dict,
+    config: AnalysisConfig,
+    runner: str,
+    recipe=(),
 ) -> dict:
     """Flatten TFMA's results to model -> slice -> metric, with diffs, paired counts and intervals."""
     import tensorflow_model_analysis as tfma
@@ -44,7 +50,9 @@ def summarize(
 
     num_classes = num_classes_of(eval_data)
 
-    models, deltas, confusion, cross_slices, paired = {}, {}, {}, {}, {}
+    from analysis.recipe_counts import recipe_counts_from_metrics
+
+    models, deltas, confusion, cross_slices, paired, recipe_slices = {}, {}, {}, {}, {}, {}
     for name in (BASELINE, CANDIDATE):
         result = tfma.load_eval_result(str(tfma_path), model_name=name)
         per_slice = {}
@@ -66,6 +74,9 @@ def summarize(
                 counts = paired_counts_from_metrics(values, _number)
                 if counts is not None:
                     paired[sid] = counts
+                tally = recipe_counts_from_metrics(values) if recipe else None
+                if tally is not None:
+                    recipe_slices[sid] = tally
                 if f"{ACCURACY}_diff" in values:
                     deltas[sid] = {"accuracy": _number(values[f"{ACCURACY}_diff"])}
         models[name] = dict(sorted(per_slice.items(), key=lambda item: _slice_order(item[0])))
@@ -76,7 +87,7 @@ def summarize(
             low, high = paired_stats.tango_interval(counts[NEWLY_RIGHT], counts[NEWLY_WRONG], n)
             deltas[sid]["accuracy_ci"] = [round(low, 6), round(high, 6)]
             deltas[sid]["mcnemar_mid_p"] = paired_stats.mcnemar_mid_p(counts[NEWLY_RIGHT], counts[NEWLY_WRONG])
-    return {
+    summary = {
         "baseline": {"label": baseline.label, "path": str(baseline.path), "fingerprint": baseline.fingerprint},
         "candidate": {"label": candidate.label, "path": str(candidate.path), "fingerprint": candidate.fingerprint},
         "eval_data": {
@@ -108,6 +119,15 @@ def summarize(
         "notes": [config.baseline_note] if config.baseline_note else [],
         "info": [config.baseline_info] if config.baseline_info else [],
     }
+    if recipe:
+        summary["recipe"] = {
+            "seeds": [s.seed for s in recipe],
+            "baselines": [s.baseline.label for s in recipe],
+            "candidates": [s.candidate.label for s in recipe],
+            "shared_baseline": len({s.baseline_name for s in recipe}) == 1,
+            "slices": dict(sorted(recipe_slices.items(), key=lambda item: _slice_order(item[0]))),
+        }
+    return summary
 
 
 def _slice_id(slice_key) -> str:

@@ -76,11 +76,15 @@ def check_runner(runner: str) -> None:
         raise InputError(f"--runner={runner}: not a Beam runner this installation has ({first[:160]})") from None
 
 
-def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool, paired: bool = True, fused: bool = True):
+def build_eval_config(
+    rules: GateRules, eval_data: dict, jackknife: bool, paired: bool = True, fused: bool = True, recipe=()
+):
     """Baseline and candidate in one EvalConfig, sliced overall, per true class and per value of each slice feature.
 
     `paired=False` (for the benchmark only) leaves out the paired counts and every rule's threshold;
     `fused=False` keeps TFMA's and Keras' own metrics on single examples (as the jackknife must).
+    `recipe` (analysis.models.RecipeSeed, one per seed) adds every further seed's models and the
+    recipe's counts (analysis/recipe_counts.py); the first pair's metrics stay as they are.
     """
     from tensorflow_model_analysis.proto import config_pb2 as cfg
 
@@ -97,7 +101,9 @@ def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool, paired
             is_baseline=name == BASELINE,
             inference_batch_size=INFERENCE_BATCH_SIZE,
         )
-        for name in (BASELINE, CANDIDATE)
+        for name in dict.fromkeys(
+            [BASELINE, CANDIDATE, *(name for seed in recipe for name in (seed.baseline_name, seed.candidate_name))]
+        )
     ]
     by_metric = {ACCURACY: cfg.MetricConfig(class_name="SparseCategoricalAccuracy"), **paired_metric_configs()}
     if paired:
@@ -117,6 +123,12 @@ def build_eval_config(rules: GateRules, eval_data: dict, jackknife: bool, paired
         metrics_specs=[cfg.MetricsSpec(metrics=per_model, model_names=[BASELINE, CANDIDATE])]
         + ([cfg.MetricsSpec(metrics=paired_specs, model_names=[CANDIDATE])] if paired else []),
     )
+    if recipe:
+        from analysis.recipe_counts import recipe_metrics_spec
+
+        eval_config.metrics_specs.append(
+            recipe_metrics_spec([(seed.baseline_name, seed.candidate_name) for seed in recipe])
+        )
     if paired and rules.max_gap is not None:
         eval_config.cross_slicing_specs.append(gap_cross_slicing_spec())
     if jackknife:
@@ -156,8 +168,9 @@ def run_tfma(
     output: Path,
     beam_args,
     seed: int = DEFAULT_SEED,
+    recipe=(),
 ) -> None:
-    """One Beam pipeline: read the examples once, evaluate both models, validate."""
+    """One Beam pipeline: read the examples once, evaluate both models (and every further seed's), validate."""
     import tensorflow_model_analysis as tfma
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -169,7 +182,15 @@ def run_tfma(
                 eval_saved_model_path=str(model.path), eval_config=eval_config, model_name=name
             )
         )
-        for name, model in ((BASELINE, baseline), (CANDIDATE, candidate))
+        for name, model in {
+            BASELINE: baseline,
+            CANDIDATE: candidate,
+            **{
+                name: model
+                for s in recipe
+                for name, model in ((s.baseline_name, s.baseline), (s.candidate_name, s.candidate))
+            },
+        }.items()
     ]
     extractors = None
     if is_fused(eval_config):

@@ -31,15 +31,26 @@ DEFAULT_SEED = 42
 DEFAULT_EPOCHS = (3, 6)
 
 
-def run_name(epochs: int) -> str:
-    """The name of the model (and its logs) trained for `epochs` epochs: epochs-6."""
-    return f"epochs-{epochs}"
+def run_name(epochs: int, seed: int | None = None) -> str:
+    """The name of the model (and its logs) trained for `epochs` epochs: epochs-6.
+
+    A recipe's further seeds (`--seeds N`) carry theirs: epochs-6-seed-43. The
+    first seed's models keep the plain names, so one seed is today's run.
+    """
+    return f"epochs-{epochs}" if seed is None else f"epochs-{epochs}-seed-{seed}"
+
+
+def seed_of(name: str) -> int | None:
+    """The seed in a further seed's run name (epochs-6-seed-43 -> 43); None for a plain name."""
+    head, _, tail = name.rpartition("-seed-")
+    return int(tail) if head.startswith("epochs-") and tail.isdigit() else None
 
 
 DEFAULT_BASELINE, DEFAULT_CANDIDATE = run_name(min(DEFAULT_EPOCHS)), run_name(max(DEFAULT_EPOCHS))
 ROLES = (BASELINE, CANDIDATE)
 
 # TFMA metric names as they appear in TFMA's output.
+RECIPE_CELLS, RECIPE_OUTCOMES, RECIPE_FLOOR = "recipe_paired_cells", "recipe_outcome_sums", "recipe_churn_floor"
 ACCURACY = "sparse_categorical_accuracy"
 CROSSENTROPY = "sparse_categorical_crossentropy"
 EXAMPLE_COUNT = "example_count"

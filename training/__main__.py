@@ -68,6 +68,14 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
         help=f"seed for splits, initialisation and shuffling (default {DEFAULT_SEED})",
     )
     group.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train the recipe from N seeds (--seed, --seed + 1, ...) on one data split and judge the recipe "
+        "across them, with the churn retraining alone causes (default 1: one seed)",
+    )
+    group.add_argument(
         "--epochs",
         type=_epoch_counts,
         nargs="+",
@@ -138,6 +146,7 @@ def training_config(args: argparse.Namespace):
         steps_per_execution=STEPS_PER_EXECUTION if args.steps_per_execution is None else args.steps_per_execution,
         data=args.data,
         seed=args.seed,
+        seeds=args.seeds,
         epochs=tuple(count for group in args.epochs for count in group),
         batch_size=values["batch_size"],
         histogram_freq=args.histogram_freq,

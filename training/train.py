@@ -37,6 +37,7 @@ from training.model import (
 )
 
 MAX_SEED = 2**32 - 1
+MAX_SEEDS = 50
 # Settings that do not shape the models: where the config came from, what to slice by, how loud.
 NOT_FINGERPRINTED = ("data", "verbose", "class_names", "slice_features", "config_file", "config_origins")
 
@@ -45,6 +46,9 @@ NOT_FINGERPRINTED = ("data", "verbose", "class_names", "slice_features", "config
 class TrainConfig:
     data: str = "auto"
     seed: int = DEFAULT_SEED
+    # How many seeds of the recipe to train: seed, seed + 1, ... Every one trains on the
+    # split `seed` draws, so their examples line up and their verdicts can be pooled.
+    seeds: int = 1
     epochs: tuple[int, ...] = DEFAULT_EPOCHS
     batch_size: int = 32
     histogram_freq: int = 1
@@ -67,6 +71,10 @@ class TrainConfig:
     def __post_init__(self):
         if not 0 <= self.seed <= MAX_SEED:
             raise InputError(f"--seed: must be in 0..{MAX_SEED}, got {self.seed}")
+        if not 1 <= self.seeds <= MAX_SEEDS:
+            raise InputError(f"--seeds: must be in 1..{MAX_SEEDS}, got {self.seeds}")
+        if self.seed + self.seeds - 1 > MAX_SEED:
+            raise InputError(f"--seeds: seeds {self.seed}..{self.seed + self.seeds - 1} go past {MAX_SEED}")
         for flag, limit in (("--train-limit", self.train_limit), ("--eval-limit", self.eval_limit)):
             if limit is not None and limit < 2:
                 raise InputError(f"{flag}: must be at least 2 (one example per class), got {limit}")
@@ -102,6 +110,8 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
     started = time.perf_counter()
     spec = _resolve_auto(run, config.data)
     settings = {k: v for k, v in asdict(config).items() if k not in NOT_FINGERPRINTED}
+    if config.seeds == 1:
+        del settings["seeds"]  # one seed is the run as it always was, fingerprint included
     limits = [config.train_limit, config.eval_limit]
     if config.image_size is not None or config.channels is not None:
         limits += [config.image_size, config.channels]
@@ -165,12 +175,19 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
     x_train, x_test = scale_images(dataset.x_train, data_spec), scale_images(dataset.x_test, data_spec)
     ordered = sorted(config.epochs)
     runs: dict[str, dict] = {}
-    if config.independent_runs:
-        for epochs in ordered:
-            _set_determinism(config.seed)
-            runs.update(_fit(run, config, data_spec, x_train, dataset.y_train, x_test, dataset.y_test, [epochs], log))
-    else:
-        runs.update(_fit(run, config, data_spec, x_train, dataset.y_train, x_test, dataset.y_test, ordered, log))
+    for seed in recipe_seeds(config):
+        if seed != config.seed:
+            _set_determinism(seed)
+        if config.independent_runs:
+            for epochs in ordered:
+                _set_determinism(seed)
+                runs.update(
+                    _fit(run, config, data_spec, x_train, dataset.y_train, x_test, dataset.y_test, [epochs], log, seed)
+                )
+        else:
+            runs.update(
+                _fit(run, config, data_spec, x_train, dataset.y_train, x_test, dataset.y_test, ordered, log, seed)
+            )
 
     seconds = time.perf_counter() - started
     run.record_stage(
@@ -181,6 +198,7 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
             "config": settings,
             "config_file": config.config_file,
             "config_origins": dict(config.config_origins),
+            **({"seeds": recipe_seeds(config)} if config.seeds > 1 else {}),
             "runs": runs,
             "outputs": {name: [info["saved_model"], info["keras_model"], info["logs"]] for name, info in runs.items()},
         },
@@ -191,6 +209,11 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
         "(loading the data, writing the evaluation examples, fitting and exporting)"
     )
     return TrainResult(data_record, runs, reused=False, seconds=seconds)
+
+
+def recipe_seeds(config: TrainConfig) -> list[int]:
+    """The training seeds of the recipe: the first is `--seed`, whose models keep the plain names."""
+    return [config.seed + offset for offset in range(config.seeds)]
 
 
 def _stage_fingerprint(data_record: dict, settings: dict, model_source: str | None) -> str:
@@ -297,13 +320,15 @@ def _set_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _fit(run, config, spec, x_train, y_train, x_test, y_test, epoch_counts: list[int], log) -> dict[str, dict]:
-    """One trajectory of max(epoch_counts) epochs, exporting a model at each count."""
+def _fit(
+    run, config, spec, x_train, y_train, x_test, y_test, epoch_counts: list[int], log, seed: int
+) -> dict[str, dict]:
+    """One trajectory of max(epoch_counts) epochs from `seed`, exporting a model at each count."""
     import keras
 
     from training.callbacks import EpochLines, ExportAtEpoch, LogsSoFar
 
-    names = [run_name(e) for e in epoch_counts]
+    names = [run_name(e, None if seed == config.seed else seed) for e in epoch_counts]
     log(f"training: {' + '.join(names)} in one trajectory" if len(names) > 1 else f"training: {names[0]}")
     model = build_model(spec, config.model, config.optimizer, config.steps_per_execution, config.learning_rate)
     check_probabilities(model, x_train, config.model)
@@ -349,6 +374,8 @@ def _fit(run, config, spec, x_train, y_train, x_test, y_test, epoch_counts: list
             "weights_fingerprint": weights_fingerprint(run.model_dir(name)),
             "final": {key: round(float(values[epochs - 1]), 6) for key, values in history.items()},
         }
+        if seed != config.seed:
+            runs[name]["seed"] = seed
         final = runs[name]["final"]
         if "accuracy" in final and "val_accuracy" in final:
             log(

@@ -31,6 +31,7 @@ from evalsuite.fingerprints import fingerprint_content, fingerprint_tree
 RECORD_NAME = "record.json"
 MODEL_DIR = "model"
 KERAS_NAME = "model.keras"
+SEEDS_DIR = "seeds"  # a recipe's further seeds' candidates, blessed with the first in one entry
 PREFIX = "blessed:"
 MAX_RECORD_BYTES = 1 << 20
 STAGING_PREFIX = ".incoming-"
@@ -72,8 +73,13 @@ def bless(
     record: dict,
     expected_fingerprint: str | None = None,
     expected_keras_fingerprint: str | None = None,
+    seed_models: dict[str, tuple[Path, str]] | None = None,
 ) -> Entry:
     """Copy `model` into the registry with `record`; atomic, and safe beside other blessings.
+
+    `seed_models` (a recipe's further seeds: label -> (SavedModel, judged fingerprint))
+    go into the same entry under `seeds/<label>`; `model` stays the entry's model,
+    the one a later run's `--baseline blessed:DIR` is judged against.
 
     The copies themselves are fingerprinted: with `expected_fingerprint` (what
     the gate judged) and `expected_keras_fingerprint` (what training exported),
@@ -100,6 +106,11 @@ def bless(
             keras_fingerprint = fingerprint_content(staging / KERAS_NAME)
             if expected_keras_fingerprint is not None and keras_fingerprint != expected_keras_fingerprint:
                 raise InputError(f"{keras_file}: changed since training exported it; nothing blessed")
+        for label, (path, judged) in (seed_models or {}).items():
+            copy = staging / SEEDS_DIR / label
+            shutil.copytree(path, copy, symlinks=True)
+            if fingerprint_tree(copy) != judged:
+                raise InputError(f"{path}: the candidate changed since the gate judged it; nothing blessed")
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         full = {
             **record,

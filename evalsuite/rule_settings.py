@@ -41,6 +41,7 @@ SETTINGS = (
     Setting("significance.alpha", "alpha", "level", 0.05),
     Setting("significance.inconclusive", "inconclusive", "choice", "pass", ("pass", "fail")),
     Setting("churn.max_newly_wrong_rate", "max_newly_wrong_rate", "fraction"),
+    Setting("churn.max_excess_newly_wrong", "max_excess_newly_wrong", "fraction"),
     Setting("registry.on_empty", "on_empty", "choice", "rubber-stamp", ("rubber-stamp", "refuse")),
 )
 
@@ -57,6 +58,7 @@ class GateRules:
     alpha: float = 0.05
     inconclusive: str = "pass"
     max_newly_wrong_rate: float | None = None
+    max_excess_newly_wrong: float | None = None  # read across seeds only (--seeds N, N > 1)
     on_empty: str = "rubber-stamp"
     source: str = "built-in defaults"
 
@@ -71,7 +73,7 @@ class GateRules:
     def any_rule(self) -> bool:
         from evalsuite.rules import RULES  # the rule table stands on these settings, not under them
 
-        return any(rule.enabled(self) for rule in RULES)
+        return any(rule.enabled(self) for rule in RULES) or self.max_excess_newly_wrong is not None
 
 
 DEFAULT_TABLE: dict[str, dict[str, Any]] = {}

@@ -68,7 +68,20 @@ def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Ent
         "run_folder": str(run.path.resolve()),
         "git_commit": _git_commit(),
     }
-    entry = registry.bless(folder, model, keras_file, record, judged_fingerprint, keras_fingerprint)
+    seed_models = {}
+    if verdict.recipe is not None:
+        further = (analysis.get("recipe") or [])[1:]
+        seed_models = {
+            seed["candidate"]["label"]: (run.resolve(seed["candidate"]["path"]), seed["candidate"]["fingerprint"])
+            for seed in further
+        }
+        record["recipe"] = {
+            "seeds": verdict.recipe["seeds"],
+            "candidates": verdict.recipe["candidates"],
+            "models": {label: f"{registry.SEEDS_DIR}/{label}" for label in seed_models},
+            "churn_floor": verdict.recipe["churn_floor"]["overall"],
+        }
+    entry = registry.bless(folder, model, keras_file, record, judged_fingerprint, keras_fingerprint, seed_models)
     progress.log(f"gate: blessed {label} as {entry.path}")
     return entry
 

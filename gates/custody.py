@@ -21,6 +21,12 @@ def judged_state(run: RunDir, rules: GateRules) -> dict:
     # The manifest's reader has checked the record against the analysis stage's schema.
     record = run.require_stage("analysis", "analysis")
     models = {role: (run.resolve(record[role]["path"]), record[role]["fingerprint"]) for role in ROLES}
+    # A recipe's further seeds: every model the recipe's verdict rests on is under custody too.
+    further = {
+        f"{role} of seed {seed['seed']}": (run.resolve(seed[role]["path"]), seed[role]["fingerprint"])
+        for seed in (record.get("recipe") or [])[1:]
+        for role in ROLES
+    }
     eval_data = record["eval_data"]
     pattern = str(run.resolve(record["pattern"]))
     files_fingerprint = eval_data["files_fingerprint"]
@@ -31,7 +37,7 @@ def judged_state(run: RunDir, rules: GateRules) -> dict:
             f"{run.analysis_dir}: analysis was run with other gate rules than {rules.source}; "
             "rerun the analysis (python -m analysis) or the whole pipeline"
         )
-    for role, (path, recorded) in models.items():
+    for role, (path, recorded) in {**models, **further}.items():
         if not (path / "saved_model.pb").is_file():
             raise InputError(f"{path}: the {role} model the analysis judged is gone")
         if fingerprint_tree(path) != recorded:
@@ -61,4 +67,5 @@ def judged_state(run: RunDir, rules: GateRules) -> dict:
             "examples": eval_data.get("examples"),
         },
         "rules": rules.key(),
+        **({"recipe_models": {name: recorded for name, (_, recorded) in further.items()}} if further else {}),
     }

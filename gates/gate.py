@@ -83,9 +83,18 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
     for warning in verdict.warnings:
         progress.warn(f"gate: {warning}")
     names = verdict.class_names
+    first = f" (seed {verdict.recipe['seeds'][0]}, for the record)" if verdict.recipe is not None else ""
     for check in verdict.checks:
         status = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}[check.status]
-        print(f"gate: {status} {check.rule} [{title(check.slice, names)}] {describe(check, names)}", flush=True)
+        print(f"gate: {status}{first} {check.rule} [{title(check.slice, names)}] {describe(check, names)}", flush=True)
+    for check in verdict.recipe_checks:
+        status = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}[check.status]
+        seeds = ", ".join(f"{value:+.4f}" for value in check.per_seed)
+        print(
+            f"gate: {status} recipe {check.rule} [{title(check.slice, names)}] {describe(check, names)}; "
+            f"per seed {seeds}",
+            flush=True,
+        )
     for note in verdict.notes:
         log(f"gate: note: {note}")
     log(f"gate: verdict written to {paths['verdict']} in {seconds:.1f}s")

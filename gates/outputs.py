@@ -59,19 +59,25 @@ def append_step_summary(markdown: str) -> None:
 
 
 def junit_xml(verdict: Verdict) -> bytes:
-    """One test case per check; a failed check is a JUnit <failure>, an inconclusive one is marked skipped."""
-    skipped = [check for check in verdict.checks if check.status == "inconclusive" and check.passed]
+    """One test case per check; a failed check is a JUnit <failure>, an inconclusive one is marked skipped.
+
+    With several seeds the cases are the recipe's checks, which the verdict follows
+    (the first seed's own checks stay in verdict.json and summary.md).
+    """
+    checks = verdict.deciding_checks
+    kind = "gate.recipe" if verdict.recipe is not None else "gate"
+    skipped = [check for check in checks if check.status == "inconclusive" and check.passed]
     suite = ET.Element(
         "testsuite",
         name="evalsuite.gate",
-        tests=str(len(verdict.checks)),
+        tests=str(len(checks)),
         failures=str(len(verdict.failures)),
         errors="0",
         skipped=str(len(skipped)),
     )
-    for check in verdict.checks:
+    for check in checks:
         case = ET.SubElement(
-            suite, "testcase", classname=f"gate.{check.rule.replace(' ', '_')}", name=f"{check.title} {check.metric}"
+            suite, "testcase", classname=f"{kind}.{check.rule.replace(' ', '_')}", name=f"{check.title} {check.metric}"
         )
         properties = ET.SubElement(case, "properties")
         for name, value in (
@@ -81,6 +87,7 @@ def junit_xml(verdict: Verdict) -> bytes:
             ("interval", check.interval),
             ("p_value", check.p_value),
             ("counts", check.counts),
+            ("per_seed", getattr(check, "per_seed", None)),
         ):
             if value is not None:
                 ET.SubElement(properties, "property", name=name, value=str(value))

@@ -26,6 +26,7 @@ from evalsuite.contract import (
     slice_ids,
 )
 from evalsuite.errors import InputError
+from evalsuite.recipe_rules import judge_recipe
 from evalsuite.rule_evidence import Check, Evidence
 from evalsuite.rule_settings import GateRules
 from evalsuite.rules import NEWLY_WRONG_RATE, judge, tfma_thresholds
@@ -46,6 +47,9 @@ class Verdict:
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # With several seeds: the recipe's verdict (evalsuite/recipe_rules.py), which the state follows.
+    recipe: dict | None = None
+    recipe_checks: list[Check] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -55,15 +59,25 @@ class Verdict:
         payload = asdict(self)
         payload["passed"] = self.passed
         payload["checks"] = [asdict(check) for check in self.checks]
+        del payload["recipe_checks"]
+        if self.recipe is None:
+            del payload["recipe"]  # one seed: the verdict as it always was
+        else:
+            payload["recipe"] = {**self.recipe, "checks": [asdict(check) for check in self.recipe_checks]}
         return payload
 
     @property
+    def deciding_checks(self) -> list[Check]:
+        """The checks the state follows: the recipe's with several seeds, else the one pair's."""
+        return self.recipe_checks if self.recipe is not None else self.checks
+
+    @property
     def failures(self) -> list[Check]:
-        return [check for check in self.checks if not check.passed]
+        return [check for check in self.deciding_checks if not check.passed]
 
     @property
     def inconclusive(self) -> list[Check]:
-        return [check for check in self.checks if check.status == "inconclusive"]
+        return [check for check in self.deciding_checks if check.status == "inconclusive"]
 
 
 def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
@@ -94,15 +108,25 @@ def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
         # always reports them missing; every class's gap was checked above instead.
         notes.append("TFMA reported cross slices missing (a known TFMA 0.52 defect); each class's gap was checked")
     warnings = [note for note in summary.get("notes", []) if isinstance(note, str)]
-    # One warning per rule with inconclusive checks (the classes' and a feature's values say so apart).
-    for rule in dict.fromkeys(check.rule for check in checks if check.status == "inconclusive"):
-        inconclusive = [check for check in checks if check.status == "inconclusive" and check.rule == rule]
-        warnings.append(
-            f"{len(inconclusive)} {rule} checks inconclusive ({inconclusive[0].message}); "
-            f"they {'pass' if rules.inconclusive == 'pass' else 'fail'} by significance.inconclusive"
+    recipe, recipe_checks = None, []
+    if summary.get("recipe") is not None:
+        recipe_checks, floor = judge_recipe(rules, summary, str(run.analysis_dir))
+        recipe = _recipe_record(summary, floor)
+        warnings += _inconclusive_warnings(rules, recipe_checks, "the recipe's ")
+        notes.append(
+            f"the verdict follows the recipe's checks across {len(recipe['seeds'])} seeds; "
+            "the first seed's checks are shown for the record"
         )
+    else:
+        if rules.max_excess_newly_wrong is not None:
+            warnings.append(
+                "churn.max_excess_newly_wrong is not checked: with one seed there is no churn floor "
+                "(train with --seeds 2 or more)"
+            )
+    warnings += _inconclusive_warnings(rules, checks, "")
+    deciding = recipe_checks if recipe is not None else checks
     return Verdict(
-        state="passed" if checks and all(check.passed for check in checks) else "failed",
+        state="passed" if deciding and all(check.passed for check in deciding) else "failed",
         baseline=summary["baseline"],
         candidate=summary["candidate"],
         rules=rules.as_dict(),
@@ -112,7 +136,42 @@ def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
         checks=checks,
         notes=notes,
         warnings=warnings,
+        recipe=recipe,
+        recipe_checks=recipe_checks,
     )
+
+
+def _inconclusive_warnings(rules: GateRules, checks: list[Check], whose: str) -> list[str]:
+    """One warning per rule with inconclusive checks (the classes' and a feature's values say so apart)."""
+    warnings = []
+    for rule in dict.fromkeys(check.rule for check in checks if check.status == "inconclusive"):
+        inconclusive = [check for check in checks if check.status == "inconclusive" and check.rule == rule]
+        warnings.append(
+            f"{len(inconclusive)} {whose}{rule} checks inconclusive ({inconclusive[0].message}); "
+            f"they {'pass' if rules.inconclusive == 'pass' else 'fail'} by significance.inconclusive"
+        )
+    return warnings
+
+
+def _recipe_record(summary: dict, floor: dict) -> dict:
+    """What verdict.json says of the recipe besides its checks: the seeds, their models, the churn floor."""
+    recipe = summary["recipe"]
+    newly_wrong = {}
+    for sid in floor:
+        per_seed = recipe["slices"][sid]["per_seed"]
+        newly_wrong[sid] = sum(c[NEWLY_WRONG] / sum(c.values()) for c in per_seed) / len(per_seed)
+
+    def by_slice(values: dict) -> dict:
+        return {"overall": values["overall"], "per_class": {sid: v for sid, v in values.items() if sid != "overall"}}
+
+    return {
+        "seeds": recipe["seeds"],
+        "baselines": recipe["baselines"],
+        "candidates": recipe["candidates"],
+        "shared_baseline": recipe["shared_baseline"],
+        "churn_floor": by_slice(floor),
+        "newly_wrong_rate": by_slice(newly_wrong),
+    }
 
 
 def _threshold_keys(rules: GateRules, summary: dict) -> set:

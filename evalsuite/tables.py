@@ -26,6 +26,12 @@ P_NOTE = (
     "p: one-sided McNemar mid-p in the direction its rule tests: that the candidate is worse "
     "on a class (per-digit drop), better overall (overall improvement)"
 )
+RECIPE_P = "p (one-sided, as the rule tests)"
+RECIPE_NOTE = (
+    "Recipe: each seed's paired delta and their mean; the interval is Student's t over seeds and examples "
+    "(evalsuite/recipe_stats.py). Newly wrong: the candidates' mean newly-wrong rate; churn floor: the share "
+    "of examples one seed's candidate gets right and another's wrong, what retraining alone breaks"
+)
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,70 @@ def checks_table(verdict: dict, checks: list[dict] | None = None) -> Table:
     return table
 
 
+def recipe_table(verdict: dict) -> Table:
+    """One row per recipe check: each seed's delta, their mean and interval, and the churn floor beside the
+    candidates' newly-wrong rate (the rate any retraining gives against what this change gives)."""
+    recipe = verdict["recipe"]
+    floor, newly_wrong = (
+        {"overall": recipe[key]["overall"], **recipe[key]["per_class"]} for key in ("churn_floor", "newly_wrong_rate")
+    )
+    table = Table(
+        "recipe-checks",
+        [
+            Column("rule", left=True),
+            Column("slice", left=True),
+            Column("per seed", left=True),
+            Column("mean"),
+            Column("95% CI (seeds and examples)", left=True),
+            Column(RECIPE_P),
+            Column("newly wrong"),
+            Column("churn floor"),
+            Column("needs", left=True),
+            Column("result", left=True),
+        ],
+    )
+    for check in recipe["checks"]:
+        result = {
+            "pass": Cell("pass", css="good"),
+            "fail": Cell("FAIL", css="bad", strong=True),
+            "inconclusive": Cell("inconclusive", hint=check.get("message", "")),
+        }[check["status"]]
+        sid = check["slice"]
+        mean = check["delta"] if check["delta"] is not None else check["candidate"]
+        table.add(
+            check["rule"],
+            check.get("title") or sid,
+            " ".join(fmt(value, check["delta"] is not None) for value in check.get("per_seed") or []),
+            fmt(mean, check["delta"] is not None),
+            interval_text(check.get("interval")),
+            p_value_text(check.get("p_value")),
+            fmt(newly_wrong.get(sid)),
+            fmt(floor.get(sid)),
+            check["threshold"],
+            result,
+        )
+    return table
+
+
+def _recipe_blocks(verdict: dict, checks: str) -> list[str]:
+    recipe = verdict["recipe"]
+    seeds = recipe["seeds"]
+    failed = [check for check in recipe["checks"] if not check["passed"]]
+    blocks = [
+        f"The recipe over {len(seeds)} seeds ({', '.join(map(str, seeds))}): "
+        f"{len(recipe['checks']) - len(failed)} of {len(recipe['checks'])} recipe checks passed"
+        f" on {verdict.get('eval_examples')} evaluation examples (rules from "
+        f"{esc(verdict.get('rules', {}).get('source', '?'))}). The verdict follows these checks."
+    ]
+    if checks == "table":
+        blocks.append(markdown(recipe_table(verdict)))
+        blocks.append(esc(RECIPE_NOTE) + ".")
+    elif failed:
+        blocks.append("**Failing recipe checks**")
+        blocks.append("\n".join(f"- {esc(check['rule'])}: {esc(check['message'])}" for check in failed))
+    return blocks
+
+
 def verdict_markdown(
     verdict: dict | None,
     candidate: str | None = None,
@@ -247,6 +317,8 @@ def verdict_markdown(
     headline = verdict_headline(verdict)
     icon = {"PASSED": "✅", "FAILED": "❌"}.get(headline, "⚠️")
     models = f": {code(candidate)} vs {code(baseline)}" if candidate is not None and baseline is not None else ""
+    if verdict is not None and verdict.get("recipe") is not None:
+        models += f", the recipe over {len(verdict['recipe']['seeds'])} seeds"
     blocks = [f"### {icon} Model gate {headline}{models}"]
     if verdict is None:
         blocks.append(f"No verdict: {esc(unjudged or 'the gate has not judged these results')}.")
@@ -254,6 +326,13 @@ def verdict_markdown(
     blocks += [f"> **Warning:** {esc(warning)}" for warning in verdict.get("warnings", [])]
     failed = [check for check in verdict["checks"] if not check["passed"]]
     examples = verdict.get("eval_examples")
+    recipe = verdict.get("recipe")
+    if recipe is not None:
+        blocks += _recipe_blocks(verdict, checks)
+        if checks != "table":
+            blocks += [f"Note: {esc(note)}" for note in verdict.get("notes", [])]
+            return "\n\n".join(blocks) + "\n"
+        blocks.append(f"#### The first seed's pair (seed {recipe['seeds'][0]}), for the record")
     blocks.append(
         f"{len(verdict['checks']) - len(failed)} of {len(verdict['checks'])} checks passed"
         + (f" on {examples} evaluation examples" if examples is not None else "")

@@ -89,20 +89,34 @@ def _verdict_section(verdict: dict | None, unjudged: str) -> str:
     if verdict is None:
         return f'<div class="verdict fail" id="verdict"><strong>UNJUDGED</strong>: {esc(unjudged)}.</div>'
     passed = verdict["passed"]
-    failed = [c for c in verdict["checks"] if not c["passed"]]
+    recipe = verdict.get("recipe")
+    deciding = recipe["checks"] if recipe is not None else verdict["checks"]
+    failed = [c for c in deciding if not c["passed"]]
     head = "".join(
         f'<div class="warn" id="warning"><strong>Warning:</strong> {esc(w)}</div>' for w in verdict.get("warnings", [])
     )
     head += (
         f'<div class="verdict {"pass" if passed else "fail"}" id="verdict"><strong>'
-        f"{verdict_headline(verdict)}</strong>: {len(verdict['checks']) - len(failed)} of "
-        f"{len(verdict['checks'])} checks passed (rules from {esc(verdict['rules'].get('source', '?'))})."
+        f"{verdict_headline(verdict)}</strong>: {len(deciding) - len(failed)} of "
+        f"{len(deciding)} {'recipe ' if recipe is not None else ''}checks passed"
+        + (f" across {len(recipe['seeds'])} seeds" if recipe is not None else "")
+        + f" (rules from {esc(verdict['rules'].get('source', '?'))})."
     )
     if failed:
         head += "<ul>" + "".join(f"<li>{esc(c['rule'])}: {esc(c['message'])}</li>" for c in failed) + "</ul>"
     head += "</div>"
     table = _checks_html(verdict) + f'<p class="muted">{esc(P_NOTE)}.</p>'
     notes = "".join(f'<p class="muted">Note: {esc(note)}</p>' for note in verdict.get("notes", []))
+    if recipe is not None:
+        from reports.recipe_section import recipe_section
+
+        return (
+            head
+            + recipe_section(verdict)
+            + f"<h2>Rules: seed {recipe['seeds'][0]}'s pair, for the record</h2>"
+            + table
+            + notes
+        )
     return head + "<h2>Rules</h2>" + table + notes
 
 

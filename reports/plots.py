@@ -215,3 +215,49 @@ def changed_figure(images, examples: list[dict], names) -> bytes:
 def _short(text: str, limit: int = 9) -> str:
     text = text.replace("digit ", "")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def recipe_figure(checks: list[dict], floor: dict, newly_wrong: dict, max_drop: float | None) -> bytes:
+    """Per slice, every seed's delta as a dot with the recipe's mean and interval; below, the candidates'
+    newly-wrong rate beside the churn floor (what retraining alone breaks)."""
+    shown = {}
+    for check in checks:  # overall from its improvement check, each class from its drop check
+        if check["metric"] == "accuracy" and check.get("per_seed") and check["slice"] not in shown:
+            if check["rule"] in ("overall improvement", "per-digit drop"):
+                shown[check["slice"]] = check
+    rows = list(shown.values())
+    labels = [row["title"].replace("digit ", "") for row in rows]
+    x = np.arange(len(rows))
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(min(max(9, 0.3 * len(rows)), 30), 6), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
+    for index, row in enumerate(rows):
+        seeds = row["per_seed"]
+        jitter = np.linspace(-0.15, 0.15, len(seeds)) if len(seeds) > 1 else [0.0]
+        top.scatter(index + np.asarray(jitter), seeds, s=14, color=BASELINE_COLOR, zorder=3)
+        low, high = row["interval"] or (row["delta"], row["delta"])
+        color = "#d1421f" if row["status"] == "fail" else CANDIDATE_COLOR
+        top.errorbar(
+            index + 0.3,
+            row["delta"],
+            yerr=[[row["delta"] - low], [high - row["delta"]]],
+            fmt="D",
+            color=color,
+            capsize=3,
+        )
+    top.axhline(0, color="black", linewidth=0.8)
+    if max_drop is not None:
+        top.axhline(-max_drop, color="#d1421f", linestyle="--", linewidth=0.8, label=f"allowed drop ({max_drop:g})")
+        top.legend(loc="lower right")
+    top.set_ylabel("delta: dots per seed,\nmean with 95% CI")
+    top.grid(axis="y", alpha=0.3)
+    width = 0.38
+    sids = [row["slice"] for row in rows]
+    bottom.bar(x - width / 2, [newly_wrong.get(s, 0) for s in sids], width, color="#d1421f", label="newly wrong")
+    bottom.bar(x + width / 2, [floor.get(s, 0) for s in sids], width, color="#9aa0a6", label="churn floor")
+    bottom.set_ylabel("share of examples")
+    bottom.legend(loc="upper right")
+    bottom.grid(axis="y", alpha=0.3)
+    bottom.set_xticks(x, labels, rotation=30 if max(len(label) for label in labels) > 3 else 0)
+    bottom.set_xlabel("slice (true class)")
+    return _png(figure)

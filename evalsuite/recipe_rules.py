@@ -77,8 +77,15 @@ class RecipeEvidence:
         return [c[NEWLY_WRONG] / sum(c.values()) for c in self.counts(sid)["per_seed"]]
 
     def churn_floor(self, sid: str) -> float:
+        """Retraining the baseline's recipe with another seed: what it breaks of what one seed got right.
+
+        That is the candidates' newly-wrong rate to expect if the candidate's recipe were the
+        baseline's. With one baseline for every seed (the blessed model) there is no such spread,
+        and the candidates' seeds against each other stand in.
+        """
         counts = self.counts(sid)
-        return recipe_stats.churn_floor(counts["floor_candidates"], self.seeds, sum(counts["per_seed"][0].values()))
+        which = "floor_candidates" if self.recipe.get("shared_baseline") else "floor_baselines"
+        return recipe_stats.churn_floor(counts[which], self.seeds, sum(counts["per_seed"][0].values()))
 
     def classes(self) -> list[str]:
         return class_slices(num_classes_of(self.summary["eval_data"]))
@@ -258,7 +265,7 @@ RECIPE_RULES: tuple[RecipeRule, ...] = (
 
 
 def judge_recipe(rules: GateRules, summary: dict, where: str) -> tuple[list[RecipeCheck], dict]:
-    """The recipe's checks, and the churn floor overall and per class (the candidates' seeds against each other)."""
+    """The recipe's checks, and the churn floor overall and per class (RecipeEvidence.churn_floor)."""
     evidence = RecipeEvidence(summary, where)
     checks = [check for rule in RECIPE_RULES if rule.enabled(rules) for check in rule.check(rules, evidence)]
     names = summary["eval_data"].get("class_names")

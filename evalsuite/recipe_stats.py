@@ -23,10 +23,11 @@ a random draw of the recipe's seeds and the examples a random draw of the
 data the model will meet; it says nothing about other splits of the data.
 
 The churn floor (Yan et al., "Positive-Congruent Training", CVPR 2021, call
-its per-pair form the negative flip rate): over ordered pairs of seeds of
-the same model (a, b), the share of examples a gets right and b wrong. It is
-what retraining alone breaks, the level a candidate's newly-wrong rate is
-measured against.
+its per-pair form the negative flip rate): over ordered pairs of seeds (a, b)
+of the baseline's recipe, the share of examples a gets right and b wrong. It
+is what retraining alone breaks: were the candidate's recipe the baseline's,
+its newly-wrong rate would be this on average. (Against one blessed model for
+every seed, the candidates' seeds against each other stand in.)
 """
 
 from __future__ import annotations

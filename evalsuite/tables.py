@@ -30,7 +30,8 @@ RECIPE_P = "p (one-sided, as the rule tests)"
 RECIPE_NOTE = (
     "Recipe: each seed's paired delta and their mean; the interval is Student's t over seeds and examples "
     "(evalsuite/recipe_stats.py). Newly wrong: the candidates' mean newly-wrong rate; churn floor: the share "
-    "of examples one seed's candidate gets right and another's wrong, what retraining alone breaks"
+    "of examples one seed's baseline (against one blessed model: candidate) gets right and another's wrong, "
+    "what retraining alone breaks"
 )
 
 

@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+RECIPE_SEEDS = 5  # what a recipe run (--seeds N) is measured at, against --seeds 1
 TARGETS = {
     "training stage / tutorial fit": 0.70,
     "with intervals / without": 1.15,
@@ -83,6 +84,10 @@ def bench_dataset(data: str, workdir: Path, repeat: int, log) -> list[dict]:
     floor_process = best_command("benchmarks.tasks", "raw_floor", json.dumps({"run_dir": str(workdir / "run")}))
     analysis_process = best_command("analysis", "--run-dir", str(workdir / "run"), "--force", "-q")
     tfma_floor_process = best_command("benchmarks.tasks", "tfma_floor", json.dumps({"run_dir": str(workdir / "run")}))
+    log(f"[{label}] the recipe: training and analysis with --seeds {RECIPE_SEEDS} ...")
+    recipe_stage = best("train_stage", data=data, run_dir=str(workdir / "run-recipe"), seeds=RECIPE_SEEDS)
+    recipe_analysis = best("analysis_stage", run_dir=str(workdir / "run-recipe"), intervals=True)
+    per_seed_analysis = best("analysis_per_seed", run_dir=str(workdir / "run-recipe"))
     log(f"[{label}] gate, cold then warm ...")
     cold = measure_command("pipeline", "--run-dir", str(workdir / "gate"), "--data", data, "-q")
     warm = measure_command("pipeline", "--run-dir", str(workdir / "gate"), "--data", data, "-q")
@@ -98,6 +103,21 @@ def bench_dataset(data: str, workdir: Path, repeat: int, log) -> list[dict]:
         _row(label, "raw-floor process (imports included)", floor_process),
         _row(label, "python -m analysis process", analysis_process, floor_process, "analysis process / floor process"),
         _row(label, "TFMA floor process: ExampleCount only", tfma_floor_process, floor_process, "TFMA floor / floor"),
+        _row(label, f"training stage, --seeds {RECIPE_SEEDS}", recipe_stage, stage, "seeds N / seeds 1"),
+        _row(
+            label,
+            f"analysis stage, --seeds {RECIPE_SEEDS}: one pipeline",
+            recipe_analysis,
+            with_ci,
+            "seeds N / seeds 1",
+        ),
+        _row(
+            label,
+            f"analysis, {RECIPE_SEEDS} passes, one per seed",
+            per_seed_analysis,
+            recipe_analysis,
+            "passes / pipeline",
+        ),
         _row(label, "gate pipeline, cold (process wall)", cold),
         _row(label, "gate pipeline, warm (process wall)", warm, cold, "gate warm / gate cold"),
         {

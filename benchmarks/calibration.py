@@ -11,6 +11,7 @@ class), and counts how often the per-class rule catches it.
 Examples:
     python -m benchmarks calibration                       # 20 seeds on the bundled digits
     python -m benchmarks calibration --seeds 5 --data /usr/share/datasets/fashion-mnist
+    python -m benchmarks calibration --seeds 0 --recipe-seeds 5   # the recipe draws alone
 """
 
 from __future__ import annotations
@@ -225,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--draws", type=int, default=5, help="planted regressions per class, drop and seed")
     parser.add_argument("--rules", type=Path, default=None, help="gate rules (default: ./gate.toml, else built-in)")
+    parser.add_argument(
+        "--recipe-seeds", type=int, default=5, help="seeds per recipe verdict (default 5; 0: no recipe draws)"
+    )
+    parser.add_argument("--recipe-pool", type=int, default=20, help="seeds trained on one split to draw from")
+    parser.add_argument("--recipe-verdicts", type=int, default=20, help="recipe verdicts drawn from the pool")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     from evalsuite.libraries import quiet_libraries
@@ -233,8 +239,27 @@ def main(argv: list[str] | None = None) -> int:
     rules = load_rules(args.rules)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    result = calibrate(args.data, seeds, args.draws, rules, log)
-    print(format_report(result))
+    result = {}
+    if seeds:
+        result = calibrate(args.data, seeds, args.draws, rules, log)
+        print(format_report(result))
+    if args.recipe_seeds:
+        from benchmarks.recipe_calibration import calibrate_recipes, format_recipe_report
+
+        if not 2 <= args.recipe_seeds <= args.recipe_pool:
+            parser.error("--recipe-seeds: between 2 and --recipe-pool")
+        with tempfile.TemporaryDirectory(prefix="evalsuite-calibration-") as scratch:
+            result["recipe"] = calibrate_recipes(
+                args.data,
+                args.recipe_pool,
+                args.recipe_seeds,
+                args.recipe_verdicts,
+                args.draws,
+                rules,
+                Path(scratch),
+                log,
+            )
+        print(format_recipe_report(result["recipe"]))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

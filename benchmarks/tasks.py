@@ -48,7 +48,7 @@ def bare_fit(data: str, logdir: str, seed: int = DEFAULT_SEED) -> dict:
 
 
 def train_stage(
-    data: str, run_dir: str, independent: bool = False, seed: int = DEFAULT_SEED, model: str = "mlp"
+    data: str, run_dir: str, independent: bool = False, seed: int = DEFAULT_SEED, model: str = "mlp", seeds: int = 1
 ) -> dict:
     import keras  # noqa: F401  (imported before the clock starts, as in bare_fit)
     import tensorflow  # noqa: F401
@@ -59,7 +59,7 @@ def train_stage(
     shutil.rmtree(run_dir, ignore_errors=True)  # a repeat must train, not reuse the last repeat's models
     started = time.perf_counter()
     with RunDir(Path(run_dir)) as run:
-        config = TrainConfig(data=data, seed=seed, independent_runs=independent, model=model, verbose=0)
+        config = TrainConfig(data=data, seed=seed, seeds=seeds, independent_runs=independent, model=model, verbose=0)
         result = train(run, config, log=_quiet)
     return {"seconds": time.perf_counter() - started, "eval_examples": result.data["eval_examples"]}
 
@@ -104,6 +104,33 @@ def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = 
             summarize(output, *models, eval_data, AnalysisConfig(), "DirectRunner")
             examples = eval_data["examples"]
     return {"seconds": time.perf_counter() - started, "eval_examples": examples}
+
+
+def analysis_per_seed(run_dir: str) -> dict:
+    """The alternative to one pipeline for a recipe: one analysis per seed's pair (and none of the
+    cross-seed counts, which would need one more pass): what one pipeline of every model is measured against."""
+    import tensorflow  # noqa: F401  (imported before the clock starts, as in analysis_stage)
+    import tensorflow_model_analysis  # noqa: F401
+
+    from analysis.evaluate import AnalysisConfig, analyze
+    from evalsuite.contract import DEFAULT_BASELINE, DEFAULT_CANDIDATE, run_name
+    from evalsuite.rule_settings import load_rules
+    from evalsuite.rundir import RunDir
+
+    rules = load_rules(None)
+    with RunDir(Path(run_dir)) as run:
+        seeds = run.stage("training")["seeds"]
+        started = time.perf_counter()
+        for seed in seeds:
+            run.invalidate_from("analysis")
+            first = seed == seeds[0]
+            pair = (DEFAULT_BASELINE, DEFAULT_CANDIDATE) if first else (run_name(3, seed), run_name(6, seed))
+            config = AnalysisConfig(baseline=pair[0], candidate=pair[1])
+            if first:  # the first seed's models would bring every seed along: name them by path instead
+                config = AnalysisConfig(baseline=str(run.model_dir(pair[0])), candidate=str(run.model_dir(pair[1])))
+            result = analyze(run, config, rules, log=_quiet)
+        run.invalidate_from("analysis")
+    return {"seconds": time.perf_counter() - started, "eval_examples": result.summary["eval_data"]["examples"]}
 
 
 def tfma_floor(run_dir: str) -> dict:
@@ -184,6 +211,7 @@ TASKS = {
     "bare_fit": bare_fit,
     "train_stage": train_stage,
     "analysis_stage": analysis_stage,
+    "analysis_per_seed": analysis_per_seed,
     "raw_floor": raw_floor,
     "tfma_floor": tfma_floor,
     "pipeline": pipeline,

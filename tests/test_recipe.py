@@ -247,3 +247,102 @@ def test_recipe_counts_that_do_not_hold_the_first_seeds_pair_are_refused():
     summary["paired"]["overall"] = dict(summary["paired"]["overall"], newly_wrong=0)
     with pytest.raises(InputError, match="first seed"):
         judge_recipe(rules(), summary, "test")
+
+
+@pytest.fixture(scope="module")
+def two_seed_run(tmp_path_factory, tiny_npz):
+    """The tiny run's recipe from two seeds (the fewest a recipe has), through the whole pipeline."""
+    from pipeline.run import main as pipeline_main
+    from tests.helpers import SEED
+
+    run_dir = tmp_path_factory.mktemp("recipe") / "two-seeds"
+    args = ["--run-dir", str(run_dir), "--data", str(tiny_npz), "--epochs", "1", "2", "--seed", str(SEED)]
+    code = pipeline_main([*args, "--seeds", "2", "-q"])
+    return run_dir, code
+
+
+def _json(path):
+    import json
+
+    return json.loads(path.read_text("utf-8"))
+
+
+@pytest.mark.slow
+def test_two_seeds_judge_the_recipe_end_to_end(two_seed_run):
+    from tests.helpers import SEED
+
+    run_dir, code = two_seed_run
+    verdict = _json(run_dir / "gate" / "verdict.json")
+    recipe = verdict["recipe"]
+    assert recipe["seeds"] == [SEED, SEED + 1]
+    assert recipe["candidates"] == ["epochs-2", f"epochs-2-seed-{SEED + 1}"]
+    assert recipe["baselines"] == ["epochs-1", f"epochs-1-seed-{SEED + 1}"]
+    assert set(recipe["churn_floor"]) == {"overall", "per_class"} and len(recipe["churn_floor"]["per_class"]) == 10
+    rules = {check["rule"] for check in recipe["checks"]}
+    assert rules == {"overall improvement", "per-digit drop"}
+    for check in recipe["checks"]:
+        assert len(check["per_seed"]) == 2 and check["status"] in ("pass", "fail", "inconclusive")
+        assert check["delta"] == pytest.approx(sum(check["per_seed"]) / 2, abs=1e-12)
+        assert check["interval"][0] <= check["delta"] <= check["interval"][1]
+    # The exit code follows the recipe's checks, not the first seed's.
+    passed = all(check["passed"] for check in recipe["checks"])
+    assert verdict["passed"] == passed and code == (0 if passed else 1)
+    junit = (run_dir / "gate" / "junit.xml").read_text("utf-8")
+    assert junit.count("<testcase ") == len(recipe["checks"]) and 'classname="gate.recipe.' in junit
+    summary_md = (run_dir / "gate" / "summary.md").read_text("utf-8")
+    assert "the recipe over 2 seeds" in summary_md and "churn floor" in summary_md
+    assert "The recipe across 2 seeds" in (run_dir / "report" / "index.html").read_text("utf-8")
+    # Every seed has its own TensorBoard logs and SavedModels.
+    for name in ("epochs-1", "epochs-2", f"epochs-1-seed-{SEED + 1}", f"epochs-2-seed-{SEED + 1}"):
+        assert (run_dir / "models" / name / "saved_model.pb").is_file()
+        assert any((run_dir / "logs" / name / "train").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_one_seed_is_the_first_seed_of_a_recipe_bit_for_bit(two_seed_run, tiny_run):
+    """--seeds 1 (the default) is the run as it was: the same models, numbers and checks as the recipe's first seed,
+    no recipe section, no seeds in the training fingerprint's settings."""
+    run_dir, _ = two_seed_run
+    one = _json(tiny_run / "gate" / "verdict.json")
+    two = _json(run_dir / "gate" / "verdict.json")
+    assert "recipe" not in one
+    assert one["checks"] == two["checks"]
+    assert one["judged"]["candidate"] == two["judged"]["candidate"]
+    assert one["judged"]["baseline"] == two["judged"]["baseline"]
+    manifest_one, manifest_two = _json(tiny_run / "manifest.json"), _json(run_dir / "manifest.json")
+    assert "seeds" not in manifest_one["stages"]["training"]["config"]
+    assert "seeds" not in manifest_one["stages"]["training"]
+    for name in ("epochs-1", "epochs-2"):
+        first = manifest_one["stages"]["training"]["runs"][name]["weights_fingerprint"]
+        assert first == manifest_two["stages"]["training"]["runs"][name]["weights_fingerprint"]
+    summary_one = _json(tiny_run / "analysis" / "summary.json")
+    summary_two = _json(run_dir / "analysis" / "summary.json")
+    for key in ("models", "deltas", "paired", "confusion_matrices"):
+        assert summary_one[key] == summary_two[key]
+
+
+@pytest.mark.slow
+def test_tfma_recipe_counts_are_the_saved_models_own_predictions(two_seed_run):
+    """Every seed's paired table, the outcome sums and the floors, recounted from the SavedModels outside TFMA."""
+    import tensorflow as tf
+
+    from evalsuite.data_spec import recorded_spec
+    from evalsuite.examples import read_examples
+    from evalsuite.rundir import RunDir
+
+    run_dir, _ = two_seed_run
+    summary = _json(run_dir / "analysis" / "summary.json")
+    with RunDir(run_dir) as run:
+        spec = recorded_spec(run.stage("data"), str(run.manifest_path))
+        _, labels, records, _ = read_examples(str(run.data_dir / "eval-*.tfrecord"), spec)
+
+    def right(name):
+        serve = tf.saved_model.load(str(run_dir / "models" / name)).signatures["serving_default"]
+        return serve(tf.constant(records))["probabilities"].numpy().argmax(axis=1) == labels
+
+    recipe = summary["recipe"]
+    base = np.stack([right(name) for name in recipe["baselines"]])
+    cand = np.stack([right(name) for name in recipe["candidates"]])
+    for sid, counted in recipe["slices"].items():
+        mask = np.ones(len(labels), bool) if sid == "overall" else labels == int(sid.split("=")[1])
+        assert counted == counts_of(base[:, mask], cand[:, mask]), sid

@@ -123,7 +123,7 @@ def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
                 "churn.max_excess_newly_wrong is not checked: with one seed there is no churn floor "
                 "(train with --seeds 2 or more)"
             )
-    warnings += _inconclusive_warnings(rules, checks, "")
+    warnings += _inconclusive_warnings(rules, checks, f"seed {recipe['seeds'][0]}'s " if recipe else "")
     deciding = recipe_checks if recipe is not None else checks
     return Verdict(
         state="passed" if deciding and all(check.passed for check in deciding) else "failed",

@@ -39,11 +39,21 @@ def comment_markdown(run, artifact_url: str | None) -> str:
         where = f"report, verdict and JUnit: [run artifact]({artifact_link(artifact_url)})."
     else:
         where = "report, verdict and JUnit are in the run folder (report/, gate/)."
-    blocks = [
-        MARKER + "\n" + verdict_markdown(verdict, cand, base, unjudged, checks="failed").rstrip("\n"),
-        per_class_markdown(summary),
-        f"{examples} evaluation examples; {esc(P_NOTE)}; {where}",
-    ]
+    blocks = [MARKER + "\n" + verdict_markdown(verdict, cand, base, unjudged, checks="failed").rstrip("\n")]
+    if verdict is not None and verdict.get("recipe") is not None:
+        from evalsuite.tables import RECIPE_NOTE, markdown, recipe_table
+
+        # The recipe leads; the first seed's own table follows, folded.
+        blocks += [
+            markdown(recipe_table(verdict)),
+            esc(RECIPE_NOTE) + ".",
+            f"<details><summary>Seed {verdict['recipe']['seeds'][0]}'s pair, per class</summary>",
+            per_class_markdown(summary),
+            "</details>",
+        ]
+    else:
+        blocks.append(per_class_markdown(summary))
+    blocks.append(f"{examples} evaluation examples; {esc(P_NOTE)}; {where}")
     return "\n\n".join(blocks) + "\n"
 
 

@@ -136,7 +136,7 @@ def _significance(rules: GateRules, evidence: RecipeEvidence) -> list[RecipeChec
 def _floor(rules: GateRules, evidence: RecipeEvidence) -> list[RecipeCheck]:
     values = evidence.accuracies("overall", "candidate")
     check = _accuracy_check("overall floor", "overall", evidence, f"mean candidate >= {rules.min_accuracy:g}")
-    check.per_seed = values
+    check.per_seed, check.interval = values, None  # the delta's interval says nothing of a floor
     check.status = "pass" if _mean(values) >= rules.min_accuracy - 1e-12 else "fail"
     return [check]
 
@@ -217,6 +217,8 @@ def _churn(rules: GateRules, evidence: RecipeEvidence) -> list[RecipeCheck]:
             per_seed=rates,
         )
         check.status = "pass" if _mean(rates) <= rules.max_newly_wrong_rate + 1e-12 else "fail"
+        if check.status == "fail":
+            check.message = f"{{title}}: newly wrong {check.candidate:.4f} (mean over seeds); needs {check.threshold}"
         checks.append(check)
     return checks
 

@@ -345,3 +345,81 @@ def test_tfma_recipe_counts_are_the_saved_models_own_predictions(two_seed_run):
     for sid, counted in recipe["slices"].items():
         mask = np.ones(len(labels), bool) if sid == "overall" else labels == int(sid.split("=")[1])
         assert counted == counts_of(base[:, mask], cand[:, mask]), sid
+
+
+@pytest.mark.slow
+def test_the_recipe_is_blessed_as_one_entry_and_every_seed_is_judged_against_a_blessed_model(two_seed_run, tmp_path):
+    import shutil
+
+    from analysis.__main__ import main as analysis_main
+    from evalsuite import registry
+    from gates.__main__ import main as gate_main
+    from tests.helpers import SEED
+
+    run_dir, code = two_seed_run
+    assert code == 0  # one epoch to two on 600 digits: every seed gains
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".lock"), symlinks=True)
+    folder = tmp_path / "registry"
+    assert gate_main(["--run-dir", str(copy), "--bless", str(folder), "-q"]) == 0
+    entry = registry.latest(folder)
+    assert entry.record["recipe"]["seeds"] == [SEED, SEED + 1]
+    assert entry.record["candidate"] == "epochs-2"
+    assert (entry.path / "seeds" / f"epochs-2-seed-{SEED + 1}" / "saved_model.pb").is_file()
+
+    # A later recipe against a blessed model: that one model is every seed's baseline.
+    other = tmp_path / "other-registry"
+    registry.bless(other, copy / "models" / "epochs-1", None, {"candidate": "epochs-1"})
+    assert analysis_main(["--run-dir", str(copy), "--baseline", f"blessed:{other}", "-q"]) == 0
+    assert gate_main(["--run-dir", str(copy), "-q"]) == 0
+    summary = _json(copy / "analysis" / "summary.json")
+    assert summary["recipe"]["shared_baseline"]
+    assert len(set(summary["recipe"]["baselines"])) == 1
+    assert summary["recipe"]["candidates"] == ["epochs-2", f"epochs-2-seed-{SEED + 1}"]
+    counts = summary["recipe"]["slices"]["overall"]
+    assert counts["floor_baselines"] == 0  # one model against itself breaks nothing
+    verdict = _json(copy / "gate" / "verdict.json")
+    n = summary["eval_data"]["examples"]
+    assert verdict["recipe"]["churn_floor"]["overall"] == pytest.approx(counts["floor_candidates"] / (2 * n))
+
+
+@pytest.mark.slow
+def test_a_further_seeds_model_changed_since_the_analysis_is_refused(two_seed_run, tmp_path, capsys):
+    import shutil
+
+    from gates.__main__ import main as gate_main
+    from tests.helpers import SEED
+
+    run_dir, _ = two_seed_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".lock"), symlinks=True)
+    (copy / "models" / f"epochs-2-seed-{SEED + 1}" / "fingerprint.pb").write_bytes(b"swapped")
+    assert gate_main(["--run-dir", str(copy), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"candidate of seed {SEED + 1} model changed since the analysis" in err
+    assert _json(copy / "gate" / "verdict.json")["state"] == "unjudged"
+
+
+def test_every_rule_reads_across_seeds_and_explains_a_failure():
+    base, cand, labels = planted_drop(seeds=3, per_class=100, drop=30)
+    every_rule = {
+        "overall": {"min_improvement": 0.5, "min_accuracy": 0.99},
+        "gap_to_overall": {"max_gap": 0.05},
+        "churn": {"max_newly_wrong_rate": 0.01, "max_excess_newly_wrong": 0.01},
+        "significance": {"require": True},
+    }
+    checks, _ = judge_recipe(rules(every_rule), recipe_summary(base, cand, labels), "test")
+    failed = {c.rule for c in checks if c.status == "fail"}
+    assert failed == {
+        "overall improvement",
+        "significant improvement",
+        "overall floor",
+        "per-digit drop",
+        "gap to overall",
+        "churn",
+        "churn beyond the floor",
+    }
+    for check in checks:
+        assert len(check.per_seed) == 3
+        if check.status == "fail":
+            assert check.message.startswith(check.title) and "None" not in check.message, check.message

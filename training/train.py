@@ -189,6 +189,7 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
                 _fit(run, config, data_spec, x_train, dataset.y_train, x_test, dataset.y_test, ordered, log, seed)
             )
 
+    _remove_other_seeds(run, runs)
     seconds = time.perf_counter() - started
     run.record_stage(
         "training",
@@ -310,6 +311,20 @@ def _shards_fingerprint(folder: Path) -> str | None:
     if not folder.is_dir() or folder.is_symlink():
         return None
     return fingerprint_shards(folder / SHARD_PATTERN)
+
+
+def _remove_other_seeds(run: RunDir, runs: dict) -> None:
+    """A recipe's further seeds this training did not produce (an earlier --seeds N) leave with it:
+    TensorBoard and the registry must not take them for this run's."""
+    import shutil
+
+    from evalsuite.contract import seed_of
+
+    for folder in (run.models_dir, run.logs_root):
+        for path in folder.glob("epochs-*-seed-*") if folder.is_dir() else []:
+            name = path.name.removesuffix(".keras")
+            if seed_of(name) is not None and name not in runs:
+                path.unlink() if path.is_file() or path.is_symlink() else shutil.rmtree(path)
 
 
 def _set_determinism(seed: int) -> None:

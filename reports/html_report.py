@@ -172,6 +172,11 @@ def _changed_section(changed: dict, summary: dict, grids: dict[str, bytes]) -> s
     """The actual images the candidate newly gets wrong and newly gets right, by class."""
     names = summary["eval_data"].get("class_names")
     out = ["<h2>What changed</h2>"]
+    if summary.get("recipe"):
+        out.append(
+            f"<p class=\"muted\">Seed {summary['recipe']['seeds'][0]}'s pair; every seed's newly wrong and "
+            "newly right are counted in the recipe's table above.</p>"
+        )
     if not changed["examples"]:
         return out[0] + "<p>The two models get exactly the same examples right.</p>"
     for change, heading in (("newly_wrong", "Newly wrong"), ("newly_right", "Newly right")):
@@ -239,7 +244,7 @@ def _curves_section(run: RunDir, manifest: dict) -> str:
         return "<h2>Training curves</h2><p>No TensorBoard logs in this run folder.</p>"
     return (
         "<h2>Training curves</h2>"
-        + _img(curves_figure(curves), "training curves")
+        + _img(curves_figure(curves, (manifest["stages"]["training"].get("seeds") or [None])[0]), "training curves")
         + (
             '<p class="muted">Read from the TensorBoard event files in '
             + ", ".join(f"<code>{esc(info['logs'])}</code>" for info in runs.values())
@@ -311,7 +316,12 @@ def stage_times(manifest: dict) -> list[tuple[str, str]]:
     models = ", ".join(stages.get("training", {}).get("runs", {})) or "the models"
     covers = {
         "training": f"the whole stage: loading the data, writing the evaluation examples, fitting and exporting {models}",
-        "analysis": "TFMA on both models, paired counts and the changed examples",
+        "analysis": "TFMA on both models, paired counts and the changed examples"
+        + (
+            " (and every further seed's models, in the same pipeline)"
+            if stages.get("analysis", {}).get("recipe")
+            else ""
+        ),
         "gate": "judging the analysis against the rules",
     }
     rows = [

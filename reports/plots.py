@@ -6,7 +6,7 @@ import io
 
 import matplotlib
 
-from evalsuite.contract import class_slice
+from evalsuite.contract import class_slice, seed_of
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -106,11 +106,11 @@ def shared_trajectory(curves: dict[str, dict]) -> bool:
     return True
 
 
-def curves_figure(curves: dict[str, dict]) -> bytes:
-    return _png(curves_plot(curves))
+def curves_figure(curves: dict[str, dict], first_seed: int | None = None) -> bytes:
+    return _png(curves_plot(curves, first_seed))
 
 
-def curves_plot(curves: dict[str, dict]):
+def curves_plot(curves: dict[str, dict], first_seed: int | None = None):
     """Loss and accuracy per epoch, train (solid) and validation (dashed), as a matplotlib figure.
 
     When the runs share one trajectory (the 3-epoch model is a snapshot of the
@@ -119,11 +119,22 @@ def curves_plot(curves: dict[str, dict]):
     """
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    shared = len(curves) > 1 and shared_trajectory(curves)
+
+    # A recipe's seeds (--seeds N): one trajectory per seed, each drawn as one line.
+    by_seed: dict = {}
+    for run, splits in curves.items():
+        by_seed.setdefault(seed_of(run), {})[run] = splits
+    shared = all(len(group) > 1 and shared_trajectory(group) for group in by_seed.values())
     if shared:
-        lengths = {run: len(c.get("train", {}).get("epoch_loss", [])) for run, c in curves.items()}
-        longest = max(lengths, key=lengths.get)
-        lines = {f"{' / '.join(curves)} (one trajectory)": curves[longest]}
+        primary = by_seed.get(None) or next(iter(by_seed.values()))
+        lengths = {run: len(c.get("train", {}).get("epoch_loss", [])) for run, c in primary.items()}
+        lines = {}
+        for seed, group in by_seed.items():
+            longest = max(group, key=lambda run: len(group[run].get("train", {}).get("epoch_loss", [])))
+            if len(by_seed) == 1:
+                lines[f"{' / '.join(group)} (one trajectory)"] = group[longest]
+            else:
+                lines[f"seed {first_seed if seed is None else seed}"] = group[longest]
     else:
         lines = curves
     for index, (run, splits) in enumerate(lines.items()):
@@ -140,7 +151,7 @@ def curves_plot(curves: dict[str, dict]):
                         marker="o",
                         markersize=3,
                         color=color,
-                        label=f"{run} {split}" if not shared else split,
+                        label=f"{run} {split}" if not shared or len(lines) > 1 else split,
                     )
     if shared:
         # Each export marked on both panels and named above them, clear of the curves and the legend.
@@ -171,7 +182,12 @@ def curves_plot(curves: dict[str, dict]):
             frameon=False,
         )  # fmt: skip
     if shared:
-        figure.suptitle("one training trajectory; dotted lines mark where each model was exported", fontsize=9, y=1.04)
+        figure.suptitle(
+            ("one training trajectory per seed" if len(lines) > 1 else "one training trajectory")
+            + "; dotted lines mark where each model was exported",
+            fontsize=9,
+            y=1.04,
+        )
     return figure
 
 
@@ -256,7 +272,7 @@ def recipe_figure(checks: list[dict], floor: dict, newly_wrong: dict, max_drop: 
     bottom.bar(x - width / 2, [newly_wrong.get(s, 0) for s in sids], width, color="#d1421f", label="newly wrong")
     bottom.bar(x + width / 2, [floor.get(s, 0) for s in sids], width, color="#9aa0a6", label="churn floor")
     bottom.set_ylabel("share of examples")
-    bottom.legend(loc="upper right")
+    bottom.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, frameon=False, fontsize=8)
     bottom.grid(axis="y", alpha=0.3)
     bottom.set_xticks(x, labels, rotation=30 if max(len(label) for label in labels) > 3 else 0)
     bottom.set_xlabel("slice (true class)")

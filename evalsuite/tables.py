@@ -280,21 +280,22 @@ def recipe_table(verdict: dict) -> Table:
     return table
 
 
-def _recipe_blocks(verdict: dict, checks: str) -> list[str]:
-    recipe = verdict["recipe"]
-    seeds = recipe["seeds"]
-    failed = [check for check in recipe["checks"] if not check["passed"]]
+def _check_blocks(
+    verdict: dict, checks: list[dict], mode: str, table, note: str, lead: str = "", kind: str = ""
+) -> list[str]:
+    """How many checks passed, then every check as a table (`mode` "table") or the failing ones as a list."""
+    failed = [check for check in checks if not check["passed"]]
+    examples = verdict.get("eval_examples")
     blocks = [
-        f"The recipe over {len(seeds)} seeds ({', '.join(map(str, seeds))}): "
-        f"{len(recipe['checks']) - len(failed)} of {len(recipe['checks'])} recipe checks passed"
-        f" on {verdict.get('eval_examples')} evaluation examples (rules from "
-        f"{esc(verdict.get('rules', {}).get('source', '?'))}). The verdict follows these checks."
+        f"{lead}{len(checks) - len(failed)} of {len(checks)} {kind}checks passed"
+        + (f" on {examples} evaluation examples" if examples is not None else "")
+        + f" (rules from {esc(verdict.get('rules', {}).get('source', '?'))})."
+        + (" The verdict follows these checks." if kind else "")
     ]
-    if checks == "table":
-        blocks.append(markdown(recipe_table(verdict)))
-        blocks.append(esc(RECIPE_NOTE) + ".")
+    if mode == "table":
+        blocks += [markdown(table()), esc(note) + "."]
     elif failed:
-        blocks.append("**Failing recipe checks**")
+        blocks.append(f"**Failing {kind}checks**")
         blocks.append("\n".join(f"- {esc(check['rule'])}: {esc(check['message'])}" for check in failed))
     return blocks
 
@@ -325,25 +326,15 @@ def verdict_markdown(
         blocks.append(f"No verdict: {esc(unjudged or 'the gate has not judged these results')}.")
         return "\n\n".join(blocks) + "\n"
     blocks += [f"> **Warning:** {esc(warning)}" for warning in verdict.get("warnings", [])]
-    failed = [check for check in verdict["checks"] if not check["passed"]]
-    examples = verdict.get("eval_examples")
     recipe = verdict.get("recipe")
     if recipe is not None:
-        blocks += _recipe_blocks(verdict, checks)
-        if checks != "table":
-            blocks += [f"Note: {esc(note)}" for note in verdict.get("notes", [])]
-            return "\n\n".join(blocks) + "\n"
-        blocks.append(f"#### The first seed's pair (seed {recipe['seeds'][0]}), for the record")
-    blocks.append(
-        f"{len(verdict['checks']) - len(failed)} of {len(verdict['checks'])} checks passed"
-        + (f" on {examples} evaluation examples" if examples is not None else "")
-        + f" (rules from {esc(verdict.get('rules', {}).get('source', '?'))})."
-    )
-    if checks == "table":
-        blocks.append(markdown(checks_table(verdict)))
-        blocks.append(esc(P_NOTE) + ".")
-    elif failed:
-        blocks.append("**Failing checks**")
-        blocks.append("\n".join(f"- {esc(check['rule'])}: {esc(check['message'])}" for check in failed))
+        seeds = recipe["seeds"]
+        lead = f"The recipe over {len(seeds)} seeds ({', '.join(map(str, seeds))}): "
+        table = lambda: recipe_table(verdict)  # noqa: E731
+        blocks += _check_blocks(verdict, recipe["checks"], checks, table, RECIPE_NOTE, lead, "recipe ")
+        if checks == "table":  # the first seed's own checks follow, for the record
+            blocks.append(f"#### The first seed's pair (seed {seeds[0]}), for the record")
+    if recipe is None or checks == "table":
+        blocks += _check_blocks(verdict, verdict["checks"], checks, lambda: checks_table(verdict), P_NOTE)
     blocks += [f"Note: {esc(note)}" for note in verdict.get("notes", [])]
     return "\n\n".join(blocks) + "\n"

@@ -164,7 +164,12 @@ def recipe_seeds(run: RunDir, baseline: ModelRef, candidate: ModelRef) -> list[R
     seeds, runs = record.get("seeds") or [], record.get("runs") or {}
     if len(seeds) < 2 or candidate.label not in runs or "seed" in runs[candidate.label]:
         return []
-    own_baseline = baseline.label in runs and "seed" not in runs[baseline.label]
+    if baseline.label in runs and "seed" in runs[baseline.label]:
+        raise InputError(
+            f"--baseline {baseline.label}: a further seed's model cannot be every seed's baseline; "
+            f"name the first seed's model (each seed then meets its own), or give a path"
+        )
+    own_baseline = baseline.label in runs
     pairs = [RecipeSeed(seeds[0], baseline, candidate, BASELINE, CANDIDATE)]
     for seed in seeds[1:]:
         cand = resolve_model(run, run_name(runs[candidate.label]["epochs"], seed), CANDIDATE)

@@ -239,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     rules = load_rules(args.rules)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.recipe_seeds and not 2 <= args.recipe_seeds <= args.recipe_pool <= 50:
+        parser.error("--recipe-seeds: between 2 and --recipe-pool (at most 50), or 0 for none")
     result = {}
     if seeds:
         result = calibrate(args.data, seeds, args.draws, rules, log)
@@ -246,8 +248,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.recipe_seeds:
         from benchmarks.recipe_calibration import calibrate_recipes, format_recipe_report
 
-        if not 2 <= args.recipe_seeds <= args.recipe_pool:
-            parser.error("--recipe-seeds: between 2 and --recipe-pool")
         with tempfile.TemporaryDirectory(prefix="evalsuite-calibration-") as scratch:
             result["recipe"] = calibrate_recipes(
                 args.data,

@@ -14,8 +14,8 @@ variance of D is estimated as
 with s_seeds^2 the variance of the N per-seed deltas and s_examples^2 the
 variance over the n examples of m_i = mean_s d_si (the example's
 seed-averaged outcome). Each term also holds a share of the seed x example
-interaction, so together they count it twice: the interval is, in
-expectation, a little wider than needed, never narrower. The interval is
+interaction, so together they count it twice: the variance is, in
+expectation, a little larger than the true one. The interval is
 Student's t with Welch-Satterthwaite degrees of freedom (F. E. Satterthwaite,
 Biometrics Bulletin 2:110-114, 1946): close to N - 1 when the seeds' spread
 dominates, close to n - 1 when the test set's does. It assumes the seeds are
@@ -52,8 +52,9 @@ class RecipeEstimate:
 
     @property
     def pooled(self) -> bool:
-        """No spread at all (no example moved differently in any seed): a standard error of 0 would claim
-        certainty, so the seeds' pairs are taken as N x n paired examples and judged as one pair is."""
+        """No spread at all (no example moved differently in any seed, or one example): a standard error
+        of 0 would claim certainty, so the seeds' pairs are taken as N x n paired examples and judged
+        as one pair is."""
         return self.se == 0.0
 
     def interval(self, confidence: float = 0.95) -> list[float]:
@@ -99,21 +100,25 @@ def estimate(per_seed_cells: list[dict], outcome_sum: int, outcome_square_sum: i
     if seeds < 2:
         raise ValueError("a recipe needs at least two seeds")
     n = sum(per_seed_cells[0].values())
-    if n < 2 or any(sum(cells.values()) != n for cells in per_seed_cells):
-        raise ValueError(f"every seed must be scored on the same examples (at least two), got {n}")
+    if n < 1 or any(sum(cells.values()) != n for cells in per_seed_cells):
+        raise ValueError(
+            f"every seed must be scored on the same examples, got {[sum(c.values()) for c in per_seed_cells]}"
+        )
     deltas = [(cells[NEWLY_RIGHT] - cells[NEWLY_WRONG]) / n for cells in per_seed_cells]
     mean = sum(deltas) / seeds
     if abs(outcome_sum / (seeds * n) - mean) > 1e-12:
         raise ValueError("the outcome sums do not match the per-seed counts")
+    moved = {
+        "newly_right": sum(cells[NEWLY_RIGHT] for cells in per_seed_cells),
+        "newly_wrong": sum(cells[NEWLY_WRONG] for cells in per_seed_cells),
+    }
+    if n == 1:  # one example has no spread over examples to estimate: judged as N pairs (pooled)
+        return RecipeEstimate(deltas, mean, 0.0, math.inf, n, **moved)
     seed_variance = sum((d - mean) ** 2 for d in deltas) / (seeds - 1)
     # Variance over examples of m_i = D_i / N, from the exact sums.
     example_variance = max((outcome_square_sum / seeds**2 - n * mean * mean) / (n - 1), 0.0)
     v_seeds, v_examples = seed_variance / seeds, example_variance / n
     variance = v_seeds + v_examples
-    moved = {
-        "newly_right": sum(cells[NEWLY_RIGHT] for cells in per_seed_cells),
-        "newly_wrong": sum(cells[NEWLY_WRONG] for cells in per_seed_cells),
-    }
     if variance <= 0.0:
         return RecipeEstimate(deltas, mean, 0.0, math.inf, n, **moved)
     df = variance**2 / (v_seeds**2 / (seeds - 1) + v_examples**2 / (n - 1))

@@ -63,7 +63,12 @@ class GateRules:
     source: str = "built-in defaults"
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        if values["max_excess_newly_wrong"] is None:
+            # Off (the default): left out, so the rules, the analysis' fingerprint and every
+            # verdict read as they did before the rule existed.
+            del values["max_excess_newly_wrong"]
+        return values
 
     def key(self) -> dict:
         """Everything that shapes a verdict (not where the rules came from)."""

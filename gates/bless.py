@@ -50,7 +50,7 @@ def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Ent
         "baseline": verdict.baseline["label"],
         "verdict": {
             "state": verdict.state,
-            "checks": len(verdict.checks),
+            "checks": len(verdict.deciding_checks),
             "inconclusive": len(verdict.inconclusive),
             "warnings": verdict.warnings,
         },
@@ -79,6 +79,7 @@ def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Ent
             "seeds": verdict.recipe["seeds"],
             "candidates": verdict.recipe["candidates"],
             "models": {label: f"{registry.SEEDS_DIR}/{label}" for label in seed_models},
+            "fingerprints": {label: judged for label, (_, judged) in seed_models.items()},
             "churn_floor": verdict.recipe["churn_floor"]["overall"],
         }
     entry = registry.bless(folder, model, keras_file, record, judged_fingerprint, keras_fingerprint, seed_models)

@@ -89,7 +89,7 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
         print(f"gate: {status}{first} {check.rule} [{title(check.slice, names)}] {describe(check, names)}", flush=True)
     for check in verdict.recipe_checks:
         status = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}[check.status]
-        seeds = ", ".join(f"{value:+.4f}" for value in check.per_seed)
+        seeds = ", ".join(f"{value:{'+' if check.delta is not None else ''}.4f}" for value in check.per_seed)
         print(
             f"gate: {status} recipe {check.rule} [{title(check.slice, names)}] {describe(check, names)}; "
             f"per seed {seeds}",

@@ -125,6 +125,11 @@ def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
             )
     warnings += _inconclusive_warnings(rules, checks, f"seed {recipe['seeds'][0]}'s " if recipe else "")
     deciding = recipe_checks if recipe is not None else checks
+    if not deciding:
+        raise InputError(
+            f"{rules.source}: no rule judges a single seed (churn.max_excess_newly_wrong reads only across "
+            "seeds); train with --seeds 2 or more, or turn on another rule"
+        )
     return Verdict(
         state="passed" if deciding and all(check.passed for check in deciding) else "failed",
         baseline=summary["baseline"],
@@ -146,10 +151,12 @@ def _inconclusive_warnings(rules: GateRules, checks: list[Check], whose: str) ->
     warnings = []
     for rule in dict.fromkeys(check.rule for check in checks if check.status == "inconclusive"):
         inconclusive = [check for check in checks if check.status == "inconclusive" and check.rule == rule]
-        warnings.append(
-            f"{len(inconclusive)} {whose}{rule} checks inconclusive ({inconclusive[0].message}); "
-            f"they {'pass' if rules.inconclusive == 'pass' else 'fail'} by significance.inconclusive"
+        decides = (
+            "shown for the record; the recipe's checks decide"
+            if whose.startswith("seed")
+            else f"they {'pass' if rules.inconclusive == 'pass' else 'fail'} by significance.inconclusive"
         )
+        warnings.append(f"{len(inconclusive)} {whose}{rule} checks inconclusive ({inconclusive[0].message}); {decides}")
     return warnings
 
 

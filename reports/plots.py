@@ -233,7 +233,7 @@ def _short(text: str, limit: int = 9) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def recipe_figure(checks: list[dict], floor: dict, newly_wrong: dict, max_drop: float | None) -> bytes:
+def recipe_figure(checks: list[dict], floor: dict, newly_wrong: dict, max_drop: float | None) -> bytes | None:
     """Per slice, every seed's delta as a dot with the recipe's mean and interval; below, the candidates'
     newly-wrong rate beside the churn floor (what retraining alone breaks)."""
     shown = {}
@@ -242,6 +242,8 @@ def recipe_figure(checks: list[dict], floor: dict, newly_wrong: dict, max_drop: 
             if check["rule"] in ("overall improvement", "per-digit drop"):
                 shown[check["slice"]] = check
     rows = list(shown.values())
+    if not rows:
+        return None  # neither the improvement nor the drop rule is on: nothing to draw
     labels = [row["title"].replace("digit ", "") for row in rows]
     x = np.arange(len(rows))
     figure, (top, bottom) = plt.subplots(

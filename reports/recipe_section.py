@@ -28,6 +28,9 @@ def recipe_section(verdict: dict) -> str:
         "the verdict follows them.</p>",
         html(recipe_table(verdict)),
         f'<p class="muted">{esc(RECIPE_NOTE)}.</p>',
-        f'<img alt="the recipe per class" src="data:image/png;base64,{base64.b64encode(figure).decode()}">',
     ]
+    if figure is not None:
+        parts.append(
+            f'<img alt="the recipe per class" src="data:image/png;base64,{base64.b64encode(figure).decode()}">'
+        )
     return "\n".join(parts)

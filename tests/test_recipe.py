@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -305,7 +306,21 @@ def test_one_seed_is_the_first_seed_of_a_recipe_bit_for_bit(two_seed_run, tiny_r
     run_dir, _ = two_seed_run
     one = _json(tiny_run / "gate" / "verdict.json")
     two = _json(run_dir / "gate" / "verdict.json")
-    assert "recipe" not in one
+    # The verdict's fields and rules as they were before recipes existed.
+    assert sorted(one) == [
+        "baseline",
+        "candidate",
+        "checks",
+        "class_names",
+        "eval_examples",
+        "judged",
+        "notes",
+        "passed",
+        "rules",
+        "state",
+        "warnings",
+    ]
+    assert "max_excess_newly_wrong" not in one["rules"] and "recipe_models" not in one["judged"]
     assert one["checks"] == two["checks"]
     # An export's bytes differ from run to run; its weights do not (evalsuite/model_identity.py).
     manifest_one, manifest_two = _json(tiny_run / "manifest.json"), _json(run_dir / "manifest.json")
@@ -400,6 +415,18 @@ def test_a_further_seeds_model_changed_since_the_analysis_is_refused(two_seed_ru
     assert _json(copy / "gate" / "verdict.json")["state"] == "unjudged"
 
 
+@pytest.mark.slow
+def test_a_further_seeds_model_as_every_seeds_baseline_is_refused(two_seed_run, capsys):
+    from analysis.__main__ import main as analysis_main
+    from tests.helpers import SEED
+
+    run_dir, _ = two_seed_run
+    before = (run_dir / "analysis" / "summary.json").read_bytes()
+    assert analysis_main(["--run-dir", str(run_dir), "--baseline", f"epochs-1-seed-{SEED + 1}", "-q"]) == 2
+    assert "a further seed's model cannot be every seed's baseline" in capsys.readouterr().err
+    assert (run_dir / "analysis" / "summary.json").read_bytes() == before
+
+
 def test_every_rule_reads_across_seeds_and_explains_a_failure():
     base, cand, labels = planted_drop(seeds=3, per_class=100, drop=30)
     every_rule = {
@@ -423,3 +450,77 @@ def test_every_rule_reads_across_seeds_and_explains_a_failure():
         assert len(check.per_seed) == 3
         if check.status == "fail":
             assert check.message.startswith(check.title) and "None" not in check.message, check.message
+
+
+def test_the_new_rule_is_absent_from_the_rules_until_set():
+    """Off, churn.max_excess_newly_wrong leaves the rules (and every verdict and fingerprint) as they were."""
+    assert "max_excess_newly_wrong" not in rules().as_dict()
+    assert "max_excess_newly_wrong" not in rules().key()
+    assert rules({"churn": {"max_excess_newly_wrong": 0.02}}).key()["max_excess_newly_wrong"] == 0.02
+
+
+def test_a_slice_of_one_example_is_judged_as_pooled_pairs():
+    base = np.array([[True], [True], [False]])
+    cand = np.array([[False], [True], [True]])
+    estimate = estimate_of(base, cand)
+    assert estimate.pooled and estimate.examples == 1
+    assert estimate.delta == pytest.approx(0.0)
+    assert estimate.interval()[0] < 0 < estimate.interval()[1]
+
+
+def test_a_recipe_judged_only_on_a_floor_reports_without_a_figure():
+    from reports.recipe_section import recipe_section
+
+    base, cand, labels = planted_drop(seeds=2, per_class=20, drop=1)
+    only_floor = parse_rules({"overall": {"min_accuracy": 0.99}}, "test")
+    checks, floor = judge_recipe(only_floor, recipe_summary(base, cand, labels), "test")
+    assert [c.rule for c in checks] == ["overall floor"] and checks[0].status == "fail"
+    assert checks[0].delta is None and checks[0].message.startswith("overall: candidate accuracy")
+    by_slice = {"overall": floor["overall"], "per_class": {k: v for k, v in floor.items() if k != "overall"}}
+    verdict = {
+        "rules": only_floor.as_dict(),
+        "recipe": {
+            "seeds": [42, 43],
+            "baselines": ["epochs-3", "epochs-3-seed-43"],
+            "candidates": ["epochs-6", "epochs-6-seed-43"],
+            "shared_baseline": False,
+            "churn_floor": by_slice,
+            "newly_wrong_rate": by_slice,
+            "checks": [dataclasses.asdict(c) for c in checks],
+        },
+    }
+    page = recipe_section(verdict)
+    assert "The recipe across 2 seeds" in page and "<img" not in page
+
+
+def test_a_slice_feature_is_judged_across_seeds_like_the_classes():
+    base, cand, labels = planted_drop(seeds=5, per_class=100, drop=10)
+    summary = recipe_summary(base, cand, labels)
+    # A feature whose value "red" is every 3 (the class that drops) and "blue" everything else.
+    for value, mask in (("red", labels == 3), ("blue", labels != 3)):
+        sid = f"pen={value}"
+        summary["recipe"]["slices"][sid] = counts_of(base[:, mask], cand[:, mask])
+        summary["paired"][sid] = summary["recipe"]["slices"][sid]["per_seed"][0]
+    summary["feature_slices"] = {"pen": ["pen=blue", "pen=red"]}
+    checks, _ = judge_recipe(rules(), summary, "test")
+    feature = {c.slice: c.status for c in checks if c.rule == "per-feature drop"}
+    assert feature == {"pen=blue": "pass", "pen=red": "fail"}
+
+
+@pytest.mark.slow
+def test_training_one_seed_again_removes_the_recipes_other_seeds(two_seed_run, tmp_path):
+    import shutil
+
+    from tests.helpers import SEED
+    from training.__main__ import main as training_main
+
+    run_dir, _ = two_seed_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".lock"), symlinks=True)
+    manifest = _json(copy / "manifest.json")
+    data = manifest["stages"]["data"]["requested"]
+    args = ["--run-dir", str(copy), "--data", data, "--epochs", "1", "2", "--seed", str(SEED), "-q"]
+    assert training_main([*args, "--histogram-freq", "1"]) == 0
+    assert sorted(p.name for p in (copy / "models").iterdir() if p.is_dir()) == ["epochs-1", "epochs-2"]
+    assert sorted(p.name for p in (copy / "logs").iterdir()) == ["epochs-1", "epochs-2"]
+    assert "seeds" not in _json(copy / "manifest.json")["stages"]["training"]

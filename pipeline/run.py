@@ -126,7 +126,16 @@ def environment() -> dict:
     """Versions of what ran, read from package metadata (no heavy imports)."""
     from importlib.metadata import version
 
-    packages = ("tensorflow", "keras", "tensorboard", "tensorflow-model-analysis", "apache-beam", "numpy", "mlxtend")
+    packages = (
+        "tensorflow",
+        "keras",
+        "tensorboard",
+        "tensorflow-model-analysis",
+        "apache-beam",
+        "numpy",
+        "scipy",
+        "mlxtend",
+    )
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -119,16 +119,18 @@ def analyze(
         BASELINE: check_saved_model(baseline.path, "baseline", spec),
         CANDIDATE: check_saved_model(candidate.path, "candidate", spec),
     }
-    for seed in recipe[1:]:
-        for model in {seed.baseline.path: seed.baseline, seed.candidate.path: seed.candidate}.values():
-            check_saved_model(model.path, f"{model.role} of seed {seed.seed}", spec)
+    # Every further seed's models, each once (a baseline from the registry is every seed's, checked above).
+    further = {m.path: (m, s.seed) for s in recipe[1:] for m in (s.baseline, s.candidate)}
+    for model, seed in further.values():
+        if model.path not in (baseline.path, candidate.path):
+            check_saved_model(model.path, f"{model.role} of seed {seed}", spec)
     # Nothing downstream may look done while the analysis changes under it.
     run.invalidate_from("analysis")
     eval_config = build_eval_config(rules, eval_data, config.jackknife, recipe=recipe)
     runner = runner_of(beam_args)
     workers = next((arg.split("=", 1)[1] for arg in beam_args if arg.startswith("--direct_num_workers=")), None)
     log(
-        f"analysis: TFMA on {eval_data['examples']} examples, {_model_count(recipe)} models, {slice_count} slices, runner {runner}"
+        f"analysis: TFMA on {eval_data['examples']} examples, {len(eval_config.model_specs)} models, {slice_count} slices, runner {runner}"
         + (f" on {workers} worker processes (-- --direct_num_workers=1 for one)" if workers else "")
         + f" (paired counts{', jackknife' if config.jackknife else ''}) ..."
     )
@@ -203,10 +205,6 @@ def analyze(
         deltas = [(c[NEWLY_RIGHT] - c[NEWLY_WRONG]) / sum(c.values()) for c in recipe_overall["per_seed"]]
         log(f"analysis: the recipe over {len(recipe)} seeds, overall deltas " + ", ".join(f"{d:+.4f}" for d in deltas))
     return AnalysisResult(summary, run.tfma_dir, reused=False, seconds=seconds)
-
-
-def _model_count(recipe) -> int:
-    return len({name for s in recipe for name in (s.baseline_name, s.candidate_name)}) if recipe else 2
 
 
 def recipe_record(run: RunDir, recipe) -> list[dict]:

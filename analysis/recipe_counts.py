@@ -62,23 +62,30 @@ class _RecipeCombiner(CountingCombiner):
         return _Tally(len(self._pairs))
 
     def add_input(self, tally: _Tally, element) -> _Tally:
-        seeds = len(self._pairs)
         rights = {}
         for name in {name for pair in self._pairs for name in pair}:
             probabilities, labels = _arrays(element, name)
             rights[name] = probabilities.argmax(axis=1) == labels
         base = np.stack([rights[baseline] for baseline, _ in self._pairs])
         cand = np.stack([rights[candidate] for _, candidate in self._pairs])
-        for seed in range(seeds):
-            b, c = base[seed], cand[seed]
-            cell = np.where(b & c, 0, np.where(c, 1, np.where(b, 2, 3)))
-            tally.cells[seed] += np.bincount(cell, minlength=len(PAIRED_CELLS))
-        outcome = cand.sum(axis=0, dtype=np.int64) - base.sum(axis=0, dtype=np.int64)
-        tally.outcomes += [int(outcome.sum()), int((outcome * outcome).sum())]
-        for row, right in enumerate((cand, base)):
-            k = right.sum(axis=0, dtype=np.int64)
-            tally.floor[row] += int((k * (seeds - k)).sum())
+        tally.add(count_outcomes(base, cand))
         return tally
+
+
+def count_outcomes(base: np.ndarray, cand: np.ndarray) -> _Tally:
+    """The recipe's counts of (seeds, examples) right/wrong matrices of the baselines and the candidates."""
+    seeds = len(base)
+    tally = _Tally(seeds)
+    for seed in range(seeds):
+        b, c = base[seed], cand[seed]
+        cell = np.where(b & c, 0, np.where(c, 1, np.where(b, 2, 3)))
+        tally.cells[seed] += np.bincount(cell, minlength=len(PAIRED_CELLS))
+    outcome = cand.sum(axis=0, dtype=np.int64) - base.sum(axis=0, dtype=np.int64)
+    tally.outcomes += [int(outcome.sum()), int((outcome * outcome).sum())]
+    for row, right in enumerate((cand, base)):
+        k = right.sum(axis=0, dtype=np.int64)
+        tally.floor[row] += int((k * (seeds - k)).sum())
+    return tally
 
 
 def _computations(
@@ -134,8 +141,11 @@ def recipe_counts_from_metrics(values: dict) -> dict | None:
     """One slice's recipe counts from TFMA's loaded metrics (arrays as TFMA writes them), or None if absent."""
     if not all(name in values for name in (RECIPE_CELLS, RECIPE_OUTCOMES, RECIPE_FLOOR)):
         return None
-    cells = _array(values[RECIPE_CELLS])
-    outcomes, floor = _array(values[RECIPE_OUTCOMES]), _array(values[RECIPE_FLOOR])
+    return counts_as_json(_array(values[RECIPE_CELLS]), _array(values[RECIPE_OUTCOMES]), _array(values[RECIPE_FLOOR]))
+
+
+def counts_as_json(cells: np.ndarray, outcomes: np.ndarray, floor: np.ndarray) -> dict:
+    """One slice's recipe counts as summary.json keeps them."""
     return {
         "per_seed": [dict(zip(PAIRED_CELLS, (int(x) for x in row))) for row in cells.reshape(-1, len(PAIRED_CELLS))],
         "outcome_sum": int(outcomes[0]),

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.calibration import DROPS, plant
-from evalsuite.contract import PAIRED_CELLS, class_slice
+from evalsuite.contract import class_slice
 from evalsuite.recipe_rules import judge_recipe
 from evalsuite.rule_settings import GateRules
 
@@ -65,26 +65,16 @@ def pooled_outcomes(data: str, pool: int, workdir: Path, log) -> tuple[np.ndarra
 
 
 def recipe_summary(labels: np.ndarray, base: np.ndarray, cand: np.ndarray) -> dict:
-    """The summary fields the recipe rules read, counted as analysis/recipe_counts.py counts them."""
+    """The summary fields the recipe rules read, counted by the analysis' own recipe metric's counting."""
+    from analysis.recipe_counts import count_outcomes, counts_as_json
+
     seeds = len(base)
     classes = int(labels.max()) + 1
     slices = {"overall": np.ones(len(labels), bool)} | {class_slice(c): labels == c for c in range(classes)}
     counted = {}
     for sid, mask in slices.items():
-        b, c = base[:, mask], cand[:, mask]
-        cell = np.where(b & c, 0, np.where(c, 1, np.where(b, 2, 3)))
-        outcome = c.sum(axis=0, dtype=np.int64) - b.sum(axis=0, dtype=np.int64)
-        k_cand, k_base = c.sum(axis=0, dtype=np.int64), b.sum(axis=0, dtype=np.int64)
-        counted[sid] = {
-            "per_seed": [
-                dict(zip(PAIRED_CELLS, np.bincount(row, minlength=4).tolist()))
-                for row in cell  # one row per seed
-            ],
-            "outcome_sum": int(outcome.sum()),
-            "outcome_square_sum": int((outcome * outcome).sum()),
-            "floor_candidates": int((k_cand * (seeds - k_cand)).sum()),
-            "floor_baselines": int((k_base * (seeds - k_base)).sum()),
-        }
+        tally = count_outcomes(base[:, mask], cand[:, mask])
+        counted[sid] = counts_as_json(tally.cells, tally.outcomes, tally.floor)
     return {
         "eval_data": {
             "examples": len(labels),

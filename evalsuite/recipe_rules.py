@@ -90,6 +90,10 @@ class RecipeEvidence:
     def classes(self) -> list[str]:
         return class_slices(num_classes_of(self.summary["eval_data"]))
 
+    def per_slice(self, value) -> dict:
+        """`value(sid)` overall and for every class."""
+        return {sid: value(sid) for sid in ["overall", *self.classes()]}
+
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
@@ -281,12 +285,16 @@ RECIPE_RULES: tuple[RecipeRule, ...] = (
 def judge_recipe(rules: GateRules, summary: dict, where: str) -> tuple[list[RecipeCheck], dict]:
     """The recipe's checks, and the churn floor overall and per class (RecipeEvidence.churn_floor)."""
     evidence = RecipeEvidence(summary, where)
+    return judge_evidence(rules, evidence), evidence.per_slice(evidence.churn_floor)
+
+
+def judge_evidence(rules: GateRules, evidence: RecipeEvidence) -> list[RecipeCheck]:
+    """Every enabled rule's checks on the recipe, titled, passed or not by significance.inconclusive."""
     checks = [check for rule in RECIPE_RULES if rule.enabled(rules) for check in rule.check(rules, evidence)]
-    names = summary["eval_data"].get("class_names")
+    names = evidence.summary["eval_data"].get("class_names")
     for check in checks:
         check.title = title(check.slice, names)
         check.passed = check.status == "pass" or (check.status == "inconclusive" and rules.inconclusive == "pass")
         if check.status == "fail":
             check.message = check.message.replace("{title}", check.title) if check.message else failure_message(check)
-    floor = {sid: evidence.churn_floor(sid) for sid in ["overall", *evidence.classes()]}
-    return checks, floor
+    return checks

@@ -196,6 +196,14 @@ def verdict_headline(verdict: dict | None) -> str:
     return "PASSED" if verdict["passed"] else "FAILED"
 
 
+def _result_cell(check: dict) -> Cell:
+    return {
+        "pass": Cell("pass", css="good"),
+        "fail": Cell("FAIL", css="bad", strong=True),
+        "inconclusive": Cell("inconclusive", hint=check.get("message", "")),
+    }[check["status"]]
+
+
 def checks_table(verdict: dict, checks: list[dict] | None = None) -> Table:
     """One row per check of the verdict (or of `checks`): the evidence, what the rule needs, the result."""
     table = Table(
@@ -215,11 +223,7 @@ def checks_table(verdict: dict, checks: list[dict] | None = None) -> Table:
     )
     for check in verdict["checks"] if checks is None else checks:
         counts = check.get("counts") or {}
-        result = {
-            "pass": Cell("pass", css="good"),
-            "fail": Cell("FAIL", css="bad", strong=True),
-            "inconclusive": Cell("inconclusive", hint=check.get("message", "")),
-        }[check["status"]]
+        result = _result_cell(check)
         table.add(
             check["rule"],
             check.get("title") or check["slice"],
@@ -258,11 +262,7 @@ def recipe_table(verdict: dict) -> Table:
         ],
     )
     for check in recipe["checks"]:
-        result = {
-            "pass": Cell("pass", css="good"),
-            "fail": Cell("FAIL", css="bad", strong=True),
-            "inconclusive": Cell("inconclusive", hint=check.get("message", "")),
-        }[check["status"]]
+        result = _result_cell(check)
         sid = check["slice"]
         mean = check["delta"] if check["delta"] is not None else check["candidate"]
         table.add(

@@ -16,6 +16,8 @@ from gates.custody import judged_state
 from gates.outputs import append_step_summary, write_outputs, write_unjudged
 from gates.verdict import Verdict, decide
 
+STATUS_WORDS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
+
 
 def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = None) -> Verdict:
     """Judge the run's analysis, write verdict.json, junit.xml and summary.md, print one line per check.
@@ -85,10 +87,10 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
     names = verdict.class_names
     first = f" (seed {verdict.recipe['seeds'][0]}, for the record)" if verdict.recipe is not None else ""
     for check in verdict.checks:
-        status = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}[check.status]
+        status = STATUS_WORDS[check.status]
         print(f"gate: {status}{first} {check.rule} [{title(check.slice, names)}] {describe(check, names)}", flush=True)
     for check in verdict.recipe_checks:
-        status = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}[check.status]
+        status = STATUS_WORDS[check.status]
         seeds = ", ".join(f"{value:{'+' if check.delta is not None else ''}.4f}" for value in check.per_seed)
         print(
             f"gate: {status} recipe {check.rule} [{title(check.slice, names)}] {describe(check, names)}; "

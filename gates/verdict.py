@@ -26,7 +26,7 @@ from evalsuite.contract import (
     slice_ids,
 )
 from evalsuite.errors import InputError
-from evalsuite.recipe_rules import judge_recipe
+from evalsuite.recipe_rules import RecipeEvidence, judge_evidence
 from evalsuite.rule_evidence import Check, Evidence
 from evalsuite.rule_settings import GateRules
 from evalsuite.rules import NEWLY_WRONG_RATE, judge, tfma_thresholds
@@ -110,8 +110,9 @@ def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
     warnings = [note for note in summary.get("notes", []) if isinstance(note, str)]
     recipe, recipe_checks = None, []
     if summary.get("recipe") is not None:
-        recipe_checks, floor = judge_recipe(rules, summary, str(run.analysis_dir))
-        recipe = _recipe_record(summary, floor)
+        evidence = RecipeEvidence(summary, str(run.analysis_dir))
+        recipe_checks = judge_evidence(rules, evidence)
+        recipe = _recipe_record(evidence)
         warnings += _inconclusive_warnings(rules, recipe_checks, "the recipe's ")
         notes.append(
             f"the verdict follows the recipe's checks across {len(recipe['seeds'])} seeds; "
@@ -160,24 +161,25 @@ def _inconclusive_warnings(rules: GateRules, checks: list[Check], whose: str) ->
     return warnings
 
 
-def _recipe_record(summary: dict, floor: dict) -> dict:
+def _recipe_record(evidence: RecipeEvidence) -> dict:
     """What verdict.json says of the recipe besides its checks: the seeds, their models, the churn floor."""
-    recipe = summary["recipe"]
-    newly_wrong = {}
-    for sid in floor:
-        per_seed = recipe["slices"][sid]["per_seed"]
-        newly_wrong[sid] = sum(c[NEWLY_WRONG] / sum(c.values()) for c in per_seed) / len(per_seed)
+    recipe = evidence.recipe
 
-    def by_slice(values: dict) -> dict:
+    def by_slice(value) -> dict:
+        values = evidence.per_slice(value)
         return {"overall": values["overall"], "per_class": {sid: v for sid, v in values.items() if sid != "overall"}}
+
+    def mean_newly_wrong(sid: str) -> float:
+        rates = evidence.newly_wrong_rates(sid)
+        return sum(rates) / len(rates)
 
     return {
         "seeds": recipe["seeds"],
         "baselines": recipe["baselines"],
         "candidates": recipe["candidates"],
         "shared_baseline": recipe["shared_baseline"],
-        "churn_floor": by_slice(floor),
-        "newly_wrong_rate": by_slice(newly_wrong),
+        "churn_floor": by_slice(evidence.churn_floor),
+        "newly_wrong_rate": by_slice(mean_newly_wrong),
     }
 
 

@@ -176,8 +176,6 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
     ordered = sorted(config.epochs)
     runs: dict[str, dict] = {}
     for seed in recipe_seeds(config):
-        if seed != config.seed:
-            _set_determinism(seed)
         if config.independent_runs:
             for epochs in ordered:
                 _set_determinism(seed)
@@ -185,6 +183,8 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
                     _fit(run, config, data_spec, x_train, dataset.y_train, x_test, dataset.y_test, [epochs], log, seed)
                 )
         else:
+            if seed != config.seed:  # the first seed's generators were seeded above, as one seed always was
+                _set_determinism(seed)
             runs.update(
                 _fit(run, config, data_spec, x_train, dataset.y_train, x_test, dataset.y_test, ordered, log, seed)
             )

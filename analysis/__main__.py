@@ -52,8 +52,10 @@ def analysis_config(
         from evalsuite.model_identity import weights_fingerprint
 
         weights = weights_fingerprint(resolve_model(run, candidate, "candidate").path) if run is not None else None
+        # The split this run evaluates on, when it evaluates on its own held-out examples.
+        own_split = None if run is None or getattr(args, "eval_data", None) else (run.stage("data") or {}).get("split")
         baseline, note, info = registry.resolve_baseline(
-            baseline, on_empty, fallback, progress.log, progress.warn, weights
+            baseline, on_empty, fallback, progress.log, progress.warn, weights, own_split
         )
     return AnalysisConfig(
         baseline_note=note,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from evalsuite.contract import BASELINE, CANDIDATE, LABEL_KEY, NEWLY_RIGHT, NEWLY_WRONG, OUTPUT_KEY
 from evalsuite.errors import InputError
+from evalsuite.literal_paths import matching_files
 
 BATCH = 1024  # examples per call of each model
 
@@ -19,7 +20,7 @@ def changed_examples(signatures: dict, pattern: str) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    files = sorted(tf.io.gfile.glob(pattern))
+    files = matching_files(pattern)
     label_spec = {LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
     examples = []
     right_counts: dict[str, dict[int, int]] = {NEWLY_RIGHT: {}, NEWLY_WRONG: {}}

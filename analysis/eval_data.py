@@ -6,6 +6,7 @@ many examples each class has, and where they came from.
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 from evalsuite.atomic import atomic_dir
@@ -14,7 +15,9 @@ from evalsuite.data_spec import DataSpec, recorded_spec
 from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, read_examples, scan_examples, write_examples
 from evalsuite.fingerprints import fingerprint, fingerprint_shards
+from evalsuite.literal_paths import matching_files
 from evalsuite.rundir import RunDir
+from evalsuite.safe_files import require_data_file
 
 
 def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
@@ -66,8 +69,11 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
     # Other data are sliced as the run's own: they must carry the same features.
     wanted = tuple((data_record or {}).get("slice_features") or {})
     path = Path(eval_data)
-    if path.suffix == ".tfrecord" or "*" in eval_data or (path.is_dir() and list(path.glob("*.tfrecord"))):
-        pattern = str(path / "*.tfrecord") if path.is_dir() else eval_data
+    require_data_file(path, "--eval-data")  # a FIFO or device would block or never end
+    if is_tfrecord_data(path, eval_data):
+        pattern = tfrecord_pattern(path, eval_data)
+        for shard in matching_files(pattern):
+            require_data_file(shard, "--eval-data shard")
         if wanted:
             _, labels, records, features = read_examples(pattern, spec, wanted)
             data_fingerprint = fingerprint(*records)
@@ -108,6 +114,22 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
         "slice_features": slice_features.value_counts(features),
         "pattern": pattern,
     }
+
+
+def is_tfrecord_data(path: Path, eval_data: str) -> bool:
+    """A .tfrecord file, a folder of them, or a glob (a path that exists is never read as a glob)."""
+    if path.exists():
+        return path.suffix == ".tfrecord" or (path.is_dir() and any(path.glob("*.tfrecord")))
+    return path.suffix == ".tfrecord" or glob.has_magic(eval_data)
+
+
+def tfrecord_pattern(path: Path, eval_data: str) -> str:
+    """The shard pattern of --eval-data: a folder's *.tfrecord, one file named literally, or the user's glob."""
+    if path.is_dir():
+        return str(path / "*.tfrecord")
+    if path.exists():
+        return str(path.parent / glob.escape(path.name))
+    return eval_data
 
 
 def _require_every_class(labels, source: str, spec: DataSpec) -> None:

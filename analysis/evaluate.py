@@ -43,6 +43,7 @@ from evalsuite.contract import (
     load_summary,
 )
 from evalsuite.data_spec import DataSpec
+from evalsuite.errors import InputError
 from evalsuite.fingerprints import fingerprint
 from evalsuite.model_identity import weights_fingerprint
 from evalsuite.rule_settings import GateRules
@@ -83,6 +84,11 @@ def analyze(
     started = time.perf_counter()
     baseline = resolve_model(run, config.baseline, "baseline")
     candidate = resolve_model(run, config.candidate, "candidate")
+    if baseline.path == candidate.path:
+        raise InputError(
+            f"--baseline and --candidate are the same model ({candidate.path}): a model judged against itself "
+            "says nothing; name two different models"
+        )
     recipe = recipe_seeds(run, baseline, candidate)  # empty unless the run trained several seeds
     beam_args = with_explicit_runner(config.beam_args)
     check_runner(runner_of(beam_args))

@@ -57,21 +57,52 @@ SUM_CHUNK = 256
 _COUNTS_NAME = "_fused_counts"
 
 
-class _Counts:
-    """Both models' confusion matrices (the last column: no class predicted), the paired cells, the losses."""
+_NO_CELLS = (np.zeros(0, np.int64), np.zeros(0, np.int64))
 
-    __slots__ = ("matrices", "right", "paired", "losses", "finite")
+
+def _merged_cells(mine: tuple[np.ndarray, np.ndarray], theirs: tuple[np.ndarray, np.ndarray]):
+    """Two sparse matrices' (codes, tallies) as one, codes sorted and unique."""
+    if not len(mine[0]):
+        return theirs
+    if not len(theirs[0]):
+        return mine
+    codes, inverse = np.unique(np.concatenate([mine[0], theirs[0]]), return_inverse=True)
+    tallies = np.zeros(len(codes), np.int64)
+    np.add.at(tallies, inverse, np.concatenate([mine[1], theirs[1]]))
+    return codes, tallies
+
+
+class _Counts:
+    """Both models' confusion matrices (the last column: no class predicted), the paired cells, the losses.
+
+    The matrices are sparse, (codes, tallies) with code = true class * (K + 1) + column: a class's
+    slice holds one row, so K + 1 slices cost K^2 in all, not K^3 (16 GB at 1,000 classes).
+    """
+
+    __slots__ = ("classes", "cells", "right", "paired", "losses", "finite")
 
     def __init__(self):
-        self.matrices: np.ndarray | None = None  # (2, K, K + 1) int64
+        self.classes: int | None = None  # K
+        self.cells = [_NO_CELLS, _NO_CELLS]  # per model, the nonzero cells of its matrix
         self.right = [0, 0]  # per model, examples whose argmax is the label (as Keras counts them)
         self.paired = np.zeros(len(PAIRED_CELLS), np.int64)
         self.losses = [0, 0]  # per model, the exact sum of the losses scaled by 2**LOSS_SCALE_BITS
         self.finite = [True, True]  # per model, every loss a finite number
 
+    @property
+    def matrices(self) -> np.ndarray | None:
+        """Both matrices dense, (2, K, K + 1) int64 (for checks on few classes)."""
+        if self.classes is None:
+            return None
+        dense = np.zeros((2, self.classes * (self.classes + 1)), np.int64)
+        for index, (codes, tallies) in enumerate(self.cells):
+            dense[index, codes] = tallies
+        return dense.reshape(2, self.classes, self.classes + 1)
+
     def add(self, other: "_Counts") -> None:
-        if other.matrices is not None:
-            self.matrices = other.matrices.copy() if self.matrices is None else self.matrices + other.matrices
+        if other.classes is not None:
+            self.classes = other.classes
+        self.cells = [_merged_cells(mine, theirs) for mine, theirs in zip(self.cells, other.cells)]
         self.paired += other.paired
         self.right = [mine + theirs for mine, theirs in zip(self.right, other.right)]
         self.losses = [mine + theirs for mine, theirs in zip(self.losses, other.losses)]
@@ -115,14 +146,12 @@ class _FusedCombiner(CountingCombiner):
         for index, model_name in enumerate(self._models):
             probabilities, labels = _arrays(element, model_name)
             n, classes = probabilities.shape
-            if counts.matrices is None:
-                counts.matrices = np.zeros((2, classes, classes + 1), np.int64)
+            counts.classes = classes
             rows = np.arange(n)
             predicted = probabilities.argmax(axis=1)
             column = np.where(probabilities[rows, predicted] > 0.0, predicted, classes)
-            counts.matrices[index] += np.bincount(
-                labels * (classes + 1) + column, minlength=classes * (classes + 1)
-            ).reshape(classes, classes + 1)
+            new_cells = np.unique(labels * (classes + 1) + column, return_counts=True)
+            counts.cells[index] = _merged_cells(counts.cells[index], (new_cells[0], new_cells[1].astype(np.int64)))
             right.append(predicted == labels)
             counts.right[index] += int(np.count_nonzero(right[-1]))
             losses = _losses(probabilities, labels)
@@ -137,8 +166,8 @@ class _FusedCombiner(CountingCombiner):
 
 
 def _value(counts: _Counts, name: str, index: int):
-    matrix = counts.matrices[index] if counts.matrices is not None else np.zeros((0, 1), np.int64)
-    examples = int(matrix.sum())
+    codes, tallies = counts.cells[index]
+    examples = int(tallies.sum())
     if name == EXAMPLE_COUNT:
         return float(examples)
     if name == ACCURACY:
@@ -151,13 +180,12 @@ def _value(counts: _Counts, name: str, index: int):
             float(np.float32(np.ldexp(counts.losses[index] / examples, -LOSS_SCALE_BITS))) if examples else float("nan")
         )
     if name == CONFUSION_PLOT:
-        classes = matrix.shape[0]
+        classes = counts.classes or 0
         entries = {}
-        for actual in range(classes):
-            for column in range(classes + 1):
-                if matrix[actual, column]:
-                    predicted = column if column < classes else NO_PREDICTED_CLASS_ID
-                    entries[MatrixEntryKey(actual, predicted)] = float(matrix[actual, column])
+        for code, tally in zip(codes.tolist(), tallies.tolist()):
+            actual, column = divmod(code, classes + 1)
+            predicted = column if column < classes else NO_PREDICTED_CLASS_ID
+            entries[MatrixEntryKey(actual, predicted)] = float(tally)
         matrices = Matrices()
         matrices[0.0] = entries
         return matrices.to_proto().multi_class_confusion_matrix_at_thresholds

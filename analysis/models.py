@@ -10,6 +10,7 @@ from evalsuite.contract import IMAGE_KEY, OUTPUT_KEY, SIGNATURE
 from evalsuite.data_spec import DataSpec
 from evalsuite.errors import InputError
 from evalsuite.fingerprints import fingerprint_tree
+from evalsuite.literal_paths import without_glob_characters
 from evalsuite.rundir import RunDir
 
 
@@ -78,6 +79,9 @@ def wrap_keras_file(run: RunDir, keras_file: Path, role: str) -> Path:
     folder = run.models_dir / f"keras-{fingerprint(fingerprint_content(keras_file), spec.as_dict())}"
     if (folder / "saved_model.pb").is_file():
         return folder
+    from evalsuite.zip_bounds import check_zip_bounds
+
+    check_zip_bounds(keras_file, f"{role} .keras file")  # before Keras inflates it into memory
     import keras
 
     try:
@@ -106,7 +110,8 @@ def check_saved_model(path: Path, role: str, spec: DataSpec):
     if not path.is_dir() or not (path / "saved_model.pb").is_file():
         raise InputError(f"{path}: {role} model is not a SavedModel (no saved_model.pb)")
     try:
-        loaded = tf.saved_model.load(str(path))
+        with without_glob_characters(path) as readable:
+            loaded = tf.saved_model.load(str(readable))
     except Exception as error:
         first = (str(error).splitlines() or [type(error).__name__])[0]
         raise InputError(f"{path}: {role} SavedModel does not load ({first[:160]})") from None

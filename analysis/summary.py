@@ -1,7 +1,8 @@
 """TFMA's results made plain JSON for the gate and the report.
 
 `summary.json`: model -> slice -> metric, with the candidate-minus-baseline
-diffs, the paired counts, their intervals and the confusion matrices;
+diffs, the paired counts, their intervals and each model's overall confusion
+matrix (a class's slice would only repeat that class's row of it);
 `validation.json`: TFMA's ValidationResult, so the gate reads it without
 importing TFMA.
 """
@@ -24,6 +25,7 @@ from evalsuite.contract import (
     NEWLY_RIGHT,
     NEWLY_WRONG,
 )
+from evalsuite.literal_paths import without_glob_characters
 
 if TYPE_CHECKING:
     from analysis.evaluate import AnalysisConfig
@@ -54,7 +56,8 @@ def summarize(
 
     models, deltas, confusion, cross_slices, paired, recipe_slices = {}, {}, {}, {}, {}, {}
     for name in (BASELINE, CANDIDATE):
-        result = tfma.load_eval_result(str(tfma_path), model_name=name)
+        with without_glob_characters(tfma_path) as readable:  # TFMA finds its files by glob
+            result = tfma.load_eval_result(str(readable), model_name=name)
         per_slice = {}
         for slice_key, outputs in result.slicing_metrics:
             values = ((outputs or {}).get("") or {}).get("") or {}
@@ -180,9 +183,14 @@ def _interval(value) -> list[float] | None:
 
 
 def _confusion_matrices(result, num_classes: int) -> dict[str, list[list[int]]]:
-    """Per slice, a K x K matrix [true][predicted] from TFMA's confusion-matrix plot."""
+    """The overall slice's K x K matrix [true][predicted] from TFMA's confusion-matrix plot.
+
+    Only the overall one: one per slice is K^3 numbers (210 MB of JSON at 200 classes).
+    """
     matrices = {}
     for slice_key, outputs in result.plots or []:
+        if slice_key:
+            continue
         plot = ((outputs or {}).get("") or {}).get("") or {}
         entries = None
         for value in plot.values():
@@ -208,5 +216,6 @@ def validation_as_json(tfma_path: Path) -> dict:
     import tensorflow_model_analysis as tfma
     from google.protobuf import json_format
 
-    result = tfma.load_validation_result(str(tfma_path))
+    with without_glob_characters(tfma_path) as readable:  # TFMA finds its files by glob
+        result = tfma.load_validation_result(str(readable))
     return json_format.MessageToDict(result, preserving_proto_field_name=True)

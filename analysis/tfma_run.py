@@ -6,12 +6,15 @@ otherwise), so the runner that ran is the one recorded.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
 
 from analysis.models import ModelRef
 from analysis.thresholds import attach_thresholds, gap_cross_slicing_spec
 from evalsuite.contract import ACCURACY, BASELINE, CANDIDATE, DEFAULT_SEED, LABEL_KEY, OUTPUT_KEY, SIGNATURE
 from evalsuite.errors import InputError
+from evalsuite.literal_paths import as_glob, without_glob_characters
 from evalsuite.rule_settings import GateRules
 
 INFERENCE_BATCH_SIZE = 256
@@ -175,41 +178,52 @@ def run_tfma(
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from analysis.keyword_signature import with_keyword_signatures
+    from analysis.threshold_cache import install as cache_thresholds
 
-    shared = [
-        with_keyword_signatures(
-            tfma.default_eval_shared_model(
-                eval_saved_model_path=str(model.path), eval_config=eval_config, model_name=name
+    cache_thresholds()  # else TFMA's validation costs K^2 threshold records at K classes
+
+    models = {
+        BASELINE: baseline,
+        CANDIDATE: candidate,
+        **{
+            name: model
+            for s in recipe
+            for name, model in ((s.baseline_name, s.baseline), (s.candidate_name, s.candidate))
+        },
+    }
+    with contextlib.ExitStack() as links, warnings.catch_warnings():
+        # A folder escaped for Beam as run[[]1] reads to Python's re as a possible nested set: it is not.
+        warnings.filterwarnings("ignore", "Possible nested set", FutureWarning)
+        # TensorFlow matches a model's variables path as a glob: each loads from a path without [ ] * ?.
+        readable = {name: links.enter_context(without_glob_characters(model.path)) for name, model in models.items()}
+        output.mkdir(parents=True, exist_ok=True)
+        output_path = links.enter_context(without_glob_characters(output))  # Beam's file sinks match by glob too
+        shared = [
+            with_keyword_signatures(
+                tfma.default_eval_shared_model(
+                    eval_saved_model_path=str(readable[name]), eval_config=eval_config, model_name=name
+                )
             )
-        )
-        for name, model in {
-            BASELINE: baseline,
-            CANDIDATE: candidate,
-            **{
-                name: model
-                for s in recipe
-                for name, model in ((s.baseline_name, s.baseline), (s.candidate_name, s.candidate))
-            },
-        }.items()
-    ]
-    extractors = None
-    if is_fused(eval_config):
-        from analysis.grouped_slices import grouped_extractors
+            for name in models
+        ]
+        extractors = None
+        if is_fused(eval_config):
+            from analysis.grouped_slices import grouped_extractors
 
-        default = tfma.default_extractors(eval_shared_model=shared, eval_config=eval_config)
-        extractors = grouped_extractors(default, eval_config)
-    try:
-        tfma.run_model_analysis(
-            eval_shared_model=shared,
-            eval_config=eval_config,
-            data_location=pattern,
-            output_path=str(output),
-            extractors=extractors,
-            pipeline_options=PipelineOptions(list(beam_args)),
-            # The jackknife assigns examples to buckets at random; TFMA's only hook to seed
-            # that is this argument, and without it the intervals change from run to run.
-            random_seed_for_testing=seed,
-        )
-    except Exception as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[-1]
-        raise InputError(f"TFMA failed on {pattern}: {first[:240]}") from error
+            default = tfma.default_extractors(eval_shared_model=shared, eval_config=eval_config)
+            extractors = grouped_extractors(default, eval_config)
+        try:
+            tfma.run_model_analysis(
+                eval_shared_model=shared,
+                eval_config=eval_config,
+                data_location=as_glob(pattern),  # Beam reads the whole string as a glob
+                output_path=str(output_path),
+                extractors=extractors,
+                pipeline_options=PipelineOptions(list(beam_args)),
+                # The jackknife assigns examples to buckets at random; TFMA's only hook to seed
+                # that is this argument, and without it the intervals change from run to run.
+                random_seed_for_testing=seed,
+            )
+        except Exception as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+            raise InputError(f"TFMA failed on {pattern}: {first[:240]}") from error

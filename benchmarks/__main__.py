@@ -7,7 +7,8 @@ Examples:
     python -m benchmarks                                    # bundled digits
     python -m benchmarks --data bundled --data /usr/share/datasets/fashion-mnist --json bench.json
     python -m benchmarks calibration                        # how often the rules fail healthy runs
-    python -m benchmarks scale                              # 10,000 and 100,000 evaluation examples
+    python -m benchmarks scale                              # 10,000 and 100,000 evaluation examples; 1,000 classes
+    python -m benchmarks engines                            # the analysis on the DirectRunner and on Prism
 """
 
 from __future__ import annotations
@@ -158,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.calibration import main as calibration_main
 
         return calibration_main(argv[1:])
+    if argv[:1] == ["engines"]:
+        from benchmarks.engines import main as engines_main
+
+        return engines_main(argv[1:])
     if argv[:1] == ["scale"]:
         from benchmarks.scale import main as scale_main
 

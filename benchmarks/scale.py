@@ -6,11 +6,14 @@ images, each shifted by a seeded -2..2 pixels, and runs `python -m analysis`,
 `python -m gates` and `python -m reports` on each as whole processes. Prints
 seconds per stage, the marginal cost per example (the difference between two
 sizes, so start-up and imports cancel), peak memory, and the analysis on N
-multi-processing workers against one at 100,000.
+multi-processing workers against one at 100,000. Then 1,000 classes end to end
+(benchmarks/many_classes.py: training, analysis, gate and report, each stage's
+seconds and peak memory).
 
 Examples:
     python -m benchmarks scale
     python -m benchmarks scale --million --json scale.json
+    python -m benchmarks scale --classes-only       # only the 1,000 classes
 """
 
 from __future__ import annotations
@@ -30,7 +33,12 @@ SIZES = (10_000, 100_000)
 MILLION = 1_000_000
 ONE_PROCESS = ("--direct_num_workers=1",)  # the size rows measure one process (larger sets get workers by default)
 CHUNK = 50_000  # examples generated and written at a time: the generator's memory stays bounded too
-TARGETS = {"marginal ms per example": 0.3, "peak memory, largest / smallest": 1.3, "report seconds, default run": 2.0}
+TARGETS = {
+    "marginal ms per example": 0.3,
+    "peak memory, largest / smallest": 1.3,
+    "report seconds, default run": 2.0,
+    "peak MB, largest stage": 4096,  # at 1,000 classes
+}
 
 
 def run_process(module: str, *args: str) -> dict:
@@ -147,12 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--million", action="store_true", help="also 1,000,000 examples (minutes more)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="workers for the speedup row")
+    parser.add_argument("--classes", type=int, default=1000, help="classes of the end-to-end case (0: skip it)")
+    parser.add_argument("--classes-only", action="store_true", help="only the end-to-end case of --classes classes")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the evaluation sets are written with TensorFlow, quietly
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-    rows = bench(SIZES + ((MILLION,) if args.million else ()), args.workers, log)
+    if args.classes and not 2 <= args.classes <= 1000:
+        parser.error(f"--classes: 2 to 1,000 classes (0: skip), got {args.classes}")
+    rows = [] if args.classes_only else bench(SIZES + ((MILLION,) if args.million else ()), args.workers, log)
+    if args.classes:
+        from benchmarks.many_classes import bench as bench_many_classes
+
+        with tempfile.TemporaryDirectory(prefix="evalsuite-classes-") as scratch:
+            rows += bench_many_classes(args.classes, Path(scratch), run_process, log)
     print(format_table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

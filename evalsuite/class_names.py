@@ -17,6 +17,7 @@ from pathlib import Path
 from evalsuite.contract import class_of
 from evalsuite.data_spec import MAX_CLASSES, MIN_CLASSES
 from evalsuite.errors import InputError
+from evalsuite.safe_files import MAX_TEXT_BYTES, read_bounded
 
 NAMES_FILE = "class_names.txt"
 FASHION_MNIST = (
@@ -71,12 +72,12 @@ def names_beside(path: Path) -> list[str] | None:
     """class_names.txt in a data folder, or beside a data file."""
     folder = path if path.is_dir() else path.parent
     file = folder / NAMES_FILE
-    if not file.is_file():
+    if not file.exists():
         return None
-    if not file.is_file() or file.stat().st_size > 65536:
-        raise InputError(f"{file}: not a plain file of at most 64 KB of class names")
+    # A pipe or device named class_names.txt is refused in one line, never read (or waited on).
+    raw = read_bounded(file, MAX_TEXT_BYTES, "class names file")
     try:
-        text = file.read_bytes().decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InputError(f"{file}: not UTF-8 text (byte {error.start}); save the class names as UTF-8") from None
     return parse_names(text, str(file))

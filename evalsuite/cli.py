@@ -8,7 +8,7 @@ from pathlib import Path
 from evalsuite import progress
 from evalsuite.contract import DEFAULT_SEED
 from evalsuite.errors import InputError
-from evalsuite.rundir import RunDir, new_run_path
+from evalsuite.rundir import LOCK_NAME, MANIFEST_NAME, RunDir, new_run_path
 
 
 def new_parser(prog: str, doc: str | None, *, new_run_allowed: bool) -> argparse.ArgumentParser:
@@ -70,6 +70,16 @@ def add_bless_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_registry_folder(path: Path | None, flag: str) -> None:
+    """A registry is a folder (or one still to be made): checked before the run folder is touched."""
+    if path is None:
+        return
+    if not str(path).strip():
+        raise InputError(f"{flag} {str(path)!r}: name the registry folder")
+    if (path.exists() or path.is_symlink()) and not path.is_dir():
+        raise InputError(f"{flag} {path}: not a folder; a registry is a folder of blessed models")
+
+
 def open_run(args: argparse.Namespace, *, new_run_allowed: bool) -> RunDir:
     """Lock the run folder named by --run-dir (or a new dated one) and say where it is."""
     progress.set_quiet(args.quiet)
@@ -79,19 +89,42 @@ def open_run(args: argparse.Namespace, *, new_run_allowed: bool) -> RunDir:
         path = new_run_path()
     else:
         path = args.run_dir
+        if not str(path).strip() or path == Path("."):
+            # An unset variable in a workflow (--run-dir "") must not make the working folder a run.
+            raise InputError(f"--run-dir {str(path)!r}: name a run folder (an empty or new folder, or an earlier run)")
         if path.exists() and not path.is_dir():
             raise InputError(f"{path}: --run-dir is a file, not a folder")
         if not new_run_allowed and not path.is_dir():
             raise InputError(f"{path}: no such run folder")
+    refuse_foreign_folder(path)
     run = RunDir(path).acquire()  # its lock file lives in the run folder itself, never in a stage folder
     try:
+        refuse_foreign_folder(path)  # again under the lock: the first look was before anyone else could wait
         refuse_linked_folders(run)  # under the lock: nobody swaps a folder for a link meanwhile
         run.read_manifest()  # a corrupt or foreign manifest stops the run before anything is written
+        run.claim()
     except BaseException:
         run.release()
         raise
     progress.log(f"run folder: {run.path}")
     return run
+
+
+def refuse_foreign_folder(path: Path) -> None:
+    """A run folder is the product's only when it holds the product's manifest, or is empty or new.
+
+    The stages replace their own folders (data/, models/, report/, ...) whole: in a
+    folder someone else keeps files in, that would delete them.
+    """
+    if not path.is_dir() or (path / MANIFEST_NAME).is_file():
+        return
+    others = sorted(entry.name for entry in path.iterdir() if entry.name != LOCK_NAME)
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise InputError(
+            f"{path}: not a run folder (it holds {shown} but no {MANIFEST_NAME}); "
+            "name an empty or new folder, or an earlier run's"
+        )
 
 
 def refuse_linked_folders(run: RunDir) -> None:

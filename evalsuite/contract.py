@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from evalsuite import safe_files
 from evalsuite.errors import InputError
 
 # The serving signature every SavedModel offers (what TFMA calls).
@@ -75,7 +76,7 @@ REPORT_SUMMARY_NAME = "summary.md"
 TENSORBOARD_EVAL_RUN = "tfma"
 
 # JSON files a reader accepts; anything larger is not ours (a hostile file must not eat memory).
-MAX_JSON_BYTES = 64 << 20
+MAX_JSON_BYTES = safe_files.MAX_JSON_BYTES
 
 
 def slice_ids(num_classes: int) -> list[str]:
@@ -106,12 +107,9 @@ def class_of(slice_id: str) -> int | None:
 
 
 def read_json(path: Path, what: str, *, missing: str) -> Any:
-    """A JSON file, bounded in size; a missing or corrupt one is an InputError naming it."""
+    """A JSON file, through the bounded reader: missing, corrupt, piped or oversized is an InputError naming it."""
     try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise InputError(f"{path}: {what} is {size} bytes, more than any run writes; refusing to read it")
-        return json.loads(path.read_text("utf-8"))
+        return json.loads(safe_files.read_text(path, MAX_JSON_BYTES, what))
     except FileNotFoundError:
         raise InputError(f"{path}: missing {what} ({missing})") from None
     except (OSError, UnicodeDecodeError, ValueError) as error:

@@ -11,6 +11,7 @@ import numpy as np
 
 from evalsuite.data_spec import MAX_CLASSES
 from evalsuite.errors import InputError
+from evalsuite.safe_files import require_data_file
 
 IDX_FILES = {
     "x_train": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
@@ -41,6 +42,7 @@ def find_idx(folder: Path, key: str) -> Path:
 
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (gzipped or not) holding unsigned bytes."""
+    require_data_file(path, "IDX file")
     try:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
@@ -64,6 +66,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    require_data_file(path, ".npz file")  # a FIFO or device would block or never end
     try:
         with open(path, "rb") as handle:
             if handle.read(4) != b"PK\x03\x04":
@@ -98,8 +101,28 @@ def save_npz(path: Path, dataset) -> None:
     path.write_bytes(buffer.getvalue())
 
 
-def to_uint8(images: np.ndarray, where: str) -> np.ndarray:
-    """uint8 as is; other numbers must be finite, in 0..255 (or 0..1, scaled)."""
+UNIT_SCALE, BYTE_SCALE = "0..1", "0..255"
+FLOAT_SCALING = "float 0..1 scaled to 8 bits: round(value * 255)"
+
+
+def float_scale(*splits) -> str:
+    """The one scale of the float pixels of every split, decided from all of them together.
+
+    0..255 when most non-zero float pixels are above 1, else 0..1: a stray value just past 1
+    in 0..1 data is refused as out of range, never taken as the sign of another scale.
+    """
+    above = nonzero = 0
+    for images in splits:
+        images = np.asarray(images)
+        if images.dtype.kind == "f":
+            nonzero += int(np.count_nonzero(images))
+            above += int(np.count_nonzero(images > 1))
+    return BYTE_SCALE if above * 2 > nonzero else UNIT_SCALE
+
+
+def to_uint8(images: np.ndarray, where: str, scale: str | None = None) -> np.ndarray:
+    """uint8 as is; integers in 0..255; floats in `scale` (0..1, scaled by 255, or 0..255), by default
+    decided from these images alone. Anything else is refused with how many pixels are outside."""
     if images.dtype == np.uint8:
         return images
     if images.dtype.kind not in "iuf":
@@ -107,14 +130,20 @@ def to_uint8(images: np.ndarray, where: str) -> np.ndarray:
     values = images.astype(np.float64)
     if not np.all(np.isfinite(values)):
         raise InputError(f"{where}: images hold NaN or infinite pixels")
-    if values.size and (values.min() < 0 or values.max() > 255):
-        raise InputError(f"{where}: pixel values outside 0..255 ({values.min()}..{values.max()})")
-    if images.dtype.kind == "f" and values.size and values.max() <= 1.0:
+    unit = images.dtype.kind == "f" and (scale or float_scale(images)) == UNIT_SCALE
+    outside = int(np.count_nonzero((values < 0) | (values > (1.0 if unit else 255.0))))
+    if outside:
+        shared = "; float pixels of all splits share one scale, decided from all of them" if unit else ""
+        raise InputError(
+            f"{where}: {outside} pixel value{'s' if outside > 1 else ''} outside {UNIT_SCALE if unit else BYTE_SCALE} "
+            f"({values.min()}..{values.max()}){shared}"
+        )
+    if unit:
         values = values * 255.0
     return np.rint(values).astype(np.uint8)
 
 
-def checked_split(images, labels, where: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+def checked_split(images, labels, where: str, split: str, scale: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, H, W) or (N, H, W, C) with C 1, 3 or 4 (alpha dropped), labels (N,) of integers >= 0."""
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim == 2 and images.shape[1:] == (MNIST_IMAGE_SHAPE[0] * MNIST_IMAGE_SHAPE[1],):
@@ -135,7 +164,7 @@ def checked_split(images, labels, where: str, split: str) -> tuple[np.ndarray, n
         raise InputError(f"{where}: {split} labels have dtype {labels.dtype}, expected integers")
     if labels.min() < 0 or labels.max() >= MAX_CLASSES:
         raise InputError(f"{where}: {split} labels outside 0..{MAX_CLASSES - 1} ({labels.min()}..{labels.max()})")
-    images = to_uint8(images, f"{where}: {split}")
+    images = to_uint8(images, f"{where}: the {split} split", scale)
     if images.ndim == 4 and images.shape[3] == 4:
         images = np.ascontiguousarray(images[..., :3])  # RGBA: the alpha channel is dropped
     return images, labels.astype(np.int64)

@@ -9,7 +9,8 @@ handed in later is checked against it.
 
 Pixels travel as raw uint8 bytes in row-major (height, width, channels) order
 and are scaled to 0..1 (divided by 255) inside the serving signature, exactly
-as in training.
+as in training. Data whose pixels were not 8-bit (16-bit images, floats in
+0..1) were brought to 8 bits first; `pixel_scaling` says how.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class DataSpec:
     class_names: tuple[str, ...] | None = None
     encoding: str = ENCODING
     resize: str | None = None  # how every image was brought to height x width; None: the data's own size
+    pixel_scaling: str | None = None  # how pixel values became 8-bit; None: they were 8-bit (0..255) already
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -48,11 +50,14 @@ class DataSpec:
         """'28x28 grey, 10 classes' (and how images were resized, if they were)."""
         text = f"{self.height}x{self.width} {CHANNEL_NAMES.get(self.channels, f'{self.channels}-channel')}"
         text += f", {self.num_classes} classes"
+        text += f", {self.pixel_scaling}" if self.pixel_scaling else ""
         return text + (f", resized {self.resize}" if self.resize else "")
 
     def as_dict(self) -> dict:
         payload = asdict(self)
         payload["class_names"] = list(self.class_names) if self.class_names else None
+        if self.pixel_scaling is None:
+            del payload["pixel_scaling"]  # 8-bit data keep the record they always had
         return payload
 
     @classmethod
@@ -69,6 +74,7 @@ class DataSpec:
                 class_names=tuple(payload["class_names"]) if payload.get("class_names") else None,
                 encoding=payload.get("encoding", ENCODING),
                 resize=payload.get("resize"),
+                pixel_scaling=payload.get("pixel_scaling"),
             )
         except (KeyError, TypeError) as error:
             raise InputError(f"{where}: corrupt data spec ({error})") from None
@@ -84,6 +90,8 @@ class DataSpec:
                 return f"{name} is {value!r}"
         if not (1 <= self.height <= MAX_SIDE and 1 <= self.width <= MAX_SIDE):
             return f"image size {self.height}x{self.width}"
+        if self.pixel_scaling is not None and not isinstance(self.pixel_scaling, str):
+            return f"pixel_scaling is {self.pixel_scaling!r}"
         if self.channels not in (1, 3):
             return f"{self.channels} channels (1 or 3)"
         if not MIN_CLASSES <= self.num_classes <= MAX_CLASSES:

@@ -20,12 +20,15 @@ from evalsuite import slice_features
 from evalsuite.class_names import names_for
 from evalsuite.contract import DEFAULT_SEED
 from evalsuite.data_files import (
+    FLOAT_SCALING,
     IDX_FILES,
     MNIST_IMAGE_SHAPE,
     NPZ_KEYS,
+    UNIT_SCALE,
     checked_split,
     find_idx,
     find_idx_or_none,
+    float_scale,
     read_idx,
     read_npz,
     to_uint8,
@@ -36,6 +39,7 @@ from evalsuite.images import (
     conform,
     conform_images,
     eval_folder,
+    has_colour,
     image_files,
     is_class_folders,
     is_image_folders,
@@ -61,6 +65,8 @@ class Dataset:
     resize: str | None = None
     # Per-example features of the evaluation split to slice by (evalsuite.slice_features), aligned with y_test.
     features: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    # How the source's pixel values became uint8 when they were not 8-bit (16-bit grey, floats in 0..1).
+    pixel_scaling: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -88,6 +94,7 @@ class Dataset:
             num_classes=self.num_classes,
             class_names=self.class_names,
             resize=self.resize,
+            pixel_scaling=self.pixel_scaling,
         )
 
     def describe(self) -> dict:
@@ -346,9 +353,15 @@ def load_npz(path: Path) -> Dataset:
 
 
 def _checked(x_train, y_train, x_test, y_test, source: str, where: str, names=None) -> Dataset:
-    """Both splits checked alike; K classes from the names (when given) or the largest label, each seen in training."""
-    x_train, y_train = checked_split(x_train, y_train, where, "train")
-    x_test, y_test = checked_split(x_test, y_test, where, "test")
+    """Both splits checked alike; K classes from the names (when given) or the largest label, each seen in
+    training and each evaluated. One pixel scale and one grey-or-colour decision for both splits together."""
+    scale = float_scale(x_train, x_test)
+    floats = any(np.asarray(x).dtype.kind == "f" for x in (x_train, x_test))
+    x_train, y_train = checked_split(x_train, y_train, where, "train", scale)
+    x_test, y_test = checked_split(x_test, y_test, where, "test", scale)
+    if x_train.ndim == 4 and x_test.ndim == 4 and not (has_colour(x_train) or has_colour(x_test)):
+        # Equal channels everywhere are grey, as for image folders.
+        x_train, x_test = np.ascontiguousarray(x_train[..., 0]), np.ascontiguousarray(x_test[..., 0])
     if x_train.shape[1:] != x_test.shape[1:]:
         raise InputError(
             f"{where}: train images have shape {x_train.shape[1:]}, test images {x_test.shape[1:]}; they must match"
@@ -366,10 +379,24 @@ def _checked(x_train, y_train, x_test, y_test, source: str, where: str, names=No
     missing = [c for c in range(num_classes) if c not in trained]
     if missing:
         raise InputError(f"{where}: class {missing[0]} has no training examples (classes are 0..{num_classes - 1})")
-    dataset = Dataset(x_train, y_train, x_test, y_test, source, num_classes=num_classes)
+    evaluated = set(np.unique(y_test).tolist())
+    unevaluated = [c for c in range(num_classes) if c not in evaluated]
+    if unevaluated:
+        # Refused before anything is trained: the analysis could judge no rule on these classes.
+        raise InputError(
+            f"{where}: the test split has no examples of class {_listed(unevaluated, names)} "
+            f"(classes are 0..{num_classes - 1}); every class needs evaluation examples"
+        )
+    scaling = FLOAT_SCALING if floats and scale == UNIT_SCALE else None
+    dataset = Dataset(x_train, y_train, x_test, y_test, source, num_classes=num_classes, pixel_scaling=scaling)
     if names is None and num_classes != MNIST_CLASSES:
         names = [f"class {c}" for c in range(num_classes)]  # ten unnamed classes are digits, as MNIST's are
     return dataset.named(names, where) if names else dataset
+
+
+def _listed(classes: list[int], names) -> str:
+    """'10, 11' or "10 ('k'), 11 ('l')" when the classes have names."""
+    return ", ".join(f"{c} ({names[c]!r})" if names and c < len(names) else str(c) for c in classes)
 
 
 def _stratified_take(labels, count, seed, num_classes: int = MNIST_CLASSES) -> np.ndarray | slice:

@@ -53,6 +53,13 @@ def run_cli(main: Callable[[], int], debug: bool | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except SystemExit as error:
+        # Only the command decides its exit code: code it ran that called exit() judged nothing.
+        if debug:
+            traceback.print_exc()
+        print(f"error: code this command ran called exit({error.code!r}) before a verdict; nothing was judged",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     except OSError as error:
         # A full disk, a permission, a vanished file: the environment, not the rules.
         if debug:

@@ -15,6 +15,7 @@ import numpy as np
 from evalsuite.contract import IMAGE_KEY, LABEL_KEY
 from evalsuite.data_spec import DataSpec
 from evalsuite.errors import InputError
+from evalsuite.literal_paths import matching_files
 
 EXAMPLES_PER_SHARD = 5000
 SHARD_PATTERN = "eval-*.tfrecord"
@@ -67,7 +68,7 @@ def read_examples(
 
     from evalsuite.slice_features import check_values
 
-    files = sorted(tf.io.gfile.glob(pattern))
+    files = matching_files(pattern)
     if not files:
         raise InputError(f"{pattern}: no TFRecord files match")
     records: list[bytes] = []
@@ -114,7 +115,7 @@ def scan_examples(pattern: str, spec: DataSpec) -> tuple[np.ndarray, str]:
 
     import tensorflow as tf
 
-    files = sorted(tf.io.gfile.glob(pattern))
+    files = matching_files(pattern)
     if not files:
         raise InputError(f"{pattern}: no TFRecord files match")
     layout = {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string), LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
@@ -148,7 +149,7 @@ def read_images(pattern: str, spec: DataSpec, indices) -> dict[int, np.ndarray]:
     wanted = sorted(set(int(i) for i in indices))
     shape = (spec.height, spec.width) if spec.channels == 1 else spec.input_shape
     images: dict[int, np.ndarray] = {}
-    files = sorted(tf.io.gfile.glob(pattern))
+    files = matching_files(pattern)
     if not files:
         raise InputError(f"{pattern}: no TFRecord files match")
     offset, position = 0, 0

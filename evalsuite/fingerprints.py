@@ -68,10 +68,10 @@ def fingerprint_named_files(files: Iterable[tuple[str, Path]], *parts: Any) -> s
 
 
 def fingerprint_shards(pattern: str | Path) -> str | None:
-    """The bytes of the evaluation shards a glob names, as they are on disk now (None: no shard)."""
-    import glob
+    """The bytes of the evaluation shards a pattern names, as they are on disk now (None: no shard)."""
+    from evalsuite.literal_paths import matching_files
 
-    shards = sorted(Path(p) for p in glob.glob(str(pattern)))
+    shards = [Path(p) for p in matching_files(pattern)]
     return fingerprint_files(shards) if shards else None
 
 

@@ -1,8 +1,9 @@
 """Images from files and in arrays: folders of class folders, decoding, resizing, grey or colour.
 
 Folders follow Keras' image_dataset_from_directory: one subfolder per class,
-class names the sorted folder names. Every image is decoded with PIL and,
-when asked, resized bilinearly; the data spec records how.
+class names the sorted folder names. Every image is decoded with PIL,
+brought to 8 bits (evalsuite/pixel_depth.py) and, when asked, resized
+bilinearly; the data spec records how.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from evalsuite.contract import DEFAULT_SEED
 from evalsuite.data_spec import MAX_CLASSES, MIN_CLASSES, RESIZE_METHOD
 from evalsuite.errors import InputError
+from evalsuite.pixel_depth import SIXTEEN_BIT, eight_bit, is_sixteen_bit, note_deep_source
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -116,9 +118,10 @@ def load_image_folders(
                     f"{path}: images of more than one size ({first} is {h1}x{w1}, {second} is {h2}x{w2}); "
                     "pass --image-size HxW to resize them all"
                 )
-    arrays = {}
+    arrays, scaled = {}, False
     for split, listed in files.items():
-        arrays[split] = np.stack([pixels(file, image_size, channels) for file, _ in listed])
+        arrays[split], split_scaled = read_pixels(listed, image_size, channels)
+        scaled = scaled or split_scaled
     labels = {split: np.array([label for _, label in listed], dtype=np.int64) for split, listed in files.items()}
     return Dataset(
         arrays["train"],
@@ -129,6 +132,7 @@ def load_image_folders(
         class_names=tuple(names),
         num_classes=len(names),
         resize=resize_text(image_size),
+        pixel_scaling=SIXTEEN_BIT if scaled else None,
         features=_features_of(path if one_folder else evaluation, files["test"], features, one_folder),
     )
 
@@ -172,7 +176,7 @@ def read_split(split: Path, names: list[str], size, channels: int, features: tup
     if unknown:
         raise InputError(f"{split / unknown[0]}: class {unknown[0]!r} is not one the run's models were trained on")
     listed = _split_files(split, names)
-    images = np.stack([pixels(file, size, channels) for file, _ in listed])
+    images, _ = read_pixels(listed, size, channels)
     return images, np.array([label for _, label in listed], dtype=np.int64), _features_of(split, listed, features)
 
 
@@ -198,6 +202,7 @@ def open_image(file: Path):
 
     try:
         image = Image.open(file)
+        note_deep_source(image)
         image.load()  # decode now, so a damaged file is named here
     except Exception as error:
         raise InputError(f"{file}: unreadable image ({type(error).__name__}: {str(error)[:120]})") from None
@@ -207,15 +212,30 @@ def open_image(file: Path):
 def is_colour(file: Path) -> bool:
     """Colour unless every pixel has R == G == B (grey PNGs, and colour files holding grey pictures)."""
     image = open_image(file)
-    if image.mode in ("1", "L", "LA", "I", "I;16", "F"):
+    if image.mode in ("1", "L", "LA", "I", "F") or image.mode.startswith("I;16"):
         return False
-    rgb = np.asarray(image.convert("RGB"))
+    return has_colour(np.asarray(image.convert("RGB")))
+
+
+def has_colour(rgb: np.ndarray) -> bool:
+    """Whether images (..., 3) differ between channels anywhere: R == G == B everywhere is grey.
+
+    The one rule for image files and arrays alike; alpha is dropped before it is asked.
+    """
     return not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
 
 
-def pixels(file: Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
-    """One image as uint8 (H, W) or (H, W, 3): alpha is dropped, palettes expanded, GIFs give their first frame."""
-    return from_pil(open_image(file), size, channels)
+def read_pixels(listed: list[tuple[Path, int]], size, channels: int) -> tuple[np.ndarray, bool]:
+    """The images of `listed` as uint8 (N, H, W) or (N, H, W, 3), and whether any was 16-bit (and so scaled).
+
+    Alpha is dropped, palettes expanded, GIFs give their first frame, 16-bit grey scaled to 8 bits.
+    """
+    images, scaled = [], False
+    for file, _ in listed:
+        image = open_image(file)
+        scaled = scaled or is_sixteen_bit(image)
+        images.append(from_pil(eight_bit(image, file), size, channels))
+    return np.stack(images), scaled
 
 
 def from_pil(image, size, channels: int) -> np.ndarray:

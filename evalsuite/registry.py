@@ -3,11 +3,18 @@
 Each blessing is one entry, `DIR/<UTC time>-<model fingerprint>/`, holding the
 SavedModel (`model/`), its Keras file when there is one, and `record.json`:
 the verdict, the evaluation data's fingerprint and size, the rules, the
-metrics per class, the run folder and the git commit. Entries are assembled
-under a temporary name and renamed into place, so readers never see half of
-one and two blessings at once never clobber each other. A record carries a
-checksum of itself and of its model; a truncated or edited entry is skipped
-with a warning, never trusted. Nothing is read through a symlink.
+metrics per class, the split the model was trained on, the run folder and
+the git commit. Entries are assembled under a hidden temporary name and
+renamed into place last, so readers never see half of one and two blessings
+at once never clobber each other.
+
+A record carries a checksum of itself and the fingerprints of its model's
+files. That checksum is an unkeyed sha256: it catches accidents (a truncated
+or partly copied entry, flipped bits, an edit that left the checksum alone),
+not someone with write access to the registry, who can recompute it; guard
+the folder with file permissions for that. The newest blessing must verify:
+an entry that does not, and could be the newest, is exit 2 naming it, never
+a silent fall-back to an older blessing. Nothing is read through a symlink.
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from evalsuite.errors import InputError
 from evalsuite.fingerprints import fingerprint_content, fingerprint_tree
+from evalsuite.safe_files import read_text
 
 RECORD_NAME = "record.json"
 MODEL_DIR = "model"
@@ -62,11 +71,54 @@ def folder_of(reference: str) -> Path:
 
 
 def _record_checksum(record: dict) -> str:
+    """sha256 of the record without its checksum: detects accidental damage, not deliberate forgery."""
     body = {k: v for k, v in record.items() if k != "checksum"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def bless(
+@dataclass
+class Staged:
+    """A blessing assembled under a hidden name, invisible to readers until `publish` renames it into place.
+
+    Its staging lock stays held until then, so a concurrent blessing never
+    takes it for an abandoned one.
+    """
+
+    registry: Path
+    path: Path
+    record: dict
+    lock: IO
+    target: Path | None = None  # the name `publish` is renaming to, set before the rename
+
+    def publish(self) -> Entry:
+        """Rename the assembled entry into place: the one step that makes a blessing visible."""
+        (self.path / STAGING_LOCK).unlink()
+        stamp, model_fingerprint = self.record["blessed_at"], self.record["model_fingerprint"]
+        try:
+            for attempt in range(100):
+                name = f"{stamp}-{model_fingerprint}" + (f"-{attempt}" if attempt else "")
+                self.target = self.registry / name
+                try:
+                    os.rename(self.path, self.target)  # fails if the name is taken: never replaces an entry
+                    return Entry(name, self.target, self.record)
+                except OSError:
+                    self.target = None
+                    if not (self.registry / name).exists():
+                        raise
+            raise InputError(f"{self.registry}: could not find a free entry name for {stamp}")
+        finally:
+            self.lock.close()
+
+    def discard(self) -> None:
+        """Undo this blessing wherever it stopped: drop the hidden copy, or retract the entry just renamed."""
+        self.lock.close()
+        if self.path.exists():
+            shutil.rmtree(self.path, ignore_errors=True)
+        elif self.target is not None and self.target.is_dir():
+            retract(Entry(self.target.name, self.target, self.record))
+
+
+def stage(
     registry: Path,
     model: Path,
     keras_file: Path | None,
@@ -74,8 +126,8 @@ def bless(
     expected_fingerprint: str | None = None,
     expected_keras_fingerprint: str | None = None,
     seed_models: dict[str, tuple[Path, str]] | None = None,
-) -> Entry:
-    """Copy `model` into the registry with `record`; atomic, and safe beside other blessings.
+) -> Staged:
+    """Assemble an entry for `model` with `record` under a hidden name; nothing is visible until `publish`.
 
     `seed_models` (a recipe's further seeds: label -> (SavedModel, judged fingerprint))
     go into the same entry under `seeds/<label>`; `model` stays the entry's model,
@@ -94,8 +146,8 @@ def bless(
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=registry))
     # Held while the entry is assembled: a staging folder nobody holds was abandoned by a killed blessing.
     lock = open(staging / STAGING_LOCK, "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         shutil.copytree(model, staging / MODEL_DIR, symlinks=True)
         model_fingerprint = fingerprint_tree(staging / MODEL_DIR)
         if expected_fingerprint is not None and model_fingerprint != expected_fingerprint:
@@ -125,21 +177,31 @@ def bless(
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(staging, 0o755)
-        (staging / STAGING_LOCK).unlink()
-        for attempt in range(100):
-            name = f"{stamp}-{model_fingerprint}" + (f"-{attempt}" if attempt else "")
-            try:
-                os.rename(staging, registry / name)  # fails if the name is taken: never replaces an entry
-                return Entry(name, registry / name, full)
-            except OSError:
-                if not (registry / name).exists():
-                    raise
-        raise InputError(f"{registry}: could not find a free entry name for {stamp}")
+        return Staged(registry, staging, full, lock)
     except BaseException:
+        lock.close()
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    finally:
-        lock.close()
+
+
+def bless(
+    registry: Path,
+    model: Path,
+    keras_file: Path | None,
+    record: dict,
+    expected_fingerprint: str | None = None,
+    expected_keras_fingerprint: str | None = None,
+    seed_models: dict[str, tuple[Path, str]] | None = None,
+) -> Entry:
+    """Assemble and publish in one go (see `stage`); atomic, and safe beside other blessings."""
+    staged = stage(
+        registry, model, keras_file, record, expected_fingerprint, expected_keras_fingerprint, seed_models
+    )
+    try:
+        return staged.publish()
+    except BaseException:
+        staged.discard()
+        raise
 
 
 def remove_abandoned_staging(registry: Path, grace_seconds: float = 3600) -> None:
@@ -155,8 +217,12 @@ def remove_abandoned_staging(registry: Path, grace_seconds: float = 3600) -> Non
         if not item.name.startswith(STAGING_PREFIX) or item.is_symlink() or not item.is_dir():
             continue
         try:
-            with open(item / STAGING_LOCK, "r") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Never blocks: a lock file that is a FIFO opens at once (O_NONBLOCK), and a link is not followed.
+            lock = os.open(item / STAGING_LOCK, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            finally:
+                os.close(lock)
         except FileNotFoundError:
             try:
                 if time.time() - item.stat().st_mtime < grace_seconds:
@@ -179,30 +245,83 @@ def retract(entry: Entry) -> None:
 def entries(registry: Path, warn=None) -> list[Entry]:
     """Valid entries, newest blessing first; anything truncated, edited or linked from elsewhere is skipped.
 
-    A registry that holds entries but no valid one is an error, never taken for
-    an empty one; so is a registry folder that does not exist (a mistyped path
-    must not pass as a first run).
+    For listing the registry. A registry that holds entries but no valid one is
+    an error, never taken for an empty one; so is a registry folder that does
+    not exist (a mistyped path must not pass as a first run). The baseline is
+    chosen by `newest`, which refuses rather than skips.
     """
+    found, damaged = _scan(registry)
+    for name, problem in damaged:
+        if warn:
+            warn(f"registry entry {Path(registry) / name} skipped: {problem}")
+    if damaged and not found:
+        raise InputError(f"{registry}: none of its {len(damaged)} entries can be trusted (see the warnings); refusing")
+    return found
+
+
+def newest(registry: Path, warn=None) -> Entry | None:
+    """The newest blessing, for a baseline; None for an empty registry.
+
+    An entry that does not verify is skipped (with a warning) only when it is
+    provably older than the newest one that does: both the time in its folder
+    name, which damage to its files cannot change, and any time its record
+    claims must be earlier. Otherwise it may be the newest blessing, and taking
+    an older one in its place would judge against the wrong model: exit 2.
+    """
+    found, damaged = _scan(registry)
+    best = found[0] if found else None
+    for name, problem in damaged:
+        claimed = _claimed_times(Path(registry) / name)
+        if best is None or not claimed or max(claimed) >= best.record["blessed_at"]:
+            raise InputError(
+                f"{Path(registry) / name}: registry entry cannot be verified ({problem}) and may be the newest "
+                "blessing; restore or remove it (an older blessing never stands in for it)"
+            )
+        if warn:
+            warn(f"registry entry {Path(registry) / name} skipped: {problem} (older than {best.name})")
+    return best
+
+
+def _scan(registry: Path) -> tuple[list[Entry], list[tuple[str, str]]]:
+    """The entries that verify, newest blessing first, and (name, why) for every one that does not."""
     if registry.is_symlink() or (registry.exists() and not registry.is_dir()):
         raise InputError(f"{registry}: not a registry folder")
     if not registry.exists():
         raise InputError(f"{registry}: no such registry folder (for a first run, create it empty)")
-    found, skipped = [], 0
+    found, damaged = [], []
     with os.scandir(registry) as scan:
         for item in scan:
             if item.name.startswith("."):
                 continue
             record, problem = _read_entry(item)
-            skipped += bool(problem)
             if problem:
-                if warn:
-                    warn(f"registry entry {Path(registry) / item.name} skipped: {problem}")
-                continue
-            found.append(Entry(item.name, Path(item.path), record))
-    if skipped and not found:
-        raise InputError(f"{registry}: none of its {skipped} entries can be trusted (see the warnings); refusing")
+                damaged.append((item.name, problem))
+            else:
+                found.append(Entry(item.name, Path(item.path), record))
+    damaged.sort()
     # Newest by the blessing time its checksummed record states, not by how a folder happens to be named.
-    return sorted(found, key=lambda entry: (entry.record["blessed_at"], entry.name), reverse=True)
+    found.sort(key=lambda entry: (entry.record["blessed_at"], entry.name), reverse=True)
+    return found, damaged
+
+
+def _claimed_times(folder: Path) -> list[str]:
+    """The blessing times an unverified entry claims: its folder name's, and its record's if readable.
+
+    Empty when its name holds none: then nothing says how old it is.
+    """
+    stamp = folder.name.split("-", 1)[0]
+    if not BLESSED_AT.match(stamp):
+        return []
+    claimed = [stamp]
+    record_path = folder / RECORD_NAME
+    if not folder.is_symlink() and _regular_file(record_path):
+        try:
+            record = json.loads(read_text(record_path, MAX_RECORD_BYTES, "registry record"))
+            if isinstance(record, dict) and isinstance(record.get("blessed_at"), str):
+                claimed.append(record["blessed_at"])
+        except (InputError, OSError, ValueError):
+            pass
+    return claimed
 
 
 def _regular_file(path: Path) -> bool:
@@ -226,10 +345,10 @@ def _read_entry(item: os.DirEntry) -> tuple[dict | None, str | None]:
         if path.is_symlink():
             return None, "its model holds a symlink"
     try:
-        if record_path.stat().st_size > MAX_RECORD_BYTES:
-            return None, "record too large"
-        record = json.loads(record_path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+        record = json.loads(read_text(record_path, MAX_RECORD_BYTES, "record"))
+    except InputError as error:
+        return None, str(error).split(": ", 1)[-1]
+    except (OSError, ValueError) as error:
         return None, f"unreadable record ({error})"
     if not isinstance(record, dict) or record.get("checksum") != _record_checksum(record):
         return None, "the record does not match its checksum (truncated or edited)"
@@ -250,12 +369,19 @@ def _read_entry(item: os.DirEntry) -> tuple[dict | None, str | None]:
 
 
 def latest(registry: Path, warn=None) -> Entry | None:
+    """The newest entry that verifies, skipping damaged ones: for listings only; a baseline comes from `newest`."""
     found = entries(registry, warn)
     return found[0] if found else None
 
 
 def resolve_baseline(
-    reference: str, on_empty: str, fallback: str, log, warn, candidate_weights: str | None = None
+    reference: str,
+    on_empty: str,
+    fallback: str,
+    log,
+    warn,
+    candidate_weights: str | None = None,
+    run_split: dict | None = None,
 ) -> tuple[str, str | None, str | None]:
     """`blessed:DIR` as a model: the newest blessed model, or what an empty registry means.
 
@@ -267,9 +393,14 @@ def resolve_baseline(
     deterministic retraining gives) has nothing to beat there: it is "same as
     blessed", judged against `fallback`, which asks again the question it
     passed when it was blessed.
+
+    With `run_split` (the split this run evaluates on, evalsuite/split_identity.py),
+    a blessed model trained on another split of the same data is judged against,
+    with a warning that part of this run's evaluation examples were among its
+    training examples.
     """
     folder = folder_of(reference)
-    entry = latest(folder, warn=warn)
+    entry = newest(folder, warn=warn)
     if entry is not None and candidate_weights is not None:
         if entry.record.get("weights_fingerprint") == candidate_weights:
             info = (
@@ -279,8 +410,13 @@ def resolve_baseline(
             log(f"baseline: {info}")
             return fallback, None, info
     if entry is not None:
+        from evalsuite.split_identity import overlap_warning
+
         log(f"baseline: {entry.name}, the newest blessed model in {folder}")
-        return str(entry.model), None, None
+        warning = overlap_warning(entry.record.get("training_split"), run_split, f"{entry.name} in {folder}")
+        if warning:
+            warn(warning)
+        return str(entry.model), warning, None
     if on_empty == "refuse":
         raise InputError(f"{folder}: no blessed model yet, and registry.on_empty = 'refuse'")
     note = (

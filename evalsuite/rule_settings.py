@@ -2,8 +2,10 @@
 
 Each key is one `Setting` entry (its type, its default, what it means); a
 rules file is validated against them when it is loaded: unknown keys, wrong
-types and impossible bounds are errors. What each rule does with its settings
-lives in `evalsuite/rules.py`.
+types and impossible bounds are errors. A key a file leaves out takes its
+default, as train.toml's do: a rule is off only where its default is off or the
+file says `"off"`. What each rule does with its settings lives in
+`evalsuite/rules.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from evalsuite.errors import InputError
 
 DEFAULT_RULES_FILE = Path("gate.toml")
 MAX_RULES_BYTES = 64 << 10
+OFF = "off"  # the one word that turns a rule off in gate.toml
+BUILT_IN = "built-in default"
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,12 @@ class GateRules:
     max_excess_newly_wrong: float | None = None  # read across seeds only (--seeds N, N > 1)
     on_empty: str = "rubber-stamp"
     source: str = "built-in defaults"
+    # Where each setting came from: (key, the rules file, or "built-in default").
+    origins: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict:
         values = asdict(self)
+        del values["origins"]
         if values["max_excess_newly_wrong"] is None:
             # Off (the default): left out, so the rules, the analysis' fingerprint and every
             # verdict read as they did before the rule existed.
@@ -73,6 +80,31 @@ class GateRules:
     def key(self) -> dict:
         """Everything that shapes a verdict (not where the rules came from)."""
         return {k: v for k, v in self.as_dict().items() if k != "source"}
+
+    def in_force(self) -> list[str]:
+        """One line per setting: its value (or off) and where it came from, in SETTINGS order."""
+        origins = dict(self.origins)
+        lines = []
+        for setting in SETTINGS:
+            value = getattr(self, setting.field)
+            shown = OFF if value is None else json_value(value)
+            lines.append(f"{setting.key} = {shown} ({origins.get(setting.key, BUILT_IN)})")
+        return lines
+
+    @property
+    def judges_one_seed(self) -> bool:
+        """Some rule on reads a single pair of models (churn.max_excess_newly_wrong reads only across seeds)."""
+        from evalsuite.rules import RULES
+
+        return any(rule.enabled(self) for rule in RULES)
+
+    def check_judges(self, seeds: int) -> None:
+        """A rule set that cannot judge this many seeds is refused before anything is written."""
+        if seeds == 1 and not self.judges_one_seed:
+            raise InputError(
+                f"{self.source}: no rule judges a single seed (churn.max_excess_newly_wrong reads only across "
+                "seeds); train with --seeds 2 or more, or turn on another rule"
+            )
 
     @property
     def any_rule(self) -> bool:
@@ -92,13 +124,13 @@ def load_rules(path: Path | None = None) -> GateRules:
     """Rules from `path`, else ./gate.toml, else the built-in defaults."""
     if path is None:
         if not DEFAULT_RULES_FILE.is_file():
-            return parse_rules(DEFAULT_TABLE, "built-in defaults")
+            return parse_rules({}, "built-in defaults")
         path = DEFAULT_RULES_FILE
     path = Path(path)
+    from evalsuite.safe_files import read_text
+
     try:
-        if path.stat().st_size > MAX_RULES_BYTES:
-            raise InputError(f"{path}: rules file is larger than {MAX_RULES_BYTES} bytes; not a gate.toml")
-        table = tomllib.loads(path.read_text("utf-8"))
+        table = tomllib.loads(read_text(path, MAX_RULES_BYTES, "rules file"))
     except FileNotFoundError:
         raise InputError(f"{path}: no such rules file") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -112,7 +144,8 @@ def parse_rules(table: dict, source: str) -> GateRules:
     """Validate a rules table; unknown keys, wrong types and impossible bounds are errors."""
     by_key = {setting.key: setting for setting in SETTINGS}
     sections = sorted({key.split(".")[0] for key in by_key})
-    values: dict[str, Any] = {s.field: s.default for s in SETTINGS if s.kind in ("level", "choice") or s.kind == "bool"}
+    values: dict[str, Any] = {s.field: s.default for s in SETTINGS}
+    origins = {s.key: BUILT_IN for s in SETTINGS}
     for section, body in table.items():
         if section not in sections:
             raise InputError(f"{source}: unknown section [{section}] (known: {', '.join(sections)})")
@@ -124,11 +157,30 @@ def parse_rules(table: dict, source: str) -> GateRules:
             if setting is None:
                 known = [k.split(".")[1] for k in by_key if k.startswith(section + ".")]
                 raise InputError(f"{source}: unknown key {name} (known: {', '.join(known)})")
-            values[setting.field] = _validated(setting, value, source)
-    rules = GateRules(**values, source=source)
+            values[setting.field] = None if _turned_off(setting, value, source) else _validated(setting, value, source)
+            origins[name] = source
+    rules = GateRules(**values, source=source, origins=tuple(origins.items()))
     if not rules.any_rule:
         raise InputError(f"{source}: no rules configured; a gate without rules refuses to bless")
     return rules
+
+
+def _turned_off(setting: Setting, value: Any, source: str) -> bool:
+    """`key = "off"`: the explicit word that turns a rule off (only rules that can be off)."""
+    if value != OFF:
+        return False
+    if setting.kind != "fraction":
+        raise InputError(f"{source}: {setting.key} cannot be \"off\" (it is a setting, not a rule)")
+    return True
+
+
+def json_value(value: Any) -> str:
+    """A setting's value as gate.toml would spell it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
 
 
 def _validated(setting: Setting, value: Any, source: str) -> Any:

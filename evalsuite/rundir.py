@@ -21,6 +21,7 @@ from evalsuite import contract, stages
 from evalsuite.atomic import write_json_atomic
 from evalsuite.errors import InputError
 from evalsuite.fingerprints import fingerprint_content
+from evalsuite.safe_files import read_text
 
 MANIFEST_NAME = contract.MANIFEST_NAME
 MANIFEST_VERSION = 2  # 2: stage records follow the schemas in evalsuite/stages.py
@@ -193,6 +194,13 @@ class RunDir:
         return self if self._lock_handle is not None else self.acquire()
 
     def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None and getattr(self, "_claimed", False):
+            # Stopped before any stage finished: the folder claimed for the run goes back as it was.
+            try:
+                if not self.read_manifest()["stages"]:
+                    self.manifest_path.unlink(missing_ok=True)
+            except InputError:
+                pass
         self.release()
 
     # Manifest ---------------------------------------------------------------
@@ -201,7 +209,8 @@ class RunDir:
         if not self.manifest_path.exists():
             return {"version": MANIFEST_VERSION, "stages": {}}
         try:
-            manifest = json.loads(self.manifest_path.read_text("utf-8"))
+            # Bounded and never blocking: a manifest that is a FIFO, a device or huge is one line, not a hang.
+            manifest = json.loads(read_text(self.manifest_path, contract.MAX_JSON_BYTES, "manifest"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise InputError(f"{self.manifest_path}: corrupt manifest ({error})") from None
         if not isinstance(manifest, dict) or not isinstance(manifest.get("stages"), dict):
@@ -219,6 +228,22 @@ class RunDir:
                     f"{self.manifest_path}: corrupt manifest (stage {stage!r}: {problem}); use a new --run-dir"
                 )
         return manifest
+
+    def claim(self) -> None:
+        """Mark a new or empty folder as a run's at once, so an interrupted first stage leaves it ours."""
+        if not self.manifest_path.exists():
+            write_json_atomic(self.manifest_path, {"version": MANIFEST_VERSION, "stages": {}})
+            self._claimed = True
+
+    def refuse_input_inside(self, given: str | Path, flag: str) -> None:
+        """Input data may not lie in a folder the run replaces, nor hold the run folder itself."""
+        data, root = Path(given).resolve(), self.path.resolve()
+        owned = [self.data_dir, self.models_dir, self.logs_root, self.analysis_dir, self.gate_dir, self.report_dir]
+        for folder in owned:
+            if _inside(data, folder.resolve()):
+                raise InputError(f"{flag} {given}: inside {folder}, which this run replaces; move the data out of it")
+        if data.is_dir() and _inside(root, data):
+            raise InputError(f"{flag} {given}: holds the run folder {self.path}; put the run folder outside the data")
 
     def update_manifest(self, **fields: Any) -> dict:
         manifest = self.read_manifest()

@@ -12,6 +12,7 @@ by (`[slicing] features` or `--slice-by`); only those are read and checked.
 from __future__ import annotations
 
 import csv
+import io
 import re
 import unicodedata
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 
 from evalsuite.contract import IMAGE_KEY, LABEL_KEY
 from evalsuite.errors import InputError
+from evalsuite.safe_files import read_bounded
 
 NPZ_PREFIX = "meta_"
 MAX_VALUES = 50
@@ -116,10 +118,9 @@ def csv_beside(split: Path) -> Path | None:
 
 def from_csv(file: Path, split: Path, images: list[Path], wanted: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The `wanted` columns of `file`, one row per image of `split` (its `path` column, relative to `split`)."""
-    if not file.is_file() or file.stat().st_size > MAX_CSV_BYTES:
-        raise InputError(f"{file}: not a plain file of at most {MAX_CSV_BYTES >> 20} MB")
+    raw = read_bounded(file, MAX_CSV_BYTES, "slice features table")  # a pipe or device is refused, not read
     try:
-        with open(file, newline="", encoding="utf-8-sig") as handle:
+        with io.StringIO(raw.decode("utf-8-sig"), newline="") as handle:
             reader = csv.DictReader(handle)
             columns = [(name or "").strip() for name in reader.fieldnames or []]
             rows = []

@@ -39,6 +39,7 @@ DATA_SPEC = {
     "class_names": ("list?", STR),
     "encoding": STR,
     "resize": "str?",
+    "pixel_scaling": "str?",  # absent for 8-bit data
 }
 
 

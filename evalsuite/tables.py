@@ -326,6 +326,8 @@ def verdict_markdown(
         blocks.append(f"No verdict: {esc(unjudged or 'the gate has not judged these results')}.")
         return "\n\n".join(blocks) + "\n"
     blocks += [f"> **Warning:** {esc(warning)}" for warning in verdict.get("warnings", [])]
+    if checks == "table" and verdict.get("rules_in_force"):
+        blocks.append("Rules in force: " + "; ".join(code(line) for line in verdict["rules_in_force"]) + ".")
     recipe = verdict.get("recipe")
     if recipe is not None:
         seeds = recipe["seeds"]

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from evalsuite import stages
-from evalsuite.cli import add_analysis_args, add_bless_arg, command_args, new_parser, open_run
+from evalsuite.cli import add_analysis_args, add_bless_arg, check_registry_folder, command_args, new_parser, open_run
 from evalsuite.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError, run_cli
 
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         from gates.outputs import write_unjudged
 
         rules = load_rules(args.rules)
+        check_registry_folder(args.bless, "--bless")
         requested = args.baseline is not None or args.candidate is not None or args.eval_data or args.force
         if requested:
             if args.run_dir is None or not args.run_dir.is_dir():

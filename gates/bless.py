@@ -13,18 +13,20 @@ from evalsuite.rundir import RunDir
 from gates.verdict import Verdict
 
 
-def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Entry | None:
-    """Copy the judged candidate into `folder`; only ever called for a passing verdict.
+def stage_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Staged | None:
+    """Copy the judged candidate into `folder` under a hidden name; only ever called for a passing verdict.
 
-    Returns the new entry, or None when the candidate already is the newest
-    blessed model (blessing it again would add nothing but a duplicate).
+    Nothing is visible until the caller publishes the result, which it does
+    last, once the verdict is written and recorded (gates/gate.py). Returns
+    None when the candidate already is the newest blessed model (blessing it
+    again would add nothing but a duplicate).
     """
     if not verdict.passed:
         raise InputError("a failed gate blesses nothing")
     judged_fingerprint = verdict.judged["candidate"]["fingerprint"]
     analysis = run.require_stage("analysis", "analysis")
     weights = (analysis.get("candidate") or {}).get("weights_fingerprint")
-    newest = registry.latest(folder, warn=progress.warn) if folder.exists() or folder.is_symlink() else None
+    newest = registry.newest(folder, warn=progress.warn) if folder.exists() or folder.is_symlink() else None
     if newest is not None and weights is not None and newest.record.get("weights_fingerprint") == weights:
         progress.log(
             f"gate: {verdict.candidate['label']} is already the newest blessed model ({newest.path}); nothing added"
@@ -64,6 +66,8 @@ def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Ent
             "data_spec": summary["eval_data"].get("data_spec"),
         },
         "rules": verdict.rules,
+        # The split the candidate was trained on, known for a model of this run (evalsuite/split_identity.py).
+        "training_split": (run.stage("data") or {}).get("split") if own else None,
         "accuracy": per_class,
         "run_folder": str(run.path.resolve()),
         "git_commit": _git_commit(),
@@ -82,9 +86,7 @@ def bless_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Ent
             "fingerprints": {label: judged for label, (_, judged) in seed_models.items()},
             "churn_floor": verdict.recipe["churn_floor"]["overall"],
         }
-    entry = registry.bless(folder, model, keras_file, record, judged_fingerprint, keras_fingerprint, seed_models)
-    progress.log(f"gate: blessed {label} as {entry.path}")
-    return entry
+    return registry.stage(folder, model, keras_file, record, judged_fingerprint, keras_fingerprint, seed_models)
 
 
 def _git_commit() -> str | None:

@@ -12,6 +12,7 @@ from evalsuite.errors import InputError
 from evalsuite.fingerprints import fingerprint_files
 from evalsuite.rule_settings import GateRules
 from evalsuite.rundir import RunDir, relative
+from evalsuite.safe_files import MAX_JSON_BYTES, read_text
 from gates.custody import judged_state
 from gates.outputs import append_step_summary, write_outputs, write_unjudged
 from gates.verdict import Verdict, decide
@@ -27,6 +28,13 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
     added to that registry (and a failing one never is).
     """
     started = time.perf_counter()
+    # Refusals that need no evidence come first: they leave the old verdict and report as they were.
+    analysis = run.stage("analysis") or {}
+    rules.check_judges(len(analysis.get("recipe") or []) or 1)
+    if bless is not None:
+        from evalsuite.cli import check_registry_folder
+
+        check_registry_folder(bless, "--bless")
     previous = _previous_verdict(run)
     try:
         held_report = run.hold_report()
@@ -37,16 +45,17 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
         with contextlib.suppress(OSError):
             run.invalidate_from("gate")
         raise
-    blessed = None
+    staged = None
     try:
         judged = judged_state(run, rules)
         verdict = decide(run, rules, judged)
-        # Blessing comes before anything says PASSED: a blessing that fails leaves the run unjudged,
-        # and an entry whose gate then fails to say PASSED is taken back.
+        # The blessing is assembled, hidden, before anything says PASSED (a blessing that fails leaves the
+        # run unjudged) and published last, after the passing verdict is written and recorded: stopped at
+        # any point, the registry holds either no entry or one for a run whose files say it passed.
         if bless is not None and verdict.passed:
-            from gates.bless import bless_candidate
+            from gates.bless import stage_candidate
 
-            blessed = bless_candidate(run, verdict, bless)
+            staged = stage_candidate(run, verdict, bless)
         paths = write_outputs(run, verdict)
         seconds = time.perf_counter() - started
         run.record_stage(
@@ -66,13 +75,14 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
             run.restore_report(held_report)  # the same verdict on the same evidence: the report stands
         else:
             run.drop_held_report()
+        if staged is not None:
+            entry = staged.publish()
+            progress.log(f"gate: blessed {verdict.candidate['label']} as {entry.path}")
     except BaseException as error:
         # Whatever stopped the gate (bad input, a crash, a full disk, Ctrl-C), its files never say passed,
-        # and the registry holds nothing this gate blessed.
-        if blessed is not None:
-            from evalsuite.registry import retract
-
-            retract(blessed)
+        # and the registry holds nothing this gate blessed (the hidden copy, or the entry just renamed in).
+        if staged is not None:
+            staged.discard()
         run.drop_held_report()
         reason = str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
         try:
@@ -81,7 +91,9 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
         except OSError:
             run.invalidate_from("gate")
         raise
-    append_step_summary(paths["summary"].read_text("utf-8"))
+    append_step_summary(read_text(paths["summary"], MAX_JSON_BYTES, "gate summary"))
+    for line in verdict.rules_in_force:
+        log(f"gate: rule setting {line}")
     for warning in verdict.warnings:
         progress.warn(f"gate: {warning}")
     names = verdict.class_names
@@ -111,8 +123,8 @@ def _previous_verdict(run: RunDir) -> dict | None:
     if not record or record.get("status") != "done":
         return None
     try:
-        return json.loads(run.verdict_path.read_text("utf-8"))
-    except (OSError, ValueError):
+        return json.loads(read_text(run.verdict_path, MAX_JSON_BYTES, "verdict"))
+    except (InputError, OSError, ValueError):
         return None
 
 

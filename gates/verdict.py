@@ -50,6 +50,8 @@ class Verdict:
     # With several seeds: the recipe's verdict (evalsuite/recipe_rules.py), which the state follows.
     recipe: dict | None = None
     recipe_checks: list[Check] = field(default_factory=list)
+    # Every setting of the rules, off or on, and where it came from: a rule is never off unseen.
+    rules_in_force: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -136,6 +138,7 @@ def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
         baseline=summary["baseline"],
         candidate=summary["candidate"],
         rules=rules.as_dict(),
+        rules_in_force=rules.in_force(),
         eval_examples=int(summary["eval_data"]["examples"]),
         judged=judged,
         class_names=summary["eval_data"].get("class_names"),

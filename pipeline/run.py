@@ -21,7 +21,7 @@ import sys
 import time
 
 from evalsuite import progress, stages
-from evalsuite.cli import command_args, new_parser, open_run
+from evalsuite.cli import check_registry_folder, command_args, new_parser, open_run
 from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
 
 
@@ -45,11 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline import supervise
+
+    if argv is None and not supervise.is_child():
+        # A real command line: flags are checked here (--help, usage errors), the work runs in a child.
+        args = build_parser().parse_args(command_args([*sys.argv[1:]])[0])
+        return supervise.run_supervised(args.model)
     own_args, beam_args = command_args(argv)
     from analysis.__main__ import analysis_config
     from training.__main__ import training_config
 
     args = build_parser().parse_args(own_args)
+    verdict_file: list = []
 
     def work() -> int:
         from evalsuite.contract import run_name
@@ -62,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
 
         started = time.perf_counter()
         config = training_config(args)
+        check_models_differ(config.epochs, args.baseline)
         rules = load_rules(args.rules)
+        rules.check_judges(config.seeds)
+        check_registry_folder(args.bless, "--bless")
         new_parents = new_run_parents(args.run_dir)
         with open_run(args, new_run_allowed=True) as run:
             try:
@@ -91,9 +101,27 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"run folder: {run.path}", file=sys.stderr)
                 raise
         print(f"gate: {'PASSED' if verdict.passed else 'FAILED'} ({run.verdict_path})")
+        verdict_file.append(run.verdict_path)
         return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
 
-    return run_cli(work, debug=args.debug)
+    code = run_cli(work, debug=args.debug)
+    supervise.write_receipt(code, verdict_file[0] if verdict_file else None)
+    return code
+
+
+def check_models_differ(epochs: tuple[int, ...], baseline: str | None) -> None:
+    """A model judged against itself says nothing: a usage error, before anything is written."""
+    from evalsuite.contract import run_name
+    from evalsuite.errors import InputError
+
+    candidate = run_name(max(epochs))
+    if baseline is None and len(epochs) < 2:
+        raise InputError(
+            f"--epochs {epochs[0]}: one epoch count trains one model with nothing to judge it against; "
+            "give two (--epochs 3,6) or a --baseline"
+        )
+    if baseline == candidate:
+        raise InputError(f"--baseline {baseline}: that is the candidate itself; name another model")
 
 
 def new_run_parents(run_dir) -> list | None:

@@ -5,7 +5,8 @@ the comment it posted before and edit it instead of adding one per push.
 Verdict first, then the failing checks, then the per-class table (beyond
 20 classes: overall and the worst classes first, the rest collapsed) and,
 given --artifact-url, a link to the run's artifact (no link without it). Every piece
-of text from data or config is escaped.
+of text from data or config is escaped. Without a finished analysis of this run
+(an interrupted run) it says UNJUDGED and shows no numbers.
 
 Example:
     python -m reports comment --run-dir runs/demo --artifact-url "$ARTIFACT_URL"
@@ -30,6 +31,10 @@ def comment_markdown(run, artifact_url: str | None) -> str:
     from evalsuite.tables import P_NOTE, verdict_markdown
     from reports.build import verdict_for
 
+    unfinished = unfinished_analysis(run)
+    if unfinished:
+        # An interrupted run leaves the last analysis' files behind: none of their numbers are this run's.
+        return MARKER + "\n" + verdict_markdown(None, unjudged=unfinished).rstrip("\n") + "\n"
     summary = load_summary(run.analysis_dir)
     load_changed(run.analysis_dir)
     verdict, unjudged = verdict_for(run, summary)
@@ -55,6 +60,17 @@ def comment_markdown(run, artifact_url: str | None) -> str:
         blocks.append(per_class_markdown(summary))
     blocks.append(f"{examples} evaluation examples; {esc(P_NOTE)}; {where}")
     return "\n\n".join(blocks) + "\n"
+
+
+def unfinished_analysis(run) -> str:
+    """Why the run folder holds no finished analysis of this run ('' when it does): one whose stage
+    manifest.json records done (a stage that starts drops its record first, and writes it last)."""
+    if run.stage("analysis"):
+        return ""
+    return (
+        "this run's analysis has not finished (manifest.json records none); "
+        "numbers left by an earlier analysis are not shown"
+    )
 
 
 def per_class_markdown(summary: dict) -> str:

@@ -17,17 +17,17 @@ from evalsuite.tables import (
     P_NOTE,
     checks_table,
     html,
-    per_class_rows,
-    per_class_table,
     per_feature_tables,
     verdict_headline,
 )
 from reports.curves import read_curves
-from reports.plots import changed_figure, confusion_figure, curves_figure, per_class_figure
+from reports.per_class_view import per_class_chart, per_class_html
+from reports.plots import changed_figure, confusion_figure, curves_figure
 
 CHANGED_PER_CLASS = 6
 CHANGED_CLASSES = 20  # the gallery shows the classes with the most changes, at most this many
-MAX_CHECKS_IN_FULL = 24  # beyond this many checks, the passing ones are collapsed
+MAX_CHECKS_IN_FULL = 24  # beyond this many checks, the passing ones (and inconclusive ones past it) collapse
+MAX_FAILURES_LISTED = 10  # the verdict lists this many failures; the checks table has them all
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:24px;color:#1d2330}
@@ -67,9 +67,9 @@ def render(
         f"{esc(summary.get('confidence_intervals') or 'not computed')}; {esc(P_NOTE)}; "
         "newly right / wrong: examples only the candidate / only the baseline gets right.</p>"
     )
-    parts.append(html(per_class_table(summary)))
-    figure = per_class_figure(per_class_rows(summary), base_label, cand_label, max_drop)
-    parts.append(_img(figure, "accuracy per class"))
+    parts.append(per_class_html(summary))
+    figure, caption = per_class_chart(summary, base_label, cand_label, max_drop)
+    parts.append(_img(figure, "accuracy per class") + caption)
     for name, table in per_feature_tables(summary):
         parts.append(f"<h2>Accuracy by {esc(name)}</h2>")
         parts.append(
@@ -103,7 +103,10 @@ def _verdict_section(verdict: dict | None, unjudged: str) -> str:
         + f" (rules from {esc(verdict['rules'].get('source', '?'))})."
     )
     if failed:
-        head += "<ul>" + "".join(f"<li>{esc(c['rule'])}: {esc(c['message'])}</li>" for c in failed) + "</ul>"
+        listed = "".join(f"<li>{esc(c['rule'])}: {esc(c['message'])}</li>" for c in failed[:MAX_FAILURES_LISTED])
+        more = len(failed) - MAX_FAILURES_LISTED
+        listed += f"<li>and {more} more failing checks, in the table below</li>" if more > 0 else ""
+        head += f"<ul>{listed}</ul>"
     head += "</div>"
     table = _checks_html(verdict) + f'<p class="muted">{esc(P_NOTE)}.</p>'
     notes = "".join(f'<p class="muted">Note: {esc(note)}</p>' for note in verdict.get("notes", []))
@@ -121,15 +124,23 @@ def _verdict_section(verdict: dict | None, unjudged: str) -> str:
 
 
 def _checks_html(verdict: dict) -> str:
-    """Every check; with many classes, those that did not simply pass first and the passing ones collapsed."""
+    """Every check; with many, the failing and overall ones and the first inconclusive ones, the rest collapsed."""
     checks = verdict["checks"]
     if len(checks) <= MAX_CHECKS_IN_FULL:
         return html(checks_table(verdict))
-    shown = [c for c in checks if c["status"] != "pass" or c["slice"] == "overall"]
-    rest = [c for c in checks if c not in shown]
+    # Every failure and every overall check; inconclusive ones while there is room (at 1,000 classes of few
+    # examples nearly every class is inconclusive).
+    decisive = {id(c) for c in checks if c["status"] == "fail" or c["slice"] == "overall"}
+    room = max(0, MAX_CHECKS_IN_FULL - len(decisive))
+    inconclusive = [id(c) for c in checks if id(c) not in decisive and c["status"] == "inconclusive"]
+    chosen = decisive | set(inconclusive[:room])
+    shown = [c for c in checks if id(c) in chosen]
+    rest = [c for c in checks if id(c) not in chosen]
     out = html(checks_table(verdict, shown))
     if rest:
-        out += f"<details><summary>{len(rest)} more checks, all passed</summary>{html(checks_table(verdict, rest))}</details>"
+        unsure = sum(c["status"] == "inconclusive" for c in rest)
+        what = "all passed" if not unsure else f"{unsure} inconclusive, {len(rest) - unsure} passed"
+        out += f"<details><summary>{len(rest)} more checks, {what}</summary>{html(checks_table(verdict, rest))}</details>"
     return out
 
 

@@ -7,7 +7,8 @@ gate's summary.md, the pull-request comment and TensorBoard use.
 from __future__ import annotations
 
 from evalsuite.formatting import code, esc
-from evalsuite.tables import P_NOTE, markdown, per_class_table, per_feature_tables, verdict_markdown
+from evalsuite.tables import P_NOTE, markdown, per_feature_tables, verdict_markdown
+from reports.comment import per_class_markdown
 
 
 def summary_markdown(manifest: dict, summary: dict, verdict: dict | None, unjudged: str = "") -> str:
@@ -20,7 +21,7 @@ def summary_markdown(manifest: dict, summary: dict, verdict: dict | None, unjudg
         f"Accuracy on {summary['eval_data']['examples']} evaluation examples "
         f"({esc(summary['eval_data']['source'])}); delta = candidate - baseline; intervals: "
         f"{esc(summary.get('confidence_intervals') or 'not computed')}; {esc(P_NOTE)}.",
-        markdown(per_class_table(summary)),
+        per_class_markdown(summary),  # beyond 20 classes, the worst first and the rest folded, as in the comment
         *[f"#### Accuracy by {esc(name)}\n\n{markdown(table)}" for name, table in per_feature_tables(summary)],
         f"Data: {esc(data.get('source', '?'))}, fingerprint {code(data.get('fingerprint', '?'))}, "
         f"{esc(data.get('train_examples', '?'))} train / {esc(data.get('eval_examples', '?'))} eval examples; "

@@ -2,7 +2,8 @@
 
 Starts a real TensorBoard server over RUN/logs (training runs and the TFMA
 summaries) and a small HTTP server for RUN/report, prints their URLs as its
-first lines, and stops cleanly on Ctrl-C.
+first lines, and stops cleanly on Ctrl-C. Both answer only requests whose Host
+header names the address they are bound to (reports/host_check.py).
 
 Example:
     python -m reports view --run-dir runs/demo
@@ -24,6 +25,7 @@ from pathlib import Path
 from evalsuite.cli import refuse_linked_folders
 from evalsuite.errors import InputError, run_cli
 from evalsuite.rundir import RunDir
+from reports.host_check import LOOPBACK_NAMES, HostCheckedApp, allowed_names, check_bind_host, host_allowed
 
 SIDE_BY_SIDE = """<!doctype html><html lang=en><head><meta charset=utf-8><link rel=icon href="data:,"><title>evalsuite: {run}</title>
 <style>html,body{{margin:0;height:100%;font:13px system-ui,sans-serif}}
@@ -39,6 +41,16 @@ class ReportHandler(http.server.SimpleHTTPRequestHandler):
     """Serves RUN/report, plus /side-by-side with the report beside TensorBoard."""
 
     side_by_side = b""
+    host_names: frozenset[str] = LOOPBACK_NAMES
+
+    def parse_request(self) -> bool:
+        """Any method: a request that does not name this server in its Host header gets 403 (DNS rebinding)."""
+        if not super().parse_request():
+            return False
+        if host_allowed(self.headers.get("Host"), self.host_names, self.server.server_address[1]):
+            return True
+        self.send_error(403, "Host header does not name this server")
+        return False
 
     def send_head(self):
         """Only plain, visible files inside the report folder: no links, no hidden files, no listings."""
@@ -85,7 +97,12 @@ def start_tensorboard(logdir: Path, host: str, port: int) -> str:
     """A real TensorBoard server in a background thread; returns its URL."""
     from tensorboard import program
 
-    board = program.TensorBoard()
+    names = allowed_names(host)
+
+    def host_checked_server(app, flags):  # TensorBoard checks no Host header itself
+        return program.create_port_scanning_werkzeug_server(HostCheckedApp(app, names), flags)
+
+    board = program.TensorBoard(server_class=host_checked_server)
     board.configure(argv=[None, "--logdir", str(logdir), "--host", host, "--port", str(port), "--reload_interval", "5"])
     try:
         return board.launch()
@@ -94,6 +111,7 @@ def start_tensorboard(logdir: Path, host: str, port: int) -> str:
 
 
 def start_report_server(report_dir: Path, host: str, port: int, tensorboard_url: str, run_name: str):
+    ReportHandler.host_names = allowed_names(host)
     handler = functools.partial(ReportHandler, directory=str(report_dir))
     try:
         server = http.server.ThreadingHTTPServer((host, port), handler)
@@ -112,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m reports view", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only; one address, never every interface)",
+    )
     parser.add_argument("--port", type=int, default=0, help="TensorBoard port (default: a free one)")
     parser.add_argument("--report-port", type=int, default=0, help="report server port (default: a free one)")
     parser.add_argument("--debug", action="store_true")
@@ -122,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         for flag, port in (("--port", args.port), ("--report-port", args.report_port)):
             if not 0 <= port <= 65535:
                 raise InputError(f"{flag}: must be a port number in 0..65535, got {port}")
+        refusal = check_bind_host(args.host)
+        if refusal:
+            raise InputError(refusal)
         run = RunDir(args.run_dir)
         refuse_linked_folders(run)
         run.read_manifest()

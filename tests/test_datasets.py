@@ -76,16 +76,18 @@ def test_idx_folder_round_trip(tmp_path, bundled, gzipped):
 def test_npz_round_trip_and_float_pixels(tmp_path, bundled):
     small = bundled.subset(50, 20, 0)
     path = tmp_path / "d.npz"
-    np.savez(
-        path,
-        x_train=small.x_train / 255.0,
-        y_train=small.y_train,
-        x_test=small.x_test.reshape(-1, 784).astype(np.float32),
-        y_test=small.y_test,
-    )
-    loaded = load_npz(path)
-    np.testing.assert_array_equal(loaded.x_train, small.x_train)
-    np.testing.assert_array_equal(loaded.x_test, small.x_test)
+    # Floats in 0..1 or in 0..255, flat rows or not; one scale for both splits (tests/test_trust_inputs.py).
+    for scale in (255.0, 1.0):
+        np.savez(
+            path,
+            x_train=small.x_train / scale,
+            y_train=small.y_train,
+            x_test=(small.x_test.reshape(-1, 784) / scale).astype(np.float32),
+            y_test=small.y_test,
+        )
+        loaded = load_npz(path)
+        np.testing.assert_array_equal(loaded.x_train, small.x_train)
+        np.testing.assert_array_equal(loaded.x_test, small.x_test)
 
 
 def test_auto_says_what_it_tries_first_and_falls_back_to_bundled_when_offline(tmp_path):

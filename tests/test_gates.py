@@ -21,11 +21,15 @@ def verdict(run_dir: Path) -> dict:
 
 @pytest.mark.slow
 def test_identical_models_fail_as_no_improvement(tmp_path, tiny_models, eval_npz, capsys):
-    code = analyse_and_gate(tmp_path, tiny_models["strong"], tiny_models["strong"], eval_npz)
+    """A byte-identical copy (the same model given twice is a usage error instead: see test_trust_exits)."""
+    import shutil
+
+    twin = shutil.copytree(tiny_models["strong"], tmp_path / "strong-twin")
+    code = analyse_and_gate(tmp_path / "run", tiny_models["strong"], twin, eval_npz)
     out = capsys.readouterr().out
     assert code == 1
     assert "FAIL overall improvement" in out and "delta +0.0000" in out
-    overall = verdict(tmp_path)["checks"][0]
+    overall = verdict(tmp_path / "run")["checks"][0]
     assert overall["rule"] == "overall improvement" and overall["delta"] == 0 and not overall["passed"]
     # No disagreement at all is still not certainty: the interval has width.
     assert overall["counts"]["newly_right"] == overall["counts"]["newly_wrong"] == 0
@@ -175,10 +179,12 @@ def test_rules_changed_since_analysis_are_refused_and_no_file_says_passed(run_co
         ("[significance]\nalpha = 0\n", "significance.alpha must lie strictly between 0 and 1"),
         ("[significance]\nalpha = 1.5\n", "significance.alpha must lie strictly between 0 and 1"),
         ("[significance]\ninconclusive = 'maybe'\n", "significance.inconclusive must be one of"),
-        ("[significance]\nrequire = false\n", "no rules configured"),
-        ("", "no rules configured"),
+        ('[overall]\nmin_improvement = "off"\n[per_digit]\nmax_drop = "off"\n', "no rules configured"),
+        ('[overall]\nmin_improvement = "off"\n[per_digit]\nmax_drop = "off"\n[significance]\nrequire = false\n',
+         "no rules configured"),
+        ("[significance]\nalpha = 'off'\n", 'significance.alpha cannot be "off"'),
         ("[overall\n", "not valid TOML"),
-        ("[overall]\nmin_improvement = 0." + "1" * 70000 + "\n", "larger than"),
+        ("[overall]\nmin_improvement = 0." + "1" * 70000 + "\n", "over the 65536-byte bound"),
     ],
 )
 def test_bad_rules_are_usage_errors_naming_the_key(run_copy, tmp_path, capsys, text, expected):

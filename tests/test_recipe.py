@@ -317,6 +317,7 @@ def test_one_seed_is_the_first_seed_of_a_recipe_bit_for_bit(two_seed_run, tiny_r
         "notes",
         "passed",
         "rules",
+        "rules_in_force",
         "state",
         "warnings",
     ]
@@ -472,7 +473,9 @@ def test_a_recipe_judged_only_on_a_floor_reports_without_a_figure():
     from reports.recipe_section import recipe_section
 
     base, cand, labels = planted_drop(seeds=2, per_class=20, drop=1)
-    only_floor = parse_rules({"overall": {"min_accuracy": 0.99}}, "test")
+    only_floor = parse_rules(
+        {"overall": {"min_accuracy": 0.99, "min_improvement": "off"}, "per_digit": {"max_drop": "off"}}, "test"
+    )
     checks, floor = judge_recipe(only_floor, recipe_summary(base, cand, labels), "test")
     assert [c.rule for c in checks] == ["overall floor"] and checks[0].status == "fail"
     assert checks[0].delta is None and checks[0].message.startswith("overall: candidate accuracy")

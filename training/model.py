@@ -21,6 +21,7 @@ from evalsuite.serving import check_fits, export_saved_model  # noqa: F401  (tra
 # the same weights under op determinism), far less per-step Python overhead.
 STEPS_PER_EXECUTION = 25
 BUILT_IN = ("mlp", "cnn")
+MAX_FACTORY_BYTES = 16 << 20  # a model factory's source file
 DEFAULT_OPTIMIZER = "adam"
 
 
@@ -80,10 +81,55 @@ def factory_source(model: str) -> Path | None:
     return Path(found.origin).resolve()
 
 
-def model_fingerprint(model: str) -> str | None:
-    """The factory's source bytes, part of the training fingerprint (None for built-ins, whose code is ours)."""
+def factory_root(model: str) -> Path | None:
+    """The folder a factory's own imports resolve from: a FILE.py's folder, or the top of its package."""
     source = factory_source(model)
-    return None if source is None else hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    if source is None:
+        return None
+    location = model.rpartition(":")[0]
+    if location.endswith(".py"):
+        return source.parent
+    depth = location.count(".") + (2 if source.name == "__init__.py" else 1)
+    return source.parents[depth - 1]
+
+
+def factory_files(model: str) -> list[Path]:
+    """The factory's source file, then the modules beside it that it imports, directly or through others.
+
+    Found by reading the imports (as the stages' own code is), so editing a helper the
+    factory imports retrains, while the libraries' files never count.
+    """
+    source = factory_source(model)
+    if source is None:
+        return []
+    from evalsuite.stage_code import project_imports
+
+    location = model.rpartition(":")[0]
+    entry = source.stem if location.endswith(".py") else location
+    try:
+        found = project_imports(entry, factory_root(model)).modules.values()
+    except (ValueError, SyntaxError, OSError):
+        found = ()  # importing it will say what is wrong, in one line
+    return [source, *sorted({path.resolve() for path in found} - {source})]
+
+
+def model_fingerprint(model: str) -> str | None:
+    """The factory's code, part of the training fingerprint (None for built-ins, whose code is ours).
+
+    A factory alone is its source bytes, as it always was; with helpers beside it, their
+    names and bytes too.
+    """
+    files = factory_files(model)
+    if not files:
+        return None
+    if len(files) == 1:
+        from evalsuite.safe_files import read_bounded
+
+        return hashlib.sha256(read_bounded(files[0], MAX_FACTORY_BYTES, "model factory")).hexdigest()[:16]
+    from evalsuite.fingerprints import fingerprint_named_files
+
+    root = factory_root(model)
+    return fingerprint_named_files([(path.relative_to(root).as_posix(), path) for path in files])
 
 
 def _factory(model: str):
@@ -95,17 +141,40 @@ def _factory(model: str):
     location, _, name = model.rpartition(":")
     try:
         if location.endswith(".py"):
-            loaded = importlib.util.spec_from_file_location(f"evalsuite_model_{source.stem}", source)
-            module = importlib.util.module_from_spec(loaded)
-            loaded.loader.exec_module(module)
+            module = _import_file(source)
         else:
             module = importlib.import_module(location)
-    except Exception as error:
-        raise InputError(f"--model: {source} does not import ({type(error).__name__}: {str(error)[:160]})") from None
+    except (Exception, SystemExit) as error:
+        raise InputError(f"--model: {source} does not import ({_why(error)})") from None
     function = getattr(module, name, None)
     if not callable(function):
         raise InputError(f"--model: {source} has no function {name!r}")
     return function
+
+
+def _import_file(source: Path):
+    """Import a factory file with its own folder on the import path, as `python FILE.py` would have it."""
+    import sys
+
+    folder = str(source.parent)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        loaded = importlib.util.spec_from_file_location(f"evalsuite_model_{source.stem}", source)
+        module = importlib.util.module_from_spec(loaded)
+        loaded.loader.exec_module(module)
+        return module
+    finally:
+        if added:
+            sys.path.remove(folder)
+
+
+def _why(error: BaseException) -> str:
+    """One line on what user code did: an exit is named as one, never taken for the command's own."""
+    if isinstance(error, SystemExit):
+        return f"it called exit({error.code!r})"
+    return f"{type(error).__name__}: {str(error)[:160]}"
 
 
 def build_model(
@@ -126,17 +195,15 @@ def build_model(
         built = factory(spec.input_shape, spec.num_classes)
     except InputError:
         raise
-    except Exception as error:
-        raise InputError(
-            f"--model {model}: building the model failed ({type(error).__name__}: {str(error)[:160]})"
-        ) from None
+    except (Exception, SystemExit) as error:
+        raise InputError(f"--model {model}: building the model failed ({_why(error)})") from None
     if not isinstance(built, keras.Model):
         raise InputError(f"--model {model}: returned {type(built).__name__}, not a Keras model")
     check_fits(built, spec, f"--model {model}")
     if not built.compiled:
         # Keras 3: the third positional argument of compile is loss_weights, not metrics.
         built.compile(
-            optimizer=_optimizer(optimizer, learning_rate),
+            optimizer=resolve_optimizer(optimizer, learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
             steps_per_execution=steps_per_execution,
@@ -144,7 +211,7 @@ def build_model(
     return built
 
 
-def _optimizer(name: str, learning_rate: float | None):
+def resolve_optimizer(name: str, learning_rate: float | None):
     """The optimizer by its Keras name; the plain name when nothing is changed (as the tutorial compiles)."""
     import keras
 

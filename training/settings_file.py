@@ -53,8 +53,10 @@ def load(path: Path | None) -> tuple[dict[str, Any], str]:
         path = DEFAULT_CONFIG_FILE
     if not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
         raise InputError(f"{path}: --config needs a TOML file of at most 64 KB")
+    from evalsuite.safe_files import read_text
+
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
+        table = tomllib.loads(read_text(path, MAX_CONFIG_BYTES, "--config file"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: not valid TOML ({error})") from None
     known = {(key.section, key.name): key for key in KEYS}

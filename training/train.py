@@ -23,6 +23,7 @@ from evalsuite.errors import InputError
 from evalsuite.examples import SHARD_PATTERN, write_examples
 from evalsuite.fingerprints import fingerprint, fingerprint_content, fingerprint_shards, fingerprint_tree
 from evalsuite.model_identity import weights_fingerprint
+from evalsuite.split_identity import split_identity
 from evalsuite.rundir import RunDir, relative
 from evalsuite.stage_code import stage_code_fingerprint
 from training.model import (
@@ -108,7 +109,9 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
     writes the examples and trains again, reusing nothing.
     """
     started = time.perf_counter()
-    spec = _resolve_auto(run, config.data)
+    spec = _resolve_auto(run, config.data, log)
+    if spec not in ("auto", "keras", "bundled"):
+        run.refuse_input_inside(spec, "--data")
     settings = {k: v for k, v in asdict(config).items() if k not in NOT_FINGERPRINTED}
     if config.seeds == 1:
         del settings["seeds"]  # one seed is the run as it always was, fingerprint included
@@ -126,6 +129,8 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
         and identity is not None
         and data_record
         and data_record.get("input_fingerprint") == fingerprint(identity, limits)
+        # New --class-names are applied: the data stage is redone below (the models stay, names do not shape them).
+        and (config.class_names is None or data_record.get("class_names") == list(config.class_names))
     ):
         record = run.reusable("training", _stage_fingerprint(data_record, settings, model_source))
         if (
@@ -149,9 +154,11 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
     if config.class_names:
         dataset = dataset.named(config.class_names, "--class-names")
     resolved = _resolved_spec(spec, dataset)
+    split = split_identity(dataset, config.seed)  # before any subset: what the split is drawn from
     if config.train_limit or config.eval_limit:
         dataset = dataset.subset(config.train_limit, config.eval_limit, config.seed)
     resolved_identity = source_identity(resolved, config.seed)
+    check_before_writing(config, dataset.spec)
     data_record = _prepare_examples(
         run,
         dataset,
@@ -161,6 +168,7 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
         input_fingerprint=None if resolved_identity is None else fingerprint(resolved_identity, limits),
         slice_counts=slice_features.value_counts(dataset.features),
         force=force,
+        split=split,
     )
     stage_fingerprint = _stage_fingerprint(data_record, settings, model_source)
     record = None if force else run.reusable("training", stage_fingerprint)
@@ -212,6 +220,16 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
     return TrainResult(data_record, runs, reused=False, seconds=seconds)
 
 
+def check_before_writing(config: TrainConfig, spec) -> None:
+    """What training will need, checked before its first write: bad input leaves the run folder as it was."""
+    from training.factory_check import check_factory
+    from training.model import factory_source, resolve_optimizer
+
+    resolve_optimizer(config.optimizer, config.learning_rate)
+    if factory_source(config.model) is not None:
+        check_factory(config.model, spec)
+
+
 def recipe_seeds(config: TrainConfig) -> list[int]:
     """The training seeds of the recipe: the first is `--seed`, whose models keep the plain names."""
     return [config.seed + offset for offset in range(config.seeds)]
@@ -224,13 +242,17 @@ def _stage_fingerprint(data_record: dict, settings: dict, model_source: str | No
     return fingerprint(*parts, model_source) if model_source is not None else fingerprint(*parts)
 
 
-def _resolve_auto(run: RunDir, spec: str) -> str:
-    """'auto' sticks, within one run folder, to what it resolved to the first time."""
+def _resolve_auto(run: RunDir, spec: str, log=progress.log) -> str:
+    """'auto' sticks, within one run folder, to what it resolved to the first time, or to the data the
+    folder was made from: a rerun without --data never swaps a user's data for the bundled digits."""
     if spec != "auto":
         return spec
     record = run.stage("data")
     if record and record.get("requested") == "auto" and record.get("spec") in ("keras", "bundled"):
         return record["spec"]
+    if record and record.get("requested") not in (None, "auto"):
+        log(f"data: --data auto keeps this run folder's data, {record['requested']} (name other data to change it)")
+        return record["requested"]
     return "keras" if KERAS_CACHE.is_file() else "auto"
 
 
@@ -249,6 +271,7 @@ def _prepare_examples(
     input_fingerprint: str | None,
     slice_counts: dict,
     force: bool = False,
+    split: dict | None = None,
 ) -> dict:
     # Which features the analysis slices by is the data stage's word to later stages.
     described = {**dataset.describe(), "slice_features": slice_counts}
@@ -263,6 +286,10 @@ def _prepare_examples(
         run.invalidate_from("analysis")
         run.update_stage("data", input_fingerprint=input_fingerprint, **{key: described[key] for key in relabelled})
         record = run.stage("data")
+    if record is not None and split is not None and record.get("split") != split:
+        # Which split the examples come from describes them; it changes nothing they are judged on.
+        run.update_stage("data", split=split)
+        record = run.stage("data")
     if record is None:
         started = time.perf_counter()
         final = run.data_dir
@@ -276,6 +303,8 @@ def _prepare_examples(
             "requested": requested,
             "spec": spec,
             "input_fingerprint": input_fingerprint,
+            # The split's identity (evalsuite/split_identity.py): a blessing of these models carries it.
+            "split": split,
             "outputs": {"eval_examples": relative(run, final)},
             "pattern": f"{relative(run, final)}/{SHARD_PATTERN}",
             "seconds": round(time.perf_counter() - started, 3),

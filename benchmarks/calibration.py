@@ -158,7 +158,7 @@ def calibrate(data: str, seeds: list[int], draws: int, rules: GateRules, log) ->
                         f"{c.rule} {c.slice} (delta {c.delta:+.3f}, p {c.p_value:.2g})" for c in checks if not c.passed
                     ],
                     "inconclusive": sum(c.status == "inconclusive" for c in checks),
-                    "worst_class_delta": min(c.delta for c in checks if c.rule == "per-digit drop"),
+                    "worst_class_delta": min(c.delta for c in checks if c.rule == "per-class drop"),
                 }
             )
             rng = np.random.default_rng(seed)
@@ -170,7 +170,7 @@ def calibrate(data: str, seeds: list[int], draws: int, rules: GateRules, log) ->
                             continue
                         result = verdict_from_counts(rules, paired_counts(labels, base_right, planted))
                         hit = any(
-                            c.rule == "per-digit drop" and c.slice == class_slice(class_id) and c.status == "fail"
+                            c.rule == "per-class drop" and c.slice == class_slice(class_id) and c.status == "fail"
                             for c in result
                         )
                         caught[drop].append(hit)

@@ -117,7 +117,7 @@ def calibrate_recipes(
                     result, _ = judge_recipe(rules, recipe_summary(labels, b, np.stack(planted)), "calibration")
                     caught[drop].append(
                         any(
-                            x.rule == "per-digit drop" and x.slice == class_slice(class_id) and x.status == "fail"
+                            x.rule == "per-class drop" and x.slice == class_slice(class_id) and x.status == "fail"
                             for x in result
                         )
                     )
@@ -150,7 +150,7 @@ def _null_calibration(labels, base, seeds: int, verdicts: int, rules: GateRules,
     for _ in range(verdicts):
         chosen = rng.choice(len(base), size=2 * seeds, replace=False)
         checks, _ = judge_recipe(rules, recipe_summary(labels, base[chosen[:seeds]], base[chosen[seeds:]]), "null")
-        drops = [check for check in checks if check.rule == "per-digit drop"]
+        drops = [check for check in checks if check.rule == "per-class drop"]
         below += [check.p_value < 0.05 for check in drops]
         failed += any(check.status == "fail" for check in drops)
     return {"p_below_5_percent": float(np.mean(below)), "slices": len(below), "failed": failed, "verdicts": verdicts}

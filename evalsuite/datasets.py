@@ -188,7 +188,9 @@ def load_keras(log=print) -> Dataset:
         (x_train, y_train), (x_test, y_test) = tf.keras.datasets.mnist.load_data()
     except Exception as error:  # Keras raises a bare Exception on fetch failure
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(f"keras MNIST: {first_line[:160]}") from None
+        # "URL fetch failure on https://...: None -- [Errno -3] Temporary failure in name resolution": the reason.
+        reason = first_line.rpartition("]")[2].strip() if "URL fetch failure" in first_line else first_line
+        raise InputError(f"keras MNIST: download failed ({(reason or first_line)[:120]})") from None
     finally:
         if interactive:
             tf.keras.config.enable_interactive_logging()
@@ -268,6 +270,12 @@ def source_identity(spec: str, seed: int) -> str | None:
     return None
 
 
+def _shaped_like_mnist(dataset: Dataset) -> bool:
+    """Ten classes of 28x28 grey images: the only unnamed data whose classes are called "digit N"."""
+    spec = dataset.spec
+    return (spec.num_classes, spec.height, spec.width, spec.channels) == (10, 28, 28, 1)
+
+
 def load_path(
     path: Path,
     image_size: tuple[int, int] | None = None,
@@ -295,6 +303,9 @@ def load_path(
             "or an .npz file"
         )
     dataset = _checked(**arrays, source=source, where=str(path), names=names_for(path))
+    if dataset.class_names is None and not _shaped_like_mnist(dataset):
+        # "digit N" is for MNIST-shaped data only; any other unnamed classes are "class N".
+        dataset = dataclasses.replace(dataset, class_names=tuple(f"class {c}" for c in range(dataset.num_classes)))
     if features:
         dataset = dataclasses.replace(dataset, features=slice_features.from_npz(path, len(dataset.y_test), features))
     return conform(dataset, image_size, channels)

@@ -190,7 +190,7 @@ def _drops(rules: GateRules, evidence: RecipeEvidence, slices: list[str], rule: 
 
 
 def _class_drops(rules: GateRules, evidence: RecipeEvidence) -> list[RecipeCheck]:
-    return _drops(rules, evidence, evidence.classes(), "per-digit drop")
+    return _drops(rules, evidence, evidence.classes(), "per-class drop")
 
 
 def _feature_drops(rules: GateRules, evidence: RecipeEvidence) -> list[RecipeCheck]:
@@ -273,7 +273,7 @@ class RecipeRule:
 RECIPE_RULES: tuple[RecipeRule, ...] = (
     RecipeRule("overall improvement", lambda r: r.min_improvement is not None, _improvement),
     RecipeRule("overall floor", lambda r: r.min_accuracy is not None, _floor),
-    RecipeRule("per-digit drop", lambda r: r.max_drop is not None, _class_drops),
+    RecipeRule("per-class drop", lambda r: r.max_drop is not None, _class_drops),
     RecipeRule("per-feature drop", lambda r: r.max_drop is not None, _feature_drops),
     RecipeRule("gap to overall", lambda r: r.max_gap is not None, _gap),
     RecipeRule("significant improvement", lambda r: r.require_significant, _significance),

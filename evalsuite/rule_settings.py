@@ -22,6 +22,8 @@ from evalsuite.errors import InputError
 DEFAULT_RULES_FILE = Path("gate.toml")
 MAX_RULES_BYTES = 64 << 10
 OFF = "off"  # the one word that turns a rule off in gate.toml
+# Sections read under their former names, so no team's gate.toml breaks when one is renamed.
+FORMER_SECTIONS = {"per_digit": "per_class"}
 BUILT_IN = "built-in default"
 
 
@@ -39,7 +41,7 @@ class Setting:
 SETTINGS = (
     Setting("overall.min_improvement", "min_improvement", "fraction", 0.0),
     Setting("overall.min_accuracy", "min_accuracy", "fraction"),
-    Setting("per_digit.max_drop", "max_drop", "fraction", 0.03),
+    Setting("per_class.max_drop", "max_drop", "fraction", 0.03),
     Setting("gap_to_overall.max_gap", "max_gap", "fraction"),
     Setting("significance.require", "require_significant", "bool", False),
     Setting("significance.alpha", "alpha", "level", 0.05),
@@ -67,10 +69,11 @@ class GateRules:
     source: str = "built-in defaults"
     # Where each setting came from: (key, the rules file, or "built-in default").
     origins: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()  # what the verdict should say about the file itself (a former name read)
 
     def as_dict(self) -> dict:
         values = asdict(self)
-        del values["origins"]
+        del values["origins"], values["notes"]
         if values["max_excess_newly_wrong"] is None:
             # Off (the default): left out, so the rules, the analysis' fingerprint and every
             # verdict read as they did before the rule existed.
@@ -146,6 +149,13 @@ def parse_rules(table: dict, source: str) -> GateRules:
     sections = sorted({key.split(".")[0] for key in by_key})
     values: dict[str, Any] = {s.field: s.default for s in SETTINGS}
     origins = {s.key: BUILT_IN for s in SETTINGS}
+    notes = []
+    for former, current in FORMER_SECTIONS.items():
+        if former in table:
+            if current in table:
+                raise InputError(f"{source}: [{former}] and [{current}] are one section (its former and current name)")
+            table = {(current if name == former else name): body for name, body in table.items()}
+            notes.append(f"{source}: [{former}] is read as [{current}], its current name")
     for section, body in table.items():
         if section not in sections:
             raise InputError(f"{source}: unknown section [{section}] (known: {', '.join(sections)})")
@@ -159,7 +169,7 @@ def parse_rules(table: dict, source: str) -> GateRules:
                 raise InputError(f"{source}: unknown key {name} (known: {', '.join(known)})")
             values[setting.field] = None if _turned_off(setting, value, source) else _validated(setting, value, source)
             origins[name] = source
-    rules = GateRules(**values, source=source, origins=tuple(origins.items()))
+    rules = GateRules(**values, source=source, origins=tuple(origins.items()), notes=tuple(notes))
     if not rules.any_rule:
         raise InputError(f"{source}: no rules configured; a gate without rules refuses to bless")
     return rules

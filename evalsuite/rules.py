@@ -152,7 +152,7 @@ def _drop_thresholds(rules: GateRules, total: int, per_class: dict, per_feature:
 
 def _drop_check(rules: GateRules, evidence: Evidence) -> list[Check]:
     """A class fails when its drop exceeds the tolerance (TFMA) and the data show it (Holm across classes)."""
-    return _drops(rules, evidence, _evidence_slices(evidence), "per-digit drop")
+    return _drops(rules, evidence, _evidence_slices(evidence), "per-class drop")
 
 
 def _feature_drop_thresholds(rules: GateRules, total: int, per_class: dict, per_feature: dict) -> list[Threshold]:
@@ -284,7 +284,7 @@ def _none(rules: GateRules, total: int, per_class: dict, per_feature: dict) -> l
 RULES: tuple[Rule, ...] = (
     Rule("overall improvement", lambda r: r.min_improvement is not None, _improvement_thresholds, _improvement_check),
     Rule("overall floor", lambda r: r.min_accuracy is not None, _floor_thresholds, _floor_check),
-    Rule("per-digit drop", lambda r: r.max_drop is not None, _drop_thresholds, _drop_check),
+    Rule("per-class drop", lambda r: r.max_drop is not None, _drop_thresholds, _drop_check),
     Rule("per-feature drop", lambda r: r.max_drop is not None, _feature_drop_thresholds, _feature_drop_check),
     Rule("gap to overall", lambda r: r.max_gap is not None, _gap_thresholds, _gap_check),
     Rule("significant improvement", lambda r: r.require_significant, _none, _significance_check),

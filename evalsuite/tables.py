@@ -24,7 +24,7 @@ PER_CLASS_P = "p (one-sided: worse; overall: better)"
 CHECKS_P = "p (one-sided, as the rule tests)"
 P_NOTE = (
     "p: one-sided McNemar mid-p in the direction its rule tests: that the candidate is worse "
-    "on a class (per-digit drop), better overall (overall improvement)"
+    "on a class (per-class drop), better overall (overall improvement)"
 )
 RECIPE_P = "p (one-sided, as the rule tests)"
 RECIPE_NOTE = (

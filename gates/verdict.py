@@ -104,7 +104,7 @@ def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
     unexplained = set(failures) - _threshold_keys(rules, summary)
     if unexplained:
         raise InputError(f"{run.analysis_dir}: TFMA validation failed on {sorted(unexplained)} that no rule explains")
-    notes = [note for note in summary.get("info", []) if isinstance(note, str)]
+    notes = [note for note in summary.get("info", []) if isinstance(note, str)] + list(rules.notes)
     if spurious_cross:
         # TFMA 0.52 files cross-slice validation details under an empty SlicingSpec, so it
         # always reports them missing; every class's gap was checked above instead.
@@ -160,7 +160,11 @@ def _inconclusive_warnings(rules: GateRules, checks: list[Check], whose: str) ->
             if whose.startswith("seed")
             else f"they {'pass' if rules.inconclusive == 'pass' else 'fail'} by significance.inconclusive"
         )
-        warnings.append(f"{len(inconclusive)} {whose}{rule} checks inconclusive ({inconclusive[0].message}); {decides}")
+        count = len(inconclusive)
+        warnings.append(
+            f"{count} of {whose or 'the '}{rule} checks {'is' if count == 1 else 'are'} inconclusive "
+            f"({inconclusive[0].message}); {decides}"
+        )
     return warnings
 
 

@@ -276,7 +276,7 @@ def _provenance_section(run: RunDir, manifest: dict, summary: dict) -> str:
         ("evaluated on", f"{summary['eval_data']['source']} ({summary['eval_data']['examples']} examples)"),
         ("Beam runner", summary.get("runner", "?")),
         ("seed", training.get("config", {}).get("seed", "?")),
-        ("training settings", ", ".join(f"{k}={v}" for k, v in training.get("config", {}).items())),
+        ("training settings", settings_text(training.get("config", {}))),
         ("training config", _config_text(training)),
         ("sliced by", ", ".join(summary["eval_data"].get("slice_features") or {}) or "the true class only"),
     ]
@@ -296,6 +296,21 @@ def _provenance_section(run: RunDir, manifest: dict, summary: dict) -> str:
     out += [f"<tr><th class=l>{esc(k)}</th><td class=l><code>{esc(v)}</code></td></tr>" for k, v in artifacts]
     out.append("</table>")
     return "".join(out)
+
+
+# What a setting left unset means, by name: "learning_rate=None" tells a reader nothing.
+UNSET_MEANS = {
+    "learning_rate": "the optimizer's default",
+    "image_size": "as the data",
+    "channels": "as the data",
+    "train_limit": "all",
+    "eval_limit": "all",
+}
+
+
+def settings_text(config: dict) -> str:
+    """The training settings as `key=value`, each unset one named by what it means."""
+    return ", ".join(f"{key}={UNSET_MEANS.get(key, 'default') if value is None else value}" for key, value in config.items())
 
 
 def _config_text(training: dict) -> str:

@@ -259,7 +259,7 @@ def recipe_figure(checks: list[dict], floor: dict, newly_wrong: dict, max_drop: 
     shown = {}
     for check in checks:  # overall from its improvement check, each class from its drop check
         if check["metric"] == "accuracy" and check.get("per_seed") and check["slice"] not in shown:
-            if check["rule"] in ("overall improvement", "per-digit drop"):
+            if check["rule"] in ("overall improvement", "per-class drop"):
                 shown[check["slice"]] = check
     rows = list(shown.values())
     if not rows:

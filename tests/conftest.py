@@ -79,7 +79,7 @@ def run_copy(tiny_run, tmp_path) -> Path:
 ALL_RULES = """
 [overall]
 min_improvement = 0.0
-[per_digit]
+[per_class]
 max_drop = 0.03
 [gap_to_overall]
 max_gap = 0.5

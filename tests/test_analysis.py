@@ -19,7 +19,7 @@ def summary(tiny_run):
 
 
 @pytest.mark.parametrize("role", ["baseline", "candidate"])
-def test_tfma_per_digit_accuracy_equals_numpy_argmax(tiny_run, summary, role):
+def test_tfma_per_class_accuracy_equals_numpy_argmax(tiny_run, summary, role):
     run = RunDir(tiny_run)
     _, labels, records, _ = read_examples(str(run.data_dir / "eval-*.tfrecord"), MNIST)
     model = run.model_dir(summary[role]["label"])

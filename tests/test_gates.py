@@ -57,10 +57,10 @@ def test_planted_regression_on_one_digit_is_caught_and_named(planted):
     run_dir, code, _ = planted
     assert code == 1
     result = verdict(run_dir)
-    for rule in ("per-digit drop", "gap to overall", "churn"):
+    for rule in ("per-class drop", "gap to overall", "churn"):
         failed = [check["slice"] for check in result["checks"] if check["rule"] == rule and check["status"] == "fail"]
         assert failed == ["label=7"], rule
-    seven = next(c for c in result["checks"] if c["rule"] == "per-digit drop" and c["slice"] == "label=7")
+    seven = next(c for c in result["checks"] if c["rule"] == "per-class drop" and c["slice"] == "label=7")
     assert seven["candidate"] == 0 and seven["conclusive"] and seven["p_value"] < 0.005
     assert seven["counts"]["newly_wrong"] == round(seven["baseline"] * 50) and seven["counts"]["newly_right"] == 0
     assert "Sneaker: accuracy baseline" in seven["message"] and "95% CI" in seven["message"]
@@ -73,7 +73,7 @@ def test_planted_regression_on_one_digit_is_caught_and_named(planted):
     messages = [f.get("message") for f in suite.iter("failure")]
     assert any("Sneaker" in m and "95% CI" in m and "p " in m for m in messages)
     summary = (run_dir / "gate" / "summary.md").read_text()
-    assert "Model gate FAILED" in summary and "| per-digit drop | Sneaker |" in summary
+    assert "Model gate FAILED" in summary and "| per-class drop | Sneaker |" in summary
 
 
 def test_the_console_names_the_failing_digit(planted, tmp_path, capsys):
@@ -83,7 +83,7 @@ def test_the_console_names_the_failing_digit(planted, tmp_path, capsys):
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".lock"))
     assert gate_main(["--run-dir", str(copy), "--rules", str(rules)]) == 1
-    assert "FAIL per-digit drop [Sneaker] Sneaker: accuracy baseline" in capsys.readouterr().out
+    assert "FAIL per-class drop [Sneaker] Sneaker: accuracy baseline" in capsys.readouterr().out
 
 
 def one_sided_mid_p(newly_right: int, newly_wrong: int) -> float:
@@ -156,7 +156,7 @@ def test_not_a_saved_model_is_exit_2(tmp_path, tiny_models, eval_npz, capsys):
 
 def test_rules_changed_since_analysis_are_refused_and_no_file_says_passed(run_copy, tmp_path, capsys):
     rules = tmp_path / "other.toml"
-    rules.write_text("[per_digit]\nmax_drop = 0.2\n")
+    rules.write_text("[per_class]\nmax_drop = 0.2\n")
     assert gate_main(["--run-dir", str(run_copy), "--rules", str(rules), "-q"]) == 2
     assert "analysis was run with other gate rules" in capsys.readouterr().err
     refused = verdict(run_copy)
@@ -172,15 +172,15 @@ def test_rules_changed_since_analysis_are_refused_and_no_file_says_passed(run_co
     [
         ("[overall]\nmin_improvment = 0.0\n", "unknown key overall.min_improvment"),
         ("[overal]\nmin_improvement = 0.0\n", "unknown section [overal]"),
-        ("[per_digit]\nmax_drop = 'a lot'\n", "per_digit.max_drop must be a number"),
-        ("[per_digit]\nmax_drop = -0.1\n", "per_digit.max_drop must be a fraction in 0..1"),
+        ("[per_class]\nmax_drop = 'a lot'\n", "per_class.max_drop must be a number"),
+        ("[per_class]\nmax_drop = -0.1\n", "per_class.max_drop must be a fraction in 0..1"),
         ("[overall]\nmin_improvement = 1.0\n", "can never be met"),
         ("[significance]\nrequire = 1\n", "significance.require must be true or false"),
         ("[significance]\nalpha = 0\n", "significance.alpha must lie strictly between 0 and 1"),
         ("[significance]\nalpha = 1.5\n", "significance.alpha must lie strictly between 0 and 1"),
         ("[significance]\ninconclusive = 'maybe'\n", "significance.inconclusive must be one of"),
-        ('[overall]\nmin_improvement = "off"\n[per_digit]\nmax_drop = "off"\n', "no rules configured"),
-        ('[overall]\nmin_improvement = "off"\n[per_digit]\nmax_drop = "off"\n[significance]\nrequire = false\n',
+        ('[overall]\nmin_improvement = "off"\n[per_class]\nmax_drop = "off"\n', "no rules configured"),
+        ('[overall]\nmin_improvement = "off"\n[per_class]\nmax_drop = "off"\n[significance]\nrequire = false\n',
          "no rules configured"),
         ("[significance]\nalpha = 'off'\n", 'significance.alpha cannot be "off"'),
         ("[overall\n", "not valid TOML"),
@@ -203,7 +203,7 @@ def test_class_names_beside_the_data_name_the_failing_class_everywhere(planted, 
 
     run_dir = tmp_path / "run"
     shutil.copytree(planted[0], run_dir, ignore=shutil.ignore_patterns(".lock"))
-    failing = [c for c in verdict(run_dir)["checks"] if c["status"] == "fail" and c["rule"] == "per-digit drop"]
+    failing = [c for c in verdict(run_dir)["checks"] if c["status"] == "fail" and c["rule"] == "per-class drop"]
     assert [c["title"] for c in failing] == ["Sneaker"] and failing[0]["message"].startswith("Sneaker: accuracy")
     assert "Sneaker" in (run_dir / "gate" / "junit.xml").read_text()
     assert reports_main(["--run-dir", str(run_dir), "-q"]) == 0

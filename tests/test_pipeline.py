@@ -100,7 +100,7 @@ def test_planted_regression_fails_the_default_gate(default_run, tmp_path):
         "gates", "--run-dir", str(run_dir), "--baseline", "epochs-3", "--candidate", str(planted), cwd=ROOT
     )
     assert result.returncode == 1, result.stderr[-2000:]
-    assert "FAIL per-digit drop [digit 4]" in result.stdout
+    assert "FAIL per-class drop [digit 4]" in result.stdout
     verdict = json.loads((run_dir / "gate" / "verdict.json").read_text())
     failed = {check["slice"] for check in verdict["checks"] if check["status"] == "fail"}
     assert "label=4" in failed and verdict["state"] == "failed"

@@ -115,7 +115,7 @@ _section = st.dictionaries(
 @PROPERTY_SETTINGS
 @given(
     table=st.dictionaries(
-        st.sampled_from(["overall", "per_digit", "gap_to_overall", "significance", "extra"]),
+        st.sampled_from(["overall", "per_class", "gap_to_overall", "significance", "extra"]),
         st.one_of(_section, _toml_value),
         max_size=4,
     )

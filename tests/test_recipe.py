@@ -211,7 +211,7 @@ def test_a_class_every_seed_drops_fails_the_recipe_and_the_rest_pass():
     base, cand, labels = planted_drop(seeds=5, per_class=100, drop=10)
     checks, floor = judge_recipe(rules(), recipe_summary(base, cand, labels), "test")
     status = {(c.rule, c.slice): c.status for c in checks}
-    assert status[("per-digit drop", "label=3")] == "fail"
+    assert status[("per-class drop", "label=3")] == "fail"
     assert status[("overall improvement", "overall")] == "pass"
     failing = [c for c in checks if c.status == "fail"]
     assert [c.slice for c in failing] == ["label=3"]
@@ -280,7 +280,7 @@ def test_two_seeds_judge_the_recipe_end_to_end(two_seed_run):
     assert recipe["baselines"] == ["epochs-1", f"epochs-1-seed-{SEED + 1}"]
     assert set(recipe["churn_floor"]) == {"overall", "per_class"} and len(recipe["churn_floor"]["per_class"]) == 10
     rules = {check["rule"] for check in recipe["checks"]}
-    assert rules == {"overall improvement", "per-digit drop"}
+    assert rules == {"overall improvement", "per-class drop"}
     for check in recipe["checks"]:
         assert len(check["per_seed"]) == 2 and check["status"] in ("pass", "fail", "inconclusive")
         assert check["delta"] == pytest.approx(sum(check["per_seed"]) / 2, abs=1e-12)
@@ -442,7 +442,7 @@ def test_every_rule_reads_across_seeds_and_explains_a_failure():
         "overall improvement",
         "significant improvement",
         "overall floor",
-        "per-digit drop",
+        "per-class drop",
         "gap to overall",
         "churn",
         "churn beyond the floor",
@@ -474,7 +474,7 @@ def test_a_recipe_judged_only_on_a_floor_reports_without_a_figure():
 
     base, cand, labels = planted_drop(seeds=2, per_class=20, drop=1)
     only_floor = parse_rules(
-        {"overall": {"min_accuracy": 0.99, "min_improvement": "off"}, "per_digit": {"max_drop": "off"}}, "test"
+        {"overall": {"min_accuracy": 0.99, "min_improvement": "off"}, "per_class": {"max_drop": "off"}}, "test"
     )
     checks, floor = judge_recipe(only_floor, recipe_summary(base, cand, labels), "test")
     assert [c.rule for c in checks] == ["overall floor"] and checks[0].status == "fail"

@@ -267,7 +267,7 @@ def test_a_run_sliced_by_features_judges_each_feature_like_the_classes(tmp_path,
     assert gate_main(["--run-dir", str(run_dir), "-q"]) == 1
     verdict = json.loads((run_dir / "gate" / "verdict.json").read_text())
     status = {(c["rule"], c["slice"]): c["status"] for c in verdict["checks"]}
-    assert status[("per-feature drop", "pen=red")] == "fail" and status[("per-digit drop", "label=7")] == "fail"
+    assert status[("per-feature drop", "pen=red")] == "fail" and status[("per-class drop", "label=7")] == "fail"
     assert status[("per-feature drop", "pen=blue")] == "pass"
 
     # Other evaluation data must carry the features the run slices by.

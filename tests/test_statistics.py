@@ -144,7 +144,7 @@ def evidence(per_class: dict[int, tuple[int, int]], n_per_class: int = 100, over
 
 
 def drop_checks(checks):
-    return {c.slice: c for c in checks if c.rule == "per-digit drop"}
+    return {c.slice: c for c in checks if c.rule == "per-class drop"}
 
 
 def test_a_noisy_four_point_drop_on_100_examples_is_inconclusive_not_a_failure():

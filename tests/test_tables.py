@@ -182,7 +182,7 @@ def test_every_output_shows_the_p_value_its_rule_uses(tiny_run):
     judged = {
         check["slice"]: check["p_value"]
         for check in verdict["checks"]
-        if check["rule"] in ("per-digit drop", "overall improvement")
+        if check["rule"] in ("per-class drop", "overall improvement")
     }
     assert set(judged) == set(rows) and all(rows[sid]["p_value"] == p for sid, p in judged.items())
 

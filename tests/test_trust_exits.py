@@ -93,14 +93,14 @@ def test_keys_left_out_take_the_defaults_and_off_takes_a_word(run_copy, tmp_path
     assert any(check["slice"].startswith("label=") for check in verdict["checks"])
     in_force = verdict["rules_in_force"]
     assert f"overall.min_accuracy = 0.5 ({rules})" in in_force
-    assert "per_digit.max_drop = 0.03 (built-in default)" in in_force
+    assert "per_class.max_drop = 0.03 (built-in default)" in in_force
     assert "Rules in force:" in (run_copy / "gate" / "summary.md").read_text()
 
-    rules.write_text('[overall]\nmin_accuracy = 0.5\n[per_digit]\nmax_drop = "off"\n')
+    rules.write_text('[overall]\nmin_accuracy = 0.5\n[per_class]\nmax_drop = "off"\n')
     assert _analyse_and_gate(run_copy, rules) == 0
     verdict = json.loads((run_copy / "gate" / "verdict.json").read_text())
     assert not any(check["slice"].startswith("label=") for check in verdict["checks"])
-    assert f"per_digit.max_drop = off ({rules})" in verdict["rules_in_force"]
+    assert f"per_class.max_drop = off ({rules})" in verdict["rules_in_force"]
     capsys.readouterr()
 
 
@@ -112,7 +112,7 @@ def _analyse_and_gate(run: Path, rules: Path) -> int:
 def test_a_drop_rule_alone_keeps_the_improvement_rule(tmp_path):
     from evalsuite.rule_settings import parse_rules
 
-    rules = parse_rules({"per_digit": {"max_drop": 0.05}}, "drop-only.toml")
+    rules = parse_rules({"per_class": {"max_drop": 0.05}}, "drop-only.toml")
     assert rules.min_improvement == 0.0 and rules.max_drop == 0.05
 
 
@@ -171,7 +171,7 @@ def test_data_inside_a_folder_the_run_replaces_is_refused(run_copy, capsys):
         (["--optimizer", "nosuch"], None, "not a Keras optimizer"),
         (["--bless", "{file}"], None, "not a folder"),
         ([], "[churn]\nmax_excess_newly_wrong = 0.02\n[overall]\nmin_improvement = \"off\"\n"
-             "[per_digit]\nmax_drop = \"off\"\n", "no rule judges a single seed"),
+             "[per_class]\nmax_drop = \"off\"\n", "no rule judges a single seed"),
     ],
     ids=["bad-optimizer", "bless-a-file", "churn-only-one-seed"],
 )  # fmt: skip
@@ -225,3 +225,55 @@ def test_a_factory_imports_its_helpers_and_they_are_fingerprinted(tmp_path):
     before = model_fingerprint(model)
     (tmp_path / "helper.py").write_text("WIDTH = 16\n")
     assert model_fingerprint(model) != before
+
+
+def test_a_former_section_name_is_still_read_with_a_note(tmp_path):
+    from evalsuite.errors import InputError
+    from evalsuite.rule_settings import parse_rules
+
+    rules = parse_rules({"per_digit": {"max_drop": 0.05}}, "old.toml")
+    assert rules.max_drop == 0.05 and rules.notes == ("old.toml: [per_digit] is read as [per_class], its current name",)
+    assert "per_class.max_drop = 0.05 (old.toml)" in rules.in_force()
+    assert rules.key() == parse_rules({"per_class": {"max_drop": 0.05}}, "new.toml").key()
+    with pytest.raises(InputError, match=r"\[per_digit\] and \[per_class\] are one section"):
+        parse_rules({"per_digit": {"max_drop": 0.05}, "per_class": {"max_drop": 0.05}}, "both.toml")
+
+
+def test_unnamed_classes_are_digits_only_for_mnist_shaped_data(tmp_path):
+    import numpy as np
+
+    from evalsuite.datasets import load_path
+
+    rng = np.random.default_rng(0)
+    for shape, classes, first in (((28, 28), 10, None), ((8, 8), 10, "class 0"), ((28, 28), 4, "class 0")):
+        path = tmp_path / f"{shape[0]}-{classes}.npz"
+        y = np.arange(classes * 4) % classes
+        x = rng.integers(0, 256, (len(y), *shape), dtype=np.uint8)
+        np.savez(path, x_train=x, y_train=y, x_test=x, y_test=y)
+        names = load_path(path).class_names
+        assert (names[0] if names else None) == first
+
+
+def test_the_offline_data_line_says_why_in_few_words():
+    from evalsuite.datasets import KERAS_CACHE
+
+    if KERAS_CACHE.is_file():
+        pytest.skip("a cached MNIST is read, never downloaded")
+    from evalsuite.datasets import load_keras
+    from evalsuite.errors import InputError
+
+    try:
+        load_keras(lambda _: None)
+    except InputError as refused:
+        line = f"data: full MNIST unavailable ({refused}); using the bundled 5,000 digits"
+    else:
+        pytest.skip("MNIST's download is reachable from here")
+    assert len(line) <= 200 and "download failed" in line, line
+
+
+def test_what_ran_names_unset_settings_by_what_they_mean():
+    from reports.html_report import settings_text
+
+    text = settings_text({"epochs": [3, 6], "learning_rate": None, "image_size": None, "optimizer": "adam"})
+    assert text == "epochs=[3, 6], learning_rate=the optimizer's default, image_size=as the data, optimizer=adam"
+    assert "None" not in text

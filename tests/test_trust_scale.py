@@ -139,7 +139,7 @@ def test_the_report_shows_the_worst_classes_and_says_so_at_1000_classes():
     assert per_class_chart(few, "epochs-3", "epochs-6", 0.03)[1] == ""
 
     def check(c, status):
-        return {"rule": "per-digit drop", "slice": f"label={c}", "title": f"class {c}", "baseline": 0.5,
+        return {"rule": "per-class drop", "slice": f"label={c}", "title": f"class {c}", "baseline": 0.5,
                 "candidate": 0.5, "delta": 0.0, "threshold": "drop <= 0.03", "status": status}  # fmt: skip
 
     checks = [check(c, "fail" if c == 3 else "inconclusive" if c % 2 else "pass") for c in range(1000)]

@@ -443,7 +443,7 @@ def test_an_npz_with_20_named_classes(tmp_path, bundled):
     summary = _tfma_matches_numpy(run_dir)
     assert summary["eval_data"]["data_spec"]["num_classes"] == 20 and len(summary["slices"]) == 21
     verdict = json.loads((run_dir / "gate" / "verdict.json").read_text())
-    drops = [check for check in verdict["checks"] if check["rule"] == "per-digit drop"]
+    drops = [check for check in verdict["checks"] if check["rule"] == "per-class drop"]
     assert len(drops) == 20 and drops[-1]["title"] == "inverted 9"
 
 
@@ -565,7 +565,7 @@ def test_the_report_collapses_passing_checks_and_draws_the_most_changed_classes_
     from reports.html_report import CHANGED_CLASSES, _checks_html, changed_by_class
 
     def check(c, status):
-        return {"rule": "per-digit drop", "slice": f"label={c}", "title": f"kind {c}", "baseline": 0.9,
+        return {"rule": "per-class drop", "slice": f"label={c}", "title": f"kind {c}", "baseline": 0.9,
                 "candidate": 0.9, "delta": 0.0, "threshold": "drop <= 0.03", "status": status}  # fmt: skip
 
     checks = [check(c, "fail" if c == 7 else "pass") for c in range(30)]

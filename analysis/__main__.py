@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rules = load_rules(args.rules)
         with open_run(args, new_run_allowed=False) as run:
+            rules.check_judges(run.trained_seeds())
             run_requested_analysis(run, args, beam_args, rules)
             print(f"analysis: {run.analysis_dir / SUMMARY_NAME}")
         return 0

@@ -74,8 +74,8 @@ def check_registry_folder(path: Path | None, flag: str) -> None:
     """A registry is a folder (or one still to be made): checked before the run folder is touched."""
     if path is None:
         return
-    if not str(path).strip():
-        raise InputError(f"{flag} {str(path)!r}: name the registry folder")
+    if not str(path).strip() or path == Path("."):
+        raise InputError(f"{flag} {str(path)!r}: name the registry folder (an unset variable makes it the working folder)")
     if (path.exists() or path.is_symlink()) and not path.is_dir():
         raise InputError(f"{flag} {path}: not a folder; a registry is a folder of blessed models")
 

@@ -16,6 +16,16 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+def signal_name(number: int) -> str:
+    """SIGKILL for 9; a real-time signal, which has no name, by its number."""
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 class InputError(Exception):
     """Bad input or usage: a file, key or folder the user must fix (exit 2)."""
 

@@ -271,7 +271,13 @@ def newest(registry: Path, warn=None) -> Entry | None:
     found, damaged = _scan(registry)
     best = found[0] if found else None
     for name, problem in damaged:
-        claimed = _claimed_times(Path(registry) / name)
+        item = Path(registry) / name
+        if not item.is_dir() and not BLESSED_AT.match(name.split("-", 1)[0]):
+            # A file the product never writes (a README beside the entries) is no blessing at all.
+            if warn:
+                warn(f"{item}: not a registry entry (the product writes folders named by their blessing time); ignored")
+            continue
+        claimed = _claimed_times(item)
         if best is None or not claimed or max(claimed) >= best.record["blessed_at"]:
             raise InputError(
                 f"{Path(registry) / name}: registry entry cannot be verified ({problem}) and may be the newest "

@@ -56,9 +56,9 @@ SETTINGS = (
 class GateRules:
     """Each rule is on when its number is set (None: off)."""
 
-    min_improvement: float | None = None
+    min_improvement: float | None = 0.0
     min_accuracy: float | None = None
-    max_drop: float | None = None
+    max_drop: float | None = 0.03
     max_gap: float | None = None
     require_significant: bool = False
     alpha: float = 0.05

@@ -229,6 +229,10 @@ class RunDir:
                 )
         return manifest
 
+    def trained_seeds(self) -> int:
+        """How many seeds the run's training produced (1 unless --seeds N)."""
+        return len((self.stage("training") or {}).get("seeds") or []) or 1
+
     def claim(self) -> None:
         """Mark a new or empty folder as a run's at once, so an interrupted first stage leaves it ours."""
         if not self.manifest_path.exists():

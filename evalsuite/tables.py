@@ -325,9 +325,9 @@ def verdict_markdown(
     if verdict is None:
         blocks.append(f"No verdict: {esc(unjudged or 'the gate has not judged these results')}.")
         return "\n\n".join(blocks) + "\n"
-    blocks += [f"> **Warning:** {esc(warning)}" for warning in verdict.get("warnings", [])]
-    if checks == "table" and verdict.get("rules_in_force"):
+    if verdict.get("rules_in_force"):
         blocks.append("Rules in force: " + "; ".join(code(line) for line in verdict["rules_in_force"]) + ".")
+    blocks += [f"> **Warning:** {esc(warning)}" for warning in verdict.get("warnings", [])]
     recipe = verdict.get("recipe")
     if recipe is not None:
         seeds = recipe["seeds"]

@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
 
         rules = load_rules(args.rules)
         check_registry_folder(args.bless, "--bless")
+        if args.run_dir is not None and args.run_dir.is_dir():
+            from evalsuite.rundir import RunDir
+
+            rules.check_judges(RunDir(args.run_dir).trained_seeds())  # before the analysis is redone for them
         requested = args.baseline is not None or args.candidate is not None or args.eval_data or args.force
         if requested:
             if args.run_dir is None or not args.run_dir.is_dir():

@@ -32,9 +32,12 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
     analysis = run.stage("analysis") or {}
     rules.check_judges(len(analysis.get("recipe") or []) or 1)
     if bless is not None:
+        from evalsuite import registry
         from evalsuite.cli import check_registry_folder
 
         check_registry_folder(bless, "--bless")
+        if bless.is_dir():
+            registry.newest(bless, warn=progress.warn)
     previous = _previous_verdict(run)
     try:
         held_report = run.hold_report()

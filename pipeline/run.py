@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and not supervise.is_child():
         # A real command line: flags are checked here (--help, usage errors), the work runs in a child.
         args = build_parser().parse_args(command_args([*sys.argv[1:]])[0])
-        return supervise.run_supervised(args.model)
+        return run_cli(lambda: supervise.run_supervised(args.model), debug=args.debug)
     own_args, beam_args = command_args(argv)
     from analysis.__main__ import analysis_config
     from training.__main__ import training_config
@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
         started = time.perf_counter()
         config = training_config(args)
-        check_models_differ(config.epochs, args.baseline)
         rules = load_rules(args.rules)
+        check_models_differ(config.epochs, args.baseline, rules.on_empty)
         rules.check_judges(config.seeds)
         check_registry_folder(args.bless, "--bless")
         new_parents = new_run_parents(args.run_dir)
@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def check_models_differ(epochs: tuple[int, ...], baseline: str | None) -> None:
+def check_models_differ(epochs: tuple[int, ...], baseline: str | None, on_empty: str = "rubber-stamp") -> None:
     """A model judged against itself says nothing: a usage error, before anything is written."""
+    from evalsuite import registry
     from evalsuite.contract import run_name
     from evalsuite.errors import InputError
 
@@ -120,6 +121,13 @@ def check_models_differ(epochs: tuple[int, ...], baseline: str | None) -> None:
             f"--epochs {epochs[0]}: one epoch count trains one model with nothing to judge it against; "
             "give two (--epochs 3,6) or a --baseline"
         )
+    if registry.is_reference(baseline) and len(epochs) < 2 and on_empty == "rubber-stamp":
+        folder = registry.folder_of(baseline)
+        if not folder.is_dir() or registry.newest(folder) is None:
+            raise InputError(
+                f"--baseline {baseline}: the registry holds no blessing yet, and with one epoch count the run has "
+                "no model of its own to stand in; give two epoch counts (--epochs 3,6)"
+            )
     if baseline == candidate:
         raise InputError(f"--baseline {baseline}: that is the candidate itself; name another model")
 

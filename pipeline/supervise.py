@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from evalsuite.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
+from evalsuite.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError, signal_name
 from evalsuite.safe_files import MAX_JSON_BYTES, read_bounded
 
 RECEIPT_ENV = "EVALSUITE_RECEIPT"
@@ -36,9 +36,11 @@ def run_supervised(model: str | None) -> int:
     # The hash seed is pinned here, for the child, rather than by re-executing it (see cli.pin_hash_seed).
     env = {**os.environ, RECEIPT_ENV: receipt, "PYTHONHASHSEED": "0"}
     try:
-        child = subprocess.Popen([sys.executable, *sys.orig_argv[1:]], env=env, preexec_fn=_die_with_parent(os.getpid()))
-        # Ctrl-C reaches the child from the terminal itself; a SIGTERM sent to this process is passed on.
-        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # In a process group of its own, the child hears a Ctrl-C once, from here, like any other signal sent here.
+        child = subprocess.Popen(
+            [sys.executable, *sys.orig_argv[1:]], env=env, process_group=0, preexec_fn=_die_with_parent(os.getpid())
+        )
+        previous_int = signal.signal(signal.SIGINT, lambda *_: child.send_signal(signal.SIGINT))
         previous_term = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
         try:
             code = child.wait()
@@ -80,8 +82,10 @@ def vouch(code: int, receipt: dict, model: str | None) -> int:
         if -code == signal.SIGINT:
             print("error: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
-        name = signal.Signals(-code).name
-        print(f"error: the pipeline was killed by {name} before a verdict{culprit}; nothing was judged", file=sys.stderr)
+        print(
+            f"error: the pipeline was killed by {signal_name(-code)} before a verdict{culprit}; nothing was judged",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     if receipt.get("exit") == code:
         return code  # the pipeline said why, in its own line

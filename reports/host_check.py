@@ -20,16 +20,24 @@ def check_bind_host(host: str) -> str | None:
     """Why `host` may not be bound (None when it may): empty and wildcard addresses bind every interface."""
     if not host.strip():
         return "--host: empty; it would bind every network interface (default 127.0.0.1: this machine only)"
-    try:
-        every = ipaddress.ip_address(host.strip("[]")).is_unspecified
-    except ValueError:
-        every = False
+    every = any(ipaddress.ip_address(address).is_unspecified for address in _addresses(host.strip("[]")))
     if every:
         return (
             f"--host {host}: binds every network interface; name one address of this machine "
             "(default 127.0.0.1: this machine only)"
         )
     return None
+
+
+def _addresses(host: str) -> list[str]:
+    """What binding `host` would bind, as the socket layer reads it ("0" and "0x0" are 0.0.0.0)."""
+    import socket
+
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []  # not resolvable: binding it fails on its own, with its own message
+    return [entry[4][0].split("%")[0] for entry in found]
 
 
 def allowed_names(bound_host: str) -> frozenset[str]:

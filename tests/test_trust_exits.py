@@ -218,10 +218,12 @@ def test_a_factory_imports_its_helpers_and_they_are_fingerprinted(tmp_path):
     from training.model import build_model, factory_files, model_fingerprint
 
     (tmp_path / "helper.py").write_text("WIDTH = 8\n")
-    model = _factory(tmp_path, top="from helper import WIDTH\n")
+    (tmp_path / "later.py").write_text("DEPTH = 1\n")
+    # One helper imported with the module, one inside the factory, when it is called.
+    model = _factory(tmp_path, body="from later import DEPTH", top="from helper import WIDTH\n")
     built = build_model(DataSpec(6, 6, 1, 3), model)
     assert built.outputs[0].shape[-1] == 3
-    assert [p.name for p in factory_files(model)] == ["factory.py", "helper.py"]
+    assert [p.name for p in factory_files(model)] == ["factory.py", "helper.py", "later.py"]
     before = model_fingerprint(model)
     (tmp_path / "helper.py").write_text("WIDTH = 16\n")
     assert model_fingerprint(model) != before
@@ -255,20 +257,16 @@ def test_unnamed_classes_are_digits_only_for_mnist_shaped_data(tmp_path):
 
 
 def test_the_offline_data_line_says_why_in_few_words():
-    from evalsuite.datasets import KERAS_CACHE
+    from evalsuite.datasets import KERAS_CACHE, _load_named
 
     if KERAS_CACHE.is_file():
         pytest.skip("a cached MNIST is read, never downloaded")
-    from evalsuite.datasets import load_keras
-    from evalsuite.errors import InputError
-
-    try:
-        load_keras(lambda _: None)
-    except InputError as refused:
-        line = f"data: full MNIST unavailable ({refused}); using the bundled 5,000 digits"
-    else:
+    lines = []
+    _load_named("auto", 42, lines.append)
+    fallback = [line for line in lines if "full MNIST unavailable" in line]
+    if not fallback:
         pytest.skip("MNIST's download is reachable from here")
-    assert len(line) <= 200 and "download failed" in line, line
+    assert len(fallback[0]) <= 200 and "download failed" in fallback[0], fallback[0]
 
 
 def test_what_ran_names_unset_settings_by_what_they_mean():
@@ -277,3 +275,78 @@ def test_what_ran_names_unset_settings_by_what_they_mean():
     text = settings_text({"epochs": [3, 6], "learning_rate": None, "image_size": None, "optimizer": "adam"})
     assert text == "epochs=[3, 6], learning_rate=the optimizer's default, image_size=as the data, optimizer=adam"
     assert "None" not in text
+
+
+def test_the_rules_own_defaults_are_the_settings_defaults():
+    from evalsuite.rule_settings import SETTINGS, GateRules
+
+    built = GateRules()
+    assert {s.key: getattr(built, s.field) for s in SETTINGS} == {s.key: s.default for s in SETTINGS}
+
+
+@pytest.mark.parametrize(
+    "code, receipt, said",
+    [
+        (0, {}, "wrote no verdict"),
+        (1, {"exit": 0, "verdict": "{v}", "sha256": "{sha}"}, "wrote no verdict"),
+        (0, {"exit": 0, "verdict": "{v}", "sha256": "0" * 64}, "changed after it was written"),
+        (1, {"exit": 1, "verdict": "{v}", "sha256": "{sha}"}, "does not say failed"),
+        (-9, {}, "killed by SIGKILL"),
+        (-40, {}, "killed by signal 40"),
+        (3, {}, "ended with exit 3 before a verdict"),
+    ],
+)
+def test_the_outer_process_vouches_only_for_a_verdict_that_says_so(tmp_path, capsys, code, receipt, said):
+    import hashlib
+
+    from pipeline.supervise import vouch
+
+    verdict = tmp_path / "verdict.json"
+    verdict.write_text(json.dumps({"passed": True, "state": "passed"}))
+    sha = hashlib.sha256(verdict.read_bytes()).hexdigest()
+    receipt = {k: (v.replace("{v}", str(verdict)).replace("{sha}", sha) if isinstance(v, str) else v)
+               for k, v in receipt.items()}  # fmt: skip
+    assert vouch(code, receipt, f"{tmp_path}/f.py:build") == 2
+    err = capsys.readouterr().err
+    assert said in err and "f.py:build" in err and err.count("\n") == 1
+    assert vouch(0, {"exit": 0, "verdict": str(verdict), "sha256": sha}, None) == 0
+    assert vouch(2, {"exit": 2}, None) == 2 and capsys.readouterr().err == ""
+
+
+def test_a_registry_flag_that_is_the_working_folder_is_refused():
+    from evalsuite.cli import check_registry_folder
+    from evalsuite.errors import InputError
+
+    for given in ("", "."):
+        with pytest.raises(InputError, match="name the registry folder"):
+            check_registry_folder(Path(given), "--bless")
+
+
+def test_a_file_beside_the_registrys_entries_is_ignored_not_fatal(tmp_path):
+    from evalsuite import registry
+
+    (tmp_path / "README.md").write_text("our blessed models\n")
+    warned = []
+    assert registry.newest(tmp_path, warn=warned.append) is None
+    assert "not a registry entry" in warned[0]
+
+
+@pytest.mark.parametrize("host", ["", "0.0.0.0", "::", "0", "0x0", "0.0"])
+def test_every_spelling_of_every_interface_is_refused(host):
+    from reports.host_check import check_bind_host
+
+    assert check_bind_host(host) is not None
+    assert check_bind_host("127.0.0.1") is None
+
+
+def test_finding_a_package_factory_runs_none_of_its_code(tmp_path, monkeypatch):
+    from training.model import factory_source
+
+    package = tmp_path / "teammodels"
+    package.mkdir()
+    marker = tmp_path / "ran"
+    (package / "__init__.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('x')\n")
+    (package / "nets.py").write_text("def build(input_shape, num_classes):\n    raise SystemExit(0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert factory_source("teammodels.nets:build") == (package / "nets.py").resolve()
+    assert not marker.exists()

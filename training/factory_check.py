@@ -12,11 +12,10 @@ TensorFlow is already imported and the weights come out as they always did.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 
-from evalsuite.errors import InputError
+from evalsuite.errors import InputError, signal_name
 
 TIMEOUT_SECONDS = float(os.environ.get("EVALSUITE_FACTORY_TIMEOUT", "300"))
 OK = "factory ok"
@@ -38,7 +37,7 @@ def check_factory(model: str, spec, timeout: float = TIMEOUT_SECONDS) -> None:
     if said:
         raise InputError(said[-1].removeprefix("error: "))
     if done.returncode < 0:
-        name = signal.Signals(-done.returncode).name
+        name = signal_name(-done.returncode)
         raise InputError(f"--model {model}: the factory's process was killed by {name} while building the model")
     raise InputError(f"--model {model}: the factory ended its process (exit {done.returncode}) instead of returning a model")
 

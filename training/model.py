@@ -73,12 +73,32 @@ def factory_source(model: str) -> Path | None:
             raise InputError(f"--model: {path}: no such file")
         return path.resolve()
     try:
-        found = importlib.util.find_spec(location)
+        found = _find_without_importing(location)
     except (ImportError, ValueError) as error:
         raise InputError(f"--model: cannot find module {location!r} ({error})") from None
     if found is None or not found.origin or not Path(found.origin).is_file():
         raise InputError(f"--model: cannot find module {location!r} (is it importable from here?)")
     return Path(found.origin).resolve()
+
+
+def _find_without_importing(location: str):
+    """The spec of `a.b.c` found on the import path without running a/__init__.py (user code runs only in
+    factory_check's child process, before training writes anything)."""
+    import importlib.machinery
+    import sys
+
+    if location in sys.modules:
+        return getattr(sys.modules[location], "__spec__", None)
+    search, found = None, None
+    parts = location.split(".")
+    for depth in range(1, len(parts) + 1):
+        found = importlib.machinery.PathFinder.find_spec(".".join(parts[:depth]), search)
+        if found is None:
+            return None
+        search = found.submodule_search_locations
+        if depth < len(parts) and search is None:
+            return None
+    return found
 
 
 def factory_root(model: str) -> Path | None:
@@ -153,21 +173,19 @@ def _factory(model: str):
 
 
 def _import_file(source: Path):
-    """Import a factory file with its own folder on the import path, as `python FILE.py` would have it."""
+    """Import a factory file with its own folder on the import path, as `python FILE.py` would have it.
+
+    The folder stays there: a factory may import its helpers inside the function, when it is called.
+    """
     import sys
 
     folder = str(source.parent)
-    added = folder not in sys.path
-    if added:
+    if folder not in sys.path:
         sys.path.insert(0, folder)
-    try:
-        loaded = importlib.util.spec_from_file_location(f"evalsuite_model_{source.stem}", source)
-        module = importlib.util.module_from_spec(loaded)
-        loaded.loader.exec_module(module)
-        return module
-    finally:
-        if added:
-            sys.path.remove(folder)
+    loaded = importlib.util.spec_from_file_location(f"evalsuite_model_{source.stem}", source)
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    return module
 
 
 def _why(error: BaseException) -> str:

@@ -3,8 +3,7 @@
 Names come, in order, from `--class-names`, from a `class_names.txt` beside
 the data (one name per line, one line per class), from the class folders of
 image data, from recognising a well-known data set by the bytes of its
-evaluation labels, else "digit N" for MNIST-shaped data (ten classes of 28x28
-grey images) and "class N" otherwise.
+evaluation labels, else "digit N" for ten classes and "class N" otherwise.
 """
 
 from __future__ import annotations

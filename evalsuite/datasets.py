@@ -270,12 +270,6 @@ def source_identity(spec: str, seed: int) -> str | None:
     return None
 
 
-def _shaped_like_mnist(dataset: Dataset) -> bool:
-    """Ten classes of 28x28 grey images: the only unnamed data whose classes are called "digit N"."""
-    spec = dataset.spec
-    return (spec.num_classes, spec.height, spec.width, spec.channels) == (10, 28, 28, 1)
-
-
 def load_path(
     path: Path,
     image_size: tuple[int, int] | None = None,
@@ -303,9 +297,6 @@ def load_path(
             "or an .npz file"
         )
     dataset = _checked(**arrays, source=source, where=str(path), names=names_for(path))
-    if dataset.class_names is None and not _shaped_like_mnist(dataset):
-        # "digit N" is for MNIST-shaped data only; any other unnamed classes are "class N".
-        dataset = dataclasses.replace(dataset, class_names=tuple(f"class {c}" for c in range(dataset.num_classes)))
     if features:
         dataset = dataclasses.replace(dataset, features=slice_features.from_npz(path, len(dataset.y_test), features))
     return conform(dataset, image_size, channels)

@@ -241,21 +241,6 @@ def test_a_former_section_name_is_still_read_with_a_note(tmp_path):
         parse_rules({"per_digit": {"max_drop": 0.05}, "per_class": {"max_drop": 0.05}}, "both.toml")
 
 
-def test_unnamed_classes_are_digits_only_for_mnist_shaped_data(tmp_path):
-    import numpy as np
-
-    from evalsuite.datasets import load_path
-
-    rng = np.random.default_rng(0)
-    for shape, classes, first in (((28, 28), 10, None), ((8, 8), 10, "class 0"), ((28, 28), 4, "class 0")):
-        path = tmp_path / f"{shape[0]}-{classes}.npz"
-        y = np.arange(classes * 4) % classes
-        x = rng.integers(0, 256, (len(y), *shape), dtype=np.uint8)
-        np.savez(path, x_train=x, y_train=y, x_test=x, y_test=y)
-        names = load_path(path).class_names
-        assert (names[0] if names else None) == first
-
-
 def test_the_offline_data_line_says_why_in_few_words():
     from evalsuite.datasets import KERAS_CACHE, _load_named
 

@@ -12,9 +12,6 @@ from evalsuite.contract import load_changed, load_summary, load_verdict
 from evalsuite.fingerprints import fingerprint, fingerprint_files
 from evalsuite.rundir import RunDir, relative
 from evalsuite.stage_code import stage_code_fingerprint
-from reports.html_report import changed_grids, render
-from reports.markdown import summary_markdown
-from reports.tensorboard_summaries import write_tfma_summaries
 
 
 @dataclass
@@ -76,12 +73,19 @@ def build_report(run: RunDir, log=progress.log) -> ReportResult:
         log(f"report: reused {index} (results unchanged)")
         return ReportResult(index=index, summary=run.path / record["outputs"]["summary"], seconds=0.0)
     run.invalidate_from("report")
+    # Imported only to draw: a reused report costs no matplotlib import.
+    from reports.html_report import changed_grids, confusion_figures, render
+    from reports.markdown import summary_markdown
+    from reports.tensorboard_summaries import write_tfma_summaries
+
     markdown_path = run.report_summary
     write_text_atomic(markdown_path, summary_markdown(manifest, summary, verdict, unjudged))
-    grids = changed_grids(run, changed, summary)  # the same images go to the report and to TensorBoard
+    # Drawn once each: the same figures go to the report and to TensorBoard.
+    grids = changed_grids(run, changed, summary)
+    confusion = confusion_figures(summary)
     index = run.report_index
-    write_text_atomic(index, render(run, manifest, summary, verdict, unjudged, changed, grids))
-    event_folders = write_tfma_summaries(run, manifest, summary, changed, grids)
+    write_text_atomic(index, render(run, manifest, summary, verdict, unjudged, changed, grids, confusion))
+    event_folders = write_tfma_summaries(run, manifest, summary, changed, grids, confusion)
     seconds = time.perf_counter() - started
     run.record_stage(
         "report",

@@ -38,7 +38,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bot
 table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid #e3e6ec;padding:4px 10px;text-align:right} th{background:#f5f6f8}
 td.l,th.l{text-align:left} .bad{color:#b3261e;font-weight:600} .good{color:#1e7d34}
-img{max-width:100%} code{background:#f5f6f8;padding:1px 4px;border-radius:3px} .muted{color:#5f6775}
+img{max-width:100%} .pair{display:flex;flex-wrap:wrap;gap:8px} .pair img{min-width:0} code{background:#f5f6f8;padding:1px 4px;border-radius:3px} .muted{color:#5f6775}
 """
 
 
@@ -47,9 +47,17 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def render(
-    run: RunDir, manifest: dict, summary: dict, verdict: dict | None, unjudged: str, changed: dict, grids: dict
+    run: RunDir,
+    manifest: dict,
+    summary: dict,
+    verdict: dict | None,
+    unjudged: str,
+    changed: dict,
+    grids: dict,
+    confusion: dict[str, bytes],
 ) -> str:
-    """The report as one self-contained HTML page; `grids` from `changed_grids`."""
+    """The report as one self-contained HTML page; `grids` from `changed_grids`, `confusion` from
+    `confusion_figures`."""
     base_label, cand_label = summary["baseline"]["label"], summary["candidate"]["label"]
     parts = [
         '<!doctype html><html lang=en><head><meta charset=utf-8><link rel=icon href="data:,">',
@@ -78,7 +86,7 @@ def render(
         )
         parts.append(html(table))
     parts.append(_changed_section(changed, summary, grids))
-    parts.append(_confusion_section(summary, base_label, cand_label))
+    parts.append(_confusion_section(summary, confusion))
     parts.append(_curves_section(run, manifest))
     parts.append(_provenance_section(run, manifest, summary))
     parts.append("</body></html>")
@@ -166,7 +174,7 @@ def changed_by_class(changed: dict, change: str, per_class: int = CHANGED_PER_CL
 def changed_grids(run: RunDir, changed: dict, summary: dict) -> dict[str, bytes]:
     """Per kind of change, its image grid as PNG: rendered once for the report and for TensorBoard."""
     from evalsuite.data_spec import recorded_spec
-    from evalsuite.examples import read_images
+    from reports.tfrecord import read_images  # without TensorFlow
 
     if not changed["examples"]:
         return {}
@@ -223,16 +231,32 @@ def most_confused(matrix: list[list[int]], top: int = 5) -> list[tuple[int, int,
     ]
 
 
-def _confusion_section(summary: dict, base_label: str, cand_label: str) -> str:
+def confusion_matrices(summary: dict) -> dict[str, list[list[int]]]:
+    """Each model's overall confusion matrix, by role, for the models the analysis has one for."""
     matrices = {}
-    for role, label in (("baseline", base_label), ("candidate", cand_label)):
+    for role in ("baseline", "candidate"):
         matrix = summary.get("confusion_matrices", {}).get(role, {}).get("overall")
         if matrix:
-            matrices[label] = matrix
+            matrices[role] = matrix
+    return matrices
+
+
+def confusion_figures(summary: dict) -> dict[str, bytes]:
+    """Each model's confusion matrix as PNG, by role: drawn once, shown side by side here and in TensorBoard."""
+    names = summary["eval_data"].get("class_names")
+    return {
+        role: confusion_figure({summary[role]["label"]: matrix}, names)
+        for role, matrix in confusion_matrices(summary).items()
+    }
+
+
+def _confusion_section(summary: dict, figures: dict[str, bytes]) -> str:
+    matrices = {summary[role]["label"]: matrix for role, matrix in confusion_matrices(summary).items()}
     if not matrices:
         return "<h2>Confusion matrices</h2><p>Not in the analysis.</p>"
+    pictures = [_img(png, f"confusion matrix of {summary[role]['label']}") for role, png in figures.items()]
+    out = ["<h2>Confusion matrices</h2>", f'<div class="pair">{"".join(pictures)}</div>']
     names = summary["eval_data"].get("class_names")
-    out = ["<h2>Confusion matrices</h2>", _img(confusion_figure(matrices, names), "confusion matrices")]
     out.append(
         "<table id=confused><tr><th class=l>model</th><th class=l>most confused (true &rarr; predicted: count)</th></tr>"
     )

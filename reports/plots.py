@@ -12,8 +12,10 @@ from evalsuite.contract import class_slice, seed_of
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
-BASELINE_COLOR, CANDIDATE_COLOR = "#8c96a8", "#1f6fd1"
+BASELINE_COLOR, CANDIDATE_COLOR, DROP_COLOR = "#8c96a8", "#1f6fd1", "#d1421f"
 
 
 def plain_text(draw):
@@ -37,7 +39,16 @@ def _png(figure) -> bytes:
 
 @plain_text
 def per_class_figure(rows: list[dict], base_label: str, cand_label: str, max_drop: float | None) -> bytes:
-    """Accuracy of both models per slice, and the delta with its paired interval."""
+    return _png(per_class_plot(rows, base_label, cand_label, max_drop))
+
+
+@plain_text
+def per_class_plot(rows: list[dict], base_label: str, cand_label: str, max_drop: float | None):
+    """Accuracy of both models per slice, and the delta with its paired interval, as a matplotlib figure.
+
+    Each panel's legend names its bars, intervals and lines and sits outside it, on the right: it never
+    hides a bar or an interval, however few the classes. The delta panel's range holds every interval whole.
+    """
     labels = [row["title"].replace("digit ", "") for row in rows]
     x = np.arange(len(rows))
     width_inches = min(max(9, 0.22 * len(rows)), 30)
@@ -50,26 +61,45 @@ def per_class_figure(rows: list[dict], base_label: str, cand_label: str, max_dro
     low = min(min(row["baseline"] or 0, row["candidate"] or 0) for row in rows)
     top.set_ylim(max(0.0, low - 0.05), 1.0)
     top.set_ylabel("accuracy")
-    top.legend(loc="lower right")
+    _legend_outside(top, *top.get_legend_handles_labels())
     top.grid(axis="y", alpha=0.3)
-    deltas = np.array([row["delta"] or 0 for row in rows])
-    errors = None
-    if all(row["interval"] for row in rows):
-        errors = np.array([[d - row["interval"][0], row["interval"][1] - d] for d, row in zip(deltas, rows)]).T
-        errors = np.clip(errors, 0, None)
-    colors = [CANDIDATE_COLOR if d >= 0 else "#d1421f" for d in deltas]
-    bottom.bar(x, deltas, 0.6, yerr=errors, capsize=3, color=colors)
+    deltas = np.array([row["delta"] or 0 for row in rows], dtype=float)
+    colors = [CANDIDATE_COLOR if d >= 0 else DROP_COLOR for d in deltas]
+    bottom.bar(x, deltas, 0.6, color=colors)
     bottom.axhline(0, color="black", linewidth=0.8)
+    handles = [Patch(color=CANDIDATE_COLOR, label="gain")] if any(deltas >= 0) else []
+    handles += [Patch(color=DROP_COLOR, label="drop")] if any(deltas < 0) else []
+    shown = list(deltas) + [0.0]
+    intervals = all(row["interval"] for row in rows)
+    if intervals:
+        # Drawn from each interval's own ends, so an interval is whole even where it leaves out its delta.
+        lows, highs = (np.array([row["interval"][end] for row in rows], dtype=float) for end in (0, 1))
+        bottom.errorbar(x, (lows + highs) / 2, yerr=(highs - lows) / 2, fmt="none", ecolor="black", capsize=3, lw=1)
+        handles.append(
+            Line2D([], [], color="black", marker="_", markersize=8, linewidth=1, label="95% interval of the delta")
+        )
+        shown += [*lows, *highs]
     if max_drop is not None:
-        bottom.axhline(-max_drop, color="#d1421f", linestyle="--", linewidth=0.8, label=f"allowed drop ({max_drop:g})")
-        bottom.legend(loc="lower right")
-    bottom.set_ylabel("delta (95% CI)" if errors is not None else "delta")
+        bottom.axhline(-max_drop, color=DROP_COLOR, linestyle="--", linewidth=0.8)
+        allowed = f"allowed drop ({max_drop:g})"
+        handles.append(Line2D([], [], color=DROP_COLOR, linestyle="--", linewidth=0.8, label=allowed))
+        shown.append(-max_drop)
+    low, high = min(shown), max(shown)
+    margin = 0.08 * (high - low) or 0.01
+    bottom.set_ylim(low - margin, high + margin)
+    _legend_outside(bottom, handles, [handle.get_label() for handle in handles])
+    bottom.set_ylabel("delta (95% CI)" if intervals else "delta")
     step = max(1, -(-len(rows) // 120))  # at most about 120 labels
     rotation = 30 if max(len(label) for label in labels) > 3 else 0
     bottom.set_xticks(x[::step], labels[::step], rotation=90 if len(rows) > 40 else rotation)
     bottom.set_xlabel("slice (true class)")
     bottom.grid(axis="y", alpha=0.3)
-    return _png(figure)
+    return figure
+
+
+def _legend_outside(axis, handles, labels) -> None:
+    """The legend right of the axes, its top at the axes' top: clear of every bar, interval and line."""
+    axis.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
 
 
 @plain_text
@@ -213,7 +243,8 @@ def curves_plot(curves: dict[str, dict], first_seed: int | None = None):
 def changed_figure(images, examples: list[dict], names) -> bytes:
     """A row of images per class: each with the true class, both predictions and their confidence.
 
-    `images` maps each example's index to its image (an array of all images serves too).
+    `images` maps each example's index to its image (an array of all images serves too). Every image is
+    placed in one mosaic, drawn once (an axes per image took most of the report's drawing time).
     """
     from evalsuite.class_names import title
 
@@ -221,30 +252,49 @@ def changed_figure(images, examples: list[dict], names) -> bytes:
     for example in examples:
         rows.setdefault(example["label"], []).append(example)
     columns = max(len(items) for items in rows.values())
-    figure, axes = plt.subplots(len(rows), columns, figsize=(1.25 * columns, 1.55 * len(rows)), squeeze=False)
-    colour = images[examples[0]["index"]].ndim == 3
-    for axis in axes.flat:
-        axis.axis("off")
+    height, width = images[examples[0]["index"]].shape[:2]  # every image has the run's data spec
+    # Inches per image pixel: each image fits a 0.84-inch square in a cell 1 inch wide and 1.25 high, the
+    # two title lines above it, as the grid of axes spaced them. Coordinates below are mosaic pixels.
+    inch = 0.84 / max(height, width)
+    pitch_x, pitch_y, image_top = round(1.0 / inch), round(1.25 / inch), round(0.32 / inch)
+    mosaic = np.zeros((pitch_y * len(rows), pitch_x * columns, 4))  # transparent between images
+    figure = plt.figure(figsize=(pitch_x * columns * inch, pitch_y * len(rows) * inch))
+    axis = figure.add_axes((0, 0, 1, 1))
+    axis.axis("off")
     for row, label in enumerate(sorted(rows)):
+        top = row * pitch_y + image_top
         for column, example in enumerate(rows[label]):
-            axis = axes[row][column]
-            if colour:
-                axis.imshow(images[example["index"]], interpolation="nearest")
-            else:
-                axis.imshow(images[example["index"]], cmap="gray_r")
+            left = column * pitch_x + (pitch_x - width) // 2
+            mosaic[top : top + height, left : left + width] = _rgba(images[example["index"]])
             base, cand = example["baseline"], example["candidate"]
             base_name = _short(title(class_slice(base["class"]), names))
             cand_name = _short(title(class_slice(cand["class"]), names))
-            axis.set_title(
+            axis.text(
+                left + width / 2,
+                top - 0.04 / inch,
                 f"{base_name} {base['confidence']:.2f}\n→ {cand_name} {cand['confidence']:.2f}",
+                ha="center",
+                va="bottom",
                 fontsize=6.5,
                 color="#1e7d34" if example["change"] == "newly_right" else "#b3261e",
             )
-        axes[row][0].text(
-            -0.15, 0.5, _short(title(class_slice(label), names), 12), transform=axes[row][0].transAxes,
-            ha="right", va="center", fontsize=8,
-        )  # fmt: skip
+        row_title = _short(title(class_slice(label), names), 12)
+        axis.text(-0.1 / inch, top + height / 2, row_title, ha="right", va="center", fontsize=8)
+    extent = (0, mosaic.shape[1], mosaic.shape[0], 0)
+    axis.imshow(mosaic, interpolation="nearest", extent=extent)
+    axis.set_xlim(0, mosaic.shape[1])
+    axis.set_ylim(mosaic.shape[0], 0)
     return _png(figure)
+
+
+def _rgba(image: np.ndarray) -> np.ndarray:
+    """An image's colours as imshow shows it alone: grey scaled to its own range in gray_r, colour as it is."""
+    if image.ndim == 2:
+        low, high = float(image.min()), float(image.max())
+        scaled = (image - low) / (high - low) if high > low else np.zeros(image.shape)
+        return matplotlib.colormaps["gray_r"](scaled)
+    colours = image / 255.0
+    return colours if image.shape[2] == 4 else np.dstack([colours, np.ones(image.shape[:2])])
 
 
 def _short(text: str, limit: int = 9) -> str:
@@ -274,7 +324,7 @@ def recipe_figure(checks: list[dict], floor: dict, newly_wrong: dict, max_drop: 
         jitter = np.linspace(-0.15, 0.15, len(seeds)) if len(seeds) > 1 else [0.0]
         top.scatter(index + np.asarray(jitter), seeds, s=14, color=BASELINE_COLOR, zorder=3)
         low, high = row["interval"] or (row["delta"], row["delta"])
-        color = "#d1421f" if row["status"] == "fail" else CANDIDATE_COLOR
+        color = DROP_COLOR if row["status"] == "fail" else CANDIDATE_COLOR
         top.errorbar(
             index + 0.3,
             row["delta"],
@@ -284,9 +334,15 @@ def recipe_figure(checks: list[dict], floor: dict, newly_wrong: dict, max_drop: 
             capsize=3,
         )
     top.axhline(0, color="black", linewidth=0.8)
+    handles = [
+        Line2D([], [], color=BASELINE_COLOR, marker="o", markersize=4, linestyle="none", label="one seed's delta"),
+        Line2D([], [], color=CANDIDATE_COLOR, marker="D", markersize=5, label="mean, 95% interval (red: fails)"),
+    ]
     if max_drop is not None:
-        top.axhline(-max_drop, color="#d1421f", linestyle="--", linewidth=0.8, label=f"allowed drop ({max_drop:g})")
-        top.legend(loc="lower right")
+        top.axhline(-max_drop, color=DROP_COLOR, linestyle="--", linewidth=0.8)
+        allowed = f"allowed drop ({max_drop:g})"
+        handles.append(Line2D([], [], color=DROP_COLOR, linestyle="--", linewidth=0.8, label=allowed))
+    _legend_outside(top, handles, [handle.get_label() for handle in handles])
     top.set_ylabel("delta: dots per seed,\nmean with 95% CI")
     top.grid(axis="y", alpha=0.3)
     width = 0.38

@@ -1,8 +1,9 @@
 """TFMA's results as TensorBoard summaries, beside each run's training logs.
 
-TensorBoard alone then shows training and evaluation together: per-digit
+TensorBoard alone then shows training and evaluation together: per-class
 accuracy as scalars at the model's epoch count (so the 3- and 6-epoch runs
 line up on one chart), confusion matrices as images, the table as text.
+Written without TensorFlow (`reports.event_files`), as tf.summary writes them.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ from evalsuite.atomic import atomic_dir
 from evalsuite.contract import TENSORBOARD_EVAL_RUN
 from evalsuite.rundir import RunDir
 from evalsuite.tables import P_NOTE, markdown, per_class_table
-from reports.plots import confusion_figure
+from reports import event_files
 
 
-def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict, changed: dict, grids: dict) -> list[Path]:
-    """Write logs/<model>/tfma for each analysed model that is one of this run's."""
-    import tensorflow as tf
+def write_tfma_summaries(
+    run: RunDir, manifest: dict, summary: dict, changed: dict, grids: dict, confusion: dict[str, bytes]
+) -> list[Path]:
+    """Write logs/<model>/tfma for each analysed model that is one of this run's.
 
+    `grids`: the changed examples' images by kind of change; `confusion`: each model's confusion-matrix
+    figure by role (both PNG, drawn once for the report and for TensorBoard).
+    """
     runs = manifest.get("stages", {}).get("training", {}).get("runs", {})
     # The report's and the pull request's table, escaped alike (TensorBoard renders Markdown too).
     table = markdown(per_class_table(summary)) + f"\n\n{P_NOTE}."
@@ -30,31 +35,19 @@ def write_tfma_summaries(run: RunDir, manifest: dict, summary: dict, changed: di
             continue  # a model from elsewhere has no training logs here
         step = int(runs[label]["epochs"])
         final = run.logs_dir(label) / TENSORBOARD_EVAL_RUN
-        with atomic_dir(final) as staging:
-            writer = tf.summary.create_file_writer(str(staging))
-            with writer.as_default():
-                for sid, metrics in summary["models"][role].items():
-                    if metrics.get("accuracy") is not None:
-                        tf.summary.scalar(
-                            f"tfma/accuracy/{sid}",
-                            metrics["accuracy"],
-                            step=step,
-                            description=f"TFMA SparseCategoricalAccuracy on slice {sid}",
-                        )
-                    if role == "candidate" and summary["deltas"].get(sid, {}).get("accuracy") is not None:
-                        tf.summary.scalar(
-                            f"tfma/delta_vs_baseline/{sid}", summary["deltas"][sid]["accuracy"], step=step
-                        )
-                matrix = summary.get("confusion_matrices", {}).get(role, {}).get("overall")
-                if matrix:
-                    png = confusion_figure({label: matrix}, summary["eval_data"].get("class_names"))
-                    image = tf.io.decode_png(png, channels=4)[tf.newaxis]
-                    tf.summary.image("tfma/confusion_matrix", image, step=step)
-                tf.summary.text("tfma/per_class_accuracy", table, step=step)
-                if role == "candidate":
-                    for change, png in grids.items():
-                        image = tf.io.decode_png(png, channels=4)[tf.newaxis]
-                        tf.summary.image(f"tfma/{change}_examples", image, step=step)
-            writer.close()
+        with atomic_dir(final) as staging, event_files.EventFile(staging) as events:
+            for sid, metrics in summary["models"][role].items():
+                if metrics.get("accuracy") is not None:
+                    description = f"TFMA SparseCategoricalAccuracy on slice {sid}"
+                    events.add(event_files.scalar(f"tfma/accuracy/{sid}", metrics["accuracy"], description), step)
+                if role == "candidate" and summary["deltas"].get(sid, {}).get("accuracy") is not None:
+                    delta = summary["deltas"][sid]["accuracy"]
+                    events.add(event_files.scalar(f"tfma/delta_vs_baseline/{sid}", delta), step)
+            if role in confusion:
+                events.add(event_files.image("tfma/confusion_matrix", confusion[role]), step)
+            events.add(event_files.text("tfma/per_class_accuracy", table), step)
+            if role == "candidate":
+                for change, png in grids.items():
+                    events.add(event_files.image(f"tfma/{change}_examples", png), step)
         written.append(final)
     return written

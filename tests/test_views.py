@@ -61,10 +61,10 @@ class Page:
 def test_report_is_self_contained_and_escaped(tiny_run):
     text = (tiny_run / "report" / "index.html").read_text()
     assert "http://" not in text and "https://" not in text and "<script" not in text
-    # Per-class plot, newly wrong and newly right images, confusion matrices, training curves.
+    # Per-class plot, newly wrong and newly right images, each model's confusion matrix, training curves.
     changed = json.loads((tiny_run / "analysis" / "changed.json").read_text())
     kinds = {example["change"] for example in changed["examples"]}
-    assert text.count("data:image/png;base64,") == 3 + len(kinds)
+    assert text.count("data:image/png;base64,") == 4 + len(kinds)
 
 
 @pytest.mark.browser

@@ -64,7 +64,7 @@ def test_a_log_that_is_not_a_terminal_holds_only_readable_lines(default_run):
     """What CI shows: no library C++ logging, no CUDA probing, no deprecation block, no ANSI, short lines."""
     import re
 
-    _, first = default_run
+    run_dir, first = default_run
     lines = (first.stdout + first.stderr).splitlines()
     for line in lines:
         assert not re.match(r"^[IWEF]\d{4} \d\d:\d\d:\d\d", line), line
@@ -72,7 +72,8 @@ def test_a_log_that_is_not_a_terminal_holds_only_readable_lines(default_run):
         assert "deprecated" not in line and "Instructions for updating" not in line, line
         assert not line.startswith(("WARNING:absl", "WARNING:tensorflow")), line
         assert "\x1b" not in line and "\r" not in line, repr(line)
-        assert len(line) <= 200, line
+        # Short lines, apart from the run folder's own path (a deep temporary folder is not the log's doing).
+        assert len(line.replace(str(run_dir), "RUN")) <= 200, line
     epochs = [line for line in lines if line.startswith("training: epoch ")]
     assert len(epochs) == 6 and "validation accuracy" in epochs[-1]
     assert any(line.startswith("analysis: TFMA on 1000 examples") for line in lines)

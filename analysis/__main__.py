@@ -14,8 +14,8 @@ import argparse
 import sys
 
 from evalsuite.cli import add_analysis_args, command_args, new_parser, open_run
-from evalsuite.contract import DEFAULT_BASELINE, DEFAULT_CANDIDATE, DEFAULT_SEED
 from evalsuite.errors import run_cli
+from evalsuite.run.contract import DEFAULT_BASELINE, DEFAULT_CANDIDATE, DEFAULT_SEED
 
 
 def analysis_config(
@@ -32,7 +32,7 @@ def analysis_config(
     With `run`, a candidate that is itself the newest blessed model is recognised
     by its weights (see registry.resolve_baseline).
     """
-    from analysis.evaluate import AnalysisConfig
+    from analysis.config import AnalysisConfig
     from evalsuite import progress, registry
     from evalsuite.errors import InputError
 
@@ -49,7 +49,7 @@ def analysis_config(
         from analysis.models import resolve_model
 
         on_empty = rules.on_empty if rules is not None else "rubber-stamp"
-        from evalsuite.model_identity import weights_fingerprint
+        from evalsuite.run.model_identity import weights_fingerprint
 
         weights = weights_fingerprint(resolve_model(run, candidate, "candidate").path) if run is not None else None
         # The split this run evaluates on, when it evaluates on its own held-out examples.
@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(own_args)
 
     def work() -> int:
-        from evalsuite.contract import SUMMARY_NAME
-        from evalsuite.rule_settings import load_rules
+        from evalsuite.rules.settings import load_rules
+        from evalsuite.run.contract import SUMMARY_NAME
 
         rules = load_rules(args.rules)
         with open_run(args, new_run_allowed=False) as run:

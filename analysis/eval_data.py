@@ -9,14 +9,14 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
-from evalsuite.atomic import atomic_dir
-from evalsuite.contract import LABEL_KEY
-from evalsuite.data_spec import DataSpec, recorded_spec
+from evalsuite.data.examples import SHARD_PATTERN, read_examples, scan_examples, write_examples
+from evalsuite.data.spec import DataSpec, recorded_spec
 from evalsuite.errors import InputError
-from evalsuite.examples import SHARD_PATTERN, read_examples, scan_examples, write_examples
-from evalsuite.fingerprints import fingerprint, fingerprint_shards
-from evalsuite.literal_paths import matching_files
-from evalsuite.rundir import RunDir
+from evalsuite.run.atomic import atomic_dir
+from evalsuite.run.contract import LABEL_KEY
+from evalsuite.run.fingerprints import fingerprint, fingerprint_shards
+from evalsuite.run.folder import RunDir
+from evalsuite.run.literal_paths import matching_files
 from evalsuite.safe_files import require_data_file
 
 
@@ -61,10 +61,10 @@ def resolve_eval_data(run: RunDir, eval_data: str | None, log) -> dict:
         }
     import numpy as np
 
-    from evalsuite import slice_features
-    from evalsuite.class_names import names_for
-    from evalsuite.datasets import load_eval_split
-    from evalsuite.images import is_class_folders, is_image_folders
+    from evalsuite.data import slice_features
+    from evalsuite.data.class_names import names_for
+    from evalsuite.data.datasets import load_eval_split
+    from evalsuite.data.images import is_class_folders, is_image_folders
 
     # Other data are sliced as the run's own: they must carry the same features.
     wanted = tuple((data_record or {}).get("slice_features") or {})

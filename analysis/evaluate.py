@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.changed import changed_examples, check_changed_against_tfma
+from analysis.config import AnalysisConfig
+from analysis.discovery_pass import DiscoveryInputs, discovery_enabled, find_regressed_slices
 from analysis.eval_data import resolve_eval_data
 from analysis.models import check_saved_model, recipe_seeds, resolve_model
 from analysis.summary import summarize, validation_as_json
@@ -27,14 +29,16 @@ from analysis.tfma_run import (
     with_explicit_runner,
 )
 from evalsuite import progress
-from evalsuite.atomic import atomic_dir, write_json_atomic
-from evalsuite.contract import (
+from evalsuite.data.spec import DataSpec
+from evalsuite.errors import InputError
+from evalsuite.rules.definitions import tfma_thresholds
+from evalsuite.rules.settings import GateRules
+from evalsuite.run.atomic import atomic_dir, write_json_atomic
+from evalsuite.run.contract import (
     BASELINE,
     CANDIDATE,
     CHANGED_NAME,
-    DEFAULT_BASELINE,
-    DEFAULT_CANDIDATE,
-    DEFAULT_SEED,
+    DISCOVERED_NAME,
     NEWLY_RIGHT,
     NEWLY_WRONG,
     SUMMARY_NAME,
@@ -42,26 +46,10 @@ from evalsuite.contract import (
     VALIDATION_NAME,
     load_summary,
 )
-from evalsuite.data_spec import DataSpec
-from evalsuite.errors import InputError
-from evalsuite.fingerprints import fingerprint
-from evalsuite.model_identity import weights_fingerprint
-from evalsuite.rule_settings import GateRules
-from evalsuite.rules import tfma_thresholds
-from evalsuite.rundir import RunDir, relative
-from evalsuite.stage_code import stage_code_fingerprint
-
-
-@dataclass(frozen=True)
-class AnalysisConfig:
-    baseline: str = DEFAULT_BASELINE
-    candidate: str = DEFAULT_CANDIDATE
-    eval_data: str | None = None
-    jackknife: bool = False
-    beam_args: tuple[str, ...] = ()
-    seed: int = DEFAULT_SEED
-    baseline_note: str | None = None  # e.g. an empty registry's rubber-stamp, carried to the verdict as a warning
-    baseline_info: str | None = None  # e.g. a candidate that is the blessed model itself, carried as a note
+from evalsuite.run.fingerprints import fingerprint
+from evalsuite.run.folder import RunDir, relative
+from evalsuite.run.model_identity import weights_fingerprint
+from evalsuite.run.stage_code import stage_code_fingerprint
 
 
 @dataclass
@@ -111,6 +99,7 @@ def analyze(
         config.baseline_info,
         beam_args,
         stage_code_fingerprint("analysis"),
+        discovery_enabled(),
         *([[s.seed, s.baseline.fingerprint, s.candidate.fingerprint] for s in recipe] if recipe else []),
     )
     record = None if force else run.reusable("analysis", stage_fingerprint)
@@ -156,9 +145,12 @@ def analyze(
         tfma_seconds = time.perf_counter() - tfma_started
         summary = summarize(staging / TFMA_DIR, baseline, candidate, eval_data, config, runner, recipe)
         log(f"analysis: TFMA done in {tfma_seconds:.1f}s; listing the examples whose outcome changed ...")
-        changed = changed_examples(signatures, eval_data["pattern"])
+        inputs = DiscoveryInputs(baseline.path, spec, config.seed, eval_data["examples"]) if discovery_enabled() else None
+        changed, outcomes = changed_examples(signatures, eval_data["pattern"], observe=inputs)
         changed["pattern"] = run.portable(eval_data["pattern"])
         check_changed_against_tfma(changed, summary)
+        discovered = find_regressed_slices(inputs, outcomes, rules, summary, log)
+        write_json_atomic(staging / DISCOVERED_NAME, discovered)
         write_json_atomic(staging / SUMMARY_NAME, summary)
         write_json_atomic(staging / VALIDATION_NAME, validation_as_json(staging / TFMA_DIR))
         write_json_atomic(staging / CHANGED_NAME, changed)
@@ -196,6 +188,7 @@ def analyze(
                 "summary": relative(run, run.analysis_dir / SUMMARY_NAME),
                 "validation": relative(run, run.analysis_dir / VALIDATION_NAME),
                 "changed": relative(run, run.analysis_dir / CHANGED_NAME),
+                "discovered": relative(run, run.analysis_dir / DISCOVERED_NAME),
             },
         },
     )

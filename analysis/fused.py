@@ -38,7 +38,7 @@ from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import model_util
 
 from analysis.paired import PAIRED_METRICS, CountingCombiner, model_outputs, paired_value
-from evalsuite.contract import ACCURACY, CROSSENTROPY, EXAMPLE_COUNT, OUTPUT_KEY, PAIRED_CELLS
+from evalsuite.run.contract import ACCURACY, CROSSENTROPY, EXAMPLE_COUNT, OUTPUT_KEY, PAIRED_CELLS
 
 CONFUSION_PLOT = "multi_class_confusion_matrix_plot"
 PER_MODEL = (EXAMPLE_COUNT, ACCURACY, CROSSENTROPY, CONFUSION_PLOT)

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.keyword_signature import KeywordSignature
-from evalsuite.contract import IMAGE_KEY, OUTPUT_KEY, SIGNATURE
-from evalsuite.data_spec import DataSpec
+from evalsuite.data.spec import DataSpec
 from evalsuite.errors import InputError
-from evalsuite.fingerprints import fingerprint_tree
-from evalsuite.literal_paths import without_glob_characters
-from evalsuite.rundir import RunDir
+from evalsuite.run.contract import IMAGE_KEY, OUTPUT_KEY, SIGNATURE
+from evalsuite.run.fingerprints import fingerprint_tree
+from evalsuite.run.folder import RunDir
+from evalsuite.run.literal_paths import without_glob_characters
 
 
 @dataclass(frozen=True)
@@ -70,16 +70,16 @@ def resolve_model(run: RunDir, name_or_path: str, role: str) -> ModelRef:
 
 def wrap_keras_file(run: RunDir, keras_file: Path, role: str) -> Path:
     """The SavedModel serving `keras_file` on the run's data spec, written once into the run folder."""
-    from evalsuite.atomic import atomic_dir
-    from evalsuite.data_spec import recorded_spec
-    from evalsuite.fingerprints import fingerprint, fingerprint_content
-    from evalsuite.serving import check_fits, export_saved_model
+    from evalsuite.data.spec import recorded_spec
+    from evalsuite.run.atomic import atomic_dir
+    from evalsuite.run.fingerprints import fingerprint, fingerprint_content
+    from evalsuite.run.serving import check_fits, export_saved_model
 
     spec = recorded_spec(run.stage("data"), str(run.manifest_path))
     folder = run.models_dir / f"keras-{fingerprint(fingerprint_content(keras_file), spec.as_dict())}"
     if (folder / "saved_model.pb").is_file():
         return folder
-    from evalsuite.zip_bounds import check_zip_bounds
+    from evalsuite.data.zip_bounds import check_zip_bounds
 
     check_zip_bounds(keras_file, f"{role} .keras file")  # before Keras inflates it into memory
     import keras
@@ -163,7 +163,7 @@ def recipe_seeds(run: RunDir, baseline: ModelRef, candidate: ModelRef) -> list[R
     baseline is a model of this run. A baseline from elsewhere (a path, the
     registry) is every seed's baseline. Empty when there is one seed.
     """
-    from evalsuite.contract import BASELINE, CANDIDATE, run_name
+    from evalsuite.run.contract import BASELINE, CANDIDATE, run_name
 
     record = run.stage("training") or {}
     seeds, runs = record.get("seeds") or [], record.get("runs") or {}

@@ -22,7 +22,7 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import model_util
 
-from evalsuite.contract import BOTH_RIGHT, BOTH_WRONG, LABEL_KEY, NEWLY_RIGHT, NEWLY_WRONG, OUTPUT_KEY, PAIRED_CELLS
+from evalsuite.run.contract import BOTH_RIGHT, BOTH_WRONG, LABEL_KEY, NEWLY_RIGHT, NEWLY_WRONG, OUTPUT_KEY, PAIRED_CELLS
 
 FLIP_RATE = "flip_rate"
 NEWLY_WRONG_RATE = "newly_wrong_rate"

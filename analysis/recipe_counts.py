@@ -9,7 +9,7 @@ Per slice, one combiner counts:
 - the sum and the sum of squares, over examples, of D_i = sum over seeds of
   (candidate right - baseline right): the spread of the seed-averaged outcome
   over examples, the finite test set's share of the recipe's uncertainty
-  (evalsuite/recipe_stats.py);
+  (evalsuite/rules/recipe_stats.py);
 - the churn floor's numerator, for the candidates and for the baselines: over
   ordered pairs of seeds (a, b), the examples a gets right and b wrong. An
   example k of N seeds get right adds k (N - k), so no pair is visited.
@@ -28,7 +28,7 @@ from tensorflow_model_analysis.proto import config_pb2
 
 from analysis.fused import _arrays
 from analysis.paired import CountingCombiner
-from evalsuite.contract import (
+from evalsuite.run.contract import (
     CANDIDATE,
     PAIRED_CELLS,
     RECIPE_CELLS,

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.models import ModelRef
-from evalsuite import paired_stats
-from evalsuite.contract import (
+from evalsuite.rules import paired_stats
+from evalsuite.run.contract import (
     ACCURACY,
     BASELINE,
     CANDIDATE,
@@ -25,10 +25,10 @@ from evalsuite.contract import (
     NEWLY_RIGHT,
     NEWLY_WRONG,
 )
-from evalsuite.literal_paths import without_glob_characters
+from evalsuite.run.literal_paths import without_glob_characters
 
 if TYPE_CHECKING:
-    from analysis.evaluate import AnalysisConfig
+    from analysis.config import AnalysisConfig
 
 
 PAIRED_INTERVALS = "Tango score interval of the paired delta (95%)"
@@ -47,8 +47,8 @@ def summarize(
     import tensorflow_model_analysis as tfma
 
     from analysis.paired import paired_counts_from_metrics
-    from evalsuite.contract import num_classes_of, slice_ids
-    from evalsuite.slice_features import slice_id
+    from evalsuite.data.slice_features import slice_id
+    from evalsuite.run.contract import num_classes_of, slice_ids
 
     num_classes = num_classes_of(eval_data)
 
@@ -109,7 +109,7 @@ def summarize(
         "confidence_intervals": PAIRED_INTERVALS + ("; per-model accuracy: TFMA jackknife" if config.jackknife else ""),
         "runner": runner,
         "slices": [sid for sid in slice_ids(num_classes) if sid in models[CANDIDATE]],
-        # Per slice feature, its slices in the order of its values (evalsuite/slice_features.py).
+        # Per slice feature, its slices in the order of its values (evalsuite/data/slice_features.py).
         "feature_slices": {
             name: sorted((slice_id(name, value) for value in counts), key=_slice_order)
             for name, counts in sorted((eval_data.get("slice_features") or {}).items())

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from analysis.models import ModelRef
 from analysis.thresholds import attach_thresholds, gap_cross_slicing_spec
-from evalsuite.contract import ACCURACY, BASELINE, CANDIDATE, DEFAULT_SEED, LABEL_KEY, OUTPUT_KEY, SIGNATURE
 from evalsuite.errors import InputError
-from evalsuite.literal_paths import as_glob, without_glob_characters
-from evalsuite.rule_settings import GateRules
+from evalsuite.rules.settings import GateRules
+from evalsuite.run.contract import ACCURACY, BASELINE, CANDIDATE, DEFAULT_SEED, LABEL_KEY, OUTPUT_KEY, SIGNATURE
+from evalsuite.run.literal_paths import as_glob, without_glob_characters
 
 INFERENCE_BATCH_SIZE = 256
 DEFAULT_RUNNER = "DirectRunner"

@@ -1,4 +1,4 @@
-"""The gate's rules as TFMA thresholds: the data from `evalsuite.rules` made into protos.
+"""The gate's rules as TFMA thresholds: the data from `evalsuite.rules.definitions` made into protos.
 
 The verdict's point decisions are TFMA's own model validation, so what passes
 here is what TFX's Evaluator would bless with the same EvalConfig.
@@ -6,9 +6,9 @@ here is what TFX's Evaluator would bless with the same EvalConfig.
 
 from __future__ import annotations
 
-from evalsuite.contract import LABEL_KEY
-from evalsuite.rule_settings import GateRules
-from evalsuite.rules import Threshold, tfma_thresholds
+from evalsuite.rules.definitions import Threshold, tfma_thresholds
+from evalsuite.rules.settings import GateRules
+from evalsuite.run.contract import LABEL_KEY
 
 
 def _proto_threshold(threshold: Threshold):

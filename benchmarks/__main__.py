@@ -8,6 +8,7 @@ Examples:
     python -m benchmarks --data bundled --data /usr/share/datasets/fashion-mnist --json bench.json
     python -m benchmarks calibration                        # how often the rules fail healthy runs
     python -m benchmarks scale                              # 10,000 and 100,000 evaluation examples; 1,000 classes
+    python -m benchmarks discovery --seeds 20             # discovered slices: false alarms and planted finds
     python -m benchmarks engines                            # the analysis on the DirectRunner and on Prism
 """
 
@@ -28,6 +29,7 @@ TARGETS = {
     "with intervals / without": 1.15,
     "analysis process / floor process": 2.0,
     "gate warm / gate cold": 0.10,
+    "with discovery / without": 1.15,
 }
 
 
@@ -81,6 +83,7 @@ def bench_dataset(data: str, workdir: Path, repeat: int, log) -> list[dict]:
     log(f"[{label}] analysis with and without intervals ...")
     with_ci = best("analysis_stage", run_dir=str(workdir / "run"), intervals=True)
     without_ci = best("analysis_stage", run_dir=str(workdir / "run"), intervals=False)
+    without_discovery = best("analysis_stage", run_dir=str(workdir / "run"), intervals=True, discovery=False)
     log(f"[{label}] analysis process and raw-floor process ...")
     floor_process = best_command("benchmarks.tasks", "raw_floor", json.dumps({"run_dir": str(workdir / "run")}))
     analysis_process = best_command("analysis", "--run-dir", str(workdir / "run"), "--force", "-q")
@@ -101,6 +104,8 @@ def bench_dataset(data: str, workdir: Path, repeat: int, log) -> list[dict]:
         _row(label, "raw floor: both signatures + numpy", floor),
         _row(label, "analysis: TFMA per-model metrics only", without_ci),
         _row(label, "analysis stage: + paired counts, intervals", with_ci, without_ci, "with intervals / without"),
+        _row(label, "analysis stage without discovered slices", without_discovery),
+        _row(label, "analysis stage: + discovered slices", with_ci, without_discovery, "with discovery / without"),
         _row(label, "raw-floor process (imports included)", floor_process),
         _row(label, "python -m analysis process", analysis_process, floor_process, "analysis process / floor process"),
         _row(label, "TFMA floor process: ExampleCount only", tfma_floor_process, floor_process, "TFMA floor / floor"),
@@ -159,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.calibration import main as calibration_main
 
         return calibration_main(argv[1:])
+    if argv[:1] == ["discovery"]:
+        from benchmarks.discovery import main as discovery_main
+
+        return discovery_main(argv[1:])
     if argv[:1] == ["engines"]:
         from benchmarks.engines import main as engines_main
 

@@ -3,7 +3,7 @@
 Trains N seeds the way the pipeline does (the training stage itself, into a
 scratch run folder), scores both models on the evaluation examples through
 their serving signatures, and judges the paired counts with the gate's own
-rules (`evalsuite.rules.judge`; the counts equal TFMA's, which the tests
+rules (`evalsuite.rules.definitions.judge`; the counts equal TFMA's, which the tests
 check). Then, from the same real predictions, plants regressions: one class
 loses k of the examples the candidate got right (5, 10, 20 points of that
 class), and counts how often the per-class rule catches it.
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from evalsuite.contract import ACCURACY, DEFAULT_BASELINE, DEFAULT_CANDIDATE, NEWLY_RIGHT, NEWLY_WRONG, class_slice
-from evalsuite.rule_evidence import Evidence
-from evalsuite.rule_settings import GateRules, load_rules
-from evalsuite.rules import NEWLY_WRONG_RATE, judge, tfma_thresholds
+from benchmarks.planting import DROPS, plant
+from evalsuite.rules.definitions import NEWLY_WRONG_RATE, judge, tfma_thresholds
+from evalsuite.rules.evidence import Evidence
+from evalsuite.rules.settings import GateRules, load_rules
+from evalsuite.run.contract import ACCURACY, DEFAULT_BASELINE, DEFAULT_CANDIDATE, NEWLY_RIGHT, NEWLY_WRONG, class_slice
 
-DROPS = (0.05, 0.10, 0.20)
 TARGETS = {
     ("false failures", 100): 0.05,  # on the default data, at most this share of healthy seeds may fail
     ("caught", 0.20, 100): 0.95,  # at least this share of 20-point drops at 100 per class
@@ -42,9 +42,9 @@ def correctness(data: str, seed: int, workdir: Path) -> tuple[np.ndarray, np.nda
     """Labels, predictions and per-example correctness of the 3- and 6-epoch models of one seed."""
     import tensorflow as tf
 
-    from evalsuite.data_spec import recorded_spec
-    from evalsuite.examples import read_examples
-    from evalsuite.rundir import RunDir
+    from evalsuite.data.examples import read_examples
+    from evalsuite.data.spec import recorded_spec
+    from evalsuite.run.folder import RunDir
     from training.train import TrainConfig, train
 
     with RunDir(workdir / f"seed-{seed}") as run:
@@ -115,26 +115,6 @@ def verdict_from_counts(rules: GateRules, counts: dict) -> list:
         "paired": counts,
     }
     return judge(rules, Evidence(summary, failures, Path("calibration")))
-
-
-def plant(labels, base_right, cand_right, class_id: int, drop: float, rng) -> np.ndarray | None:
-    """The candidate made worse on `class_id` until that class sits `drop` below the baseline.
-
-    It loses as many of the examples of that class it got right as it takes for
-    its accuracy there to end `drop` (5, 10, 20 points) under the baseline's:
-    a regression of that size against the accepted model, whatever the real
-    candidate had gained there.
-    """
-    mine = labels == class_id
-    n = int(np.sum(mine))
-    gain = int(np.sum(cand_right[mine])) - int(np.sum(base_right[mine]))
-    k = int(round(drop * n)) + gain
-    members = np.flatnonzero(mine & cand_right)
-    if k <= 0 or k > len(members):
-        return None
-    planted = cand_right.copy()
-    planted[rng.choice(members, size=k, replace=False)] = False
-    return planted
 
 
 def calibrate(data: str, seeds: list[int], draws: int, rules: GateRules, log) -> dict:

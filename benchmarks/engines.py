@@ -7,7 +7,7 @@ DirectRunner in one process, on 2 multi-processing workers, and on Prism
 (engines/prism.sh builds it). Prints seconds, the speedup against the one-process
 DirectRunner, and the peak memory of each process tree (the analysis process or
 any process it waited for: Prism and the workers). Flink and Spark cannot run
-here (their Beam job servers cannot be had; see README "Run on a cluster").
+here (their Beam job servers cannot be had; see docs/scale.md "Run on a cluster").
 
 Examples:
     python -m benchmarks engines                       # 100,000 examples
@@ -44,8 +44,8 @@ def prism_binary(log) -> Path:
 
 
 def bench(examples: int, log) -> list[dict]:
-    from evalsuite.data_spec import recorded_spec
-    from evalsuite.rundir import RunDir
+    from evalsuite.data.spec import recorded_spec
+    from evalsuite.run.folder import RunDir
 
     prism = prism_binary(log)
     engines = {

@@ -3,7 +3,7 @@
 Trains a pool of seeds of the recipe the way `--seeds N` does (the training
 stage itself, every seed on the split of the first), scores every model
 through its serving signature, and judges draws of N seeds from the pool
-with the gate's own recipe rules (`evalsuite.recipe_rules.judge_recipe`, on
+with the gate's own recipe rules (`evalsuite.rules.recipe.judge_recipe`, on
 the counts TFMA's recipe metric keeps; the tests check the metric against
 the same counts). Then plants regressions in every drawn seed's candidate:
 one class loses examples it got right until it sits k points below that
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.calibration import DROPS, plant
-from evalsuite.contract import class_slice
-from evalsuite.recipe_rules import judge_recipe
-from evalsuite.rule_settings import GateRules
+from benchmarks.planting import DROPS, plant
+from evalsuite.rules.recipe import judge_recipe
+from evalsuite.rules.settings import GateRules
+from evalsuite.run.contract import class_slice
 
 DATA_SEED = 42  # the split every pooled seed trains on (the pipeline's default)
 TARGETS = {  # on the bundled digits (100 evaluation examples per class), 5 seeds per verdict
@@ -34,10 +34,10 @@ def pooled_outcomes(data: str, pool: int, workdir: Path, log) -> tuple[np.ndarra
     """Labels and (pool, examples) right/wrong of the baselines and candidates of `pool` seeds on one split."""
     import tensorflow as tf
 
-    from evalsuite.contract import DEFAULT_EPOCHS, run_name
-    from evalsuite.data_spec import recorded_spec
-    from evalsuite.examples import read_examples
-    from evalsuite.rundir import RunDir
+    from evalsuite.data.examples import read_examples
+    from evalsuite.data.spec import recorded_spec
+    from evalsuite.run.contract import DEFAULT_EPOCHS, run_name
+    from evalsuite.run.folder import RunDir
     from training.train import TrainConfig, recipe_seeds, train
 
     config = TrainConfig(data=data, seed=DATA_SEED, seeds=pool, histogram_freq=0, verbose=0)

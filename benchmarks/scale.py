@@ -35,15 +35,16 @@ ONE_PROCESS = ("--direct_num_workers=1",)  # the size rows measure one process (
 CHUNK = 50_000  # examples generated and written at a time: the generator's memory stays bounded too
 TARGETS = {
     "marginal ms per example": 0.3,
+    "analysis with discovery / without": 1.25,
     "peak memory, largest / smallest": 1.3,
     "report seconds, default run": 2.0,
     "peak MB, largest stage": 4096,  # at 1,000 classes
 }
 
 
-def run_process(module: str, *args: str) -> dict:
+def run_process(module: str, *args: str, env: dict | None = None) -> dict:
     """`python -m MODULE ARGS` in its own process, through benchmarks.peak: wall seconds and peak memory."""
-    env = {**os.environ, "PYTHONHASHSEED": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "PYTHONHASHSEED": "0", "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.peak", module, *args], capture_output=True, text=True, env=env
@@ -61,7 +62,7 @@ def run_process(module: str, *args: str) -> dict:
 
 def make_eval_set(source_pattern: str, spec, size: int, folder: Path, seed: int = 0) -> None:
     """`size` examples: the run's evaluation images in turn, each shifted by a seeded -2..2 pixels."""
-    from evalsuite.examples import read_examples, write_examples
+    from evalsuite.data.examples import read_examples, write_examples
 
     images, labels, _, _ = read_examples(source_pattern, spec)
     rng = np.random.default_rng(seed)
@@ -78,8 +79,8 @@ def make_eval_set(source_pattern: str, spec, size: int, folder: Path, seed: int 
 
 
 def bench(sizes: tuple[int, ...], workers: int, log) -> list[dict]:
-    from evalsuite.data_spec import recorded_spec
-    from evalsuite.rundir import RunDir
+    from evalsuite.data.spec import recorded_spec
+    from evalsuite.run.folder import RunDir
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="evalsuite-scale-") as scratch:
@@ -123,6 +124,18 @@ def bench(sizes: tuple[int, ...], workers: int, log) -> list[dict]:
                     "value": 1000 * extra / (large - small),
                 }
             )
+        if 100_000 in sizes:
+            log("scale: 100,000 examples: the analysis without discovered slices ...")
+            plain = run_process(
+                "analysis", "--run-dir", str(run_dir), "--eval-data", str(root / "eval-100000"), "--force", "-q",
+                "--", *ONE_PROCESS, env={"EVALSUITE_DISCOVERY": "off"},
+            )
+            rows.append({"measure": "analysis seconds without discovery", "size": 100_000, "value": plain["seconds"]})
+            rows.append({
+                "measure": "analysis with discovery / without",
+                "size": 100_000,
+                "value": measured[100_000]["analysis"]["seconds"] / plain["seconds"],
+            })
         peaks = [measured[size]["analysis"]["peak_mb"] for size in sizes]
         rows.append({"measure": "peak memory, largest / smallest", "value": peaks[-1] / peaks[0]})
         if workers > 1 and 100_000 in sizes:

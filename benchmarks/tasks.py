@@ -11,13 +11,14 @@ Prints one JSON line: {"seconds": ..., "peak_rss_mb": ..., ...}.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from evalsuite.contract import DEFAULT_BASELINE, DEFAULT_CANDIDATE, DEFAULT_SEED
+from evalsuite.run.contract import DEFAULT_BASELINE, DEFAULT_CANDIDATE, DEFAULT_SEED
 
 
 def bare_fit(data: str, logdir: str, seed: int = DEFAULT_SEED) -> dict:
@@ -25,7 +26,7 @@ def bare_fit(data: str, logdir: str, seed: int = DEFAULT_SEED) -> dict:
     import keras
     import tensorflow as tf
 
-    from evalsuite.datasets import load_dataset
+    from evalsuite.data.datasets import load_dataset
     from training.model import build_model, scale_images
 
     shutil.rmtree(logdir, ignore_errors=True)
@@ -53,7 +54,7 @@ def train_stage(
     import keras  # noqa: F401  (imported before the clock starts, as in bare_fit)
     import tensorflow  # noqa: F401
 
-    from evalsuite.rundir import RunDir
+    from evalsuite.run.folder import RunDir
     from training.train import TrainConfig, train
 
     shutil.rmtree(run_dir, ignore_errors=True)  # a repeat must train, not reuse the last repeat's models
@@ -64,9 +65,12 @@ def train_stage(
     return {"seconds": time.perf_counter() - started, "eval_examples": result.data["eval_examples"]}
 
 
-def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = None) -> dict:
+def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = None, discovery: bool = True) -> dict:
     """The analysis stage as the pipeline runs it (intervals=True: paired counts, intervals and the
-    changed-examples list), or the same stage without any of those (intervals=False)."""
+    changed-examples list), or the same stage without any of those (intervals=False); discovery=False
+    turns off the discovered slices alone."""
+    if not discovery:
+        os.environ["EVALSUITE_DISCOVERY"] = "off"
     import tensorflow  # noqa: F401  (imported before the clock starts, as in raw_floor)
     import tensorflow_model_analysis  # noqa: F401
 
@@ -74,9 +78,9 @@ def analysis_stage(run_dir: str, intervals: bool, beam_args: list[str] | None = 
     from analysis.models import check_saved_model
     from analysis.summary import summarize
     from analysis.tfma_run import build_eval_config, run_tfma
-    from evalsuite.data_spec import recorded_spec
-    from evalsuite.rule_settings import load_rules
-    from evalsuite.rundir import RunDir
+    from evalsuite.data.spec import recorded_spec
+    from evalsuite.rules.settings import load_rules
+    from evalsuite.run.folder import RunDir
 
     rules = load_rules(None)
     with RunDir(Path(run_dir)) as run:
@@ -113,9 +117,9 @@ def analysis_per_seed(run_dir: str) -> dict:
     import tensorflow_model_analysis  # noqa: F401
 
     from analysis.evaluate import AnalysisConfig, analyze
-    from evalsuite.contract import DEFAULT_BASELINE, DEFAULT_CANDIDATE, run_name
-    from evalsuite.rule_settings import load_rules
-    from evalsuite.rundir import RunDir
+    from evalsuite.rules.settings import load_rules
+    from evalsuite.run.contract import DEFAULT_BASELINE, DEFAULT_CANDIDATE, run_name
+    from evalsuite.run.folder import RunDir
 
     rules = load_rules(None)
     with RunDir(Path(run_dir)) as run:
@@ -141,9 +145,9 @@ def tfma_floor(run_dir: str) -> dict:
     from tensorflow_model_analysis.proto import config_pb2 as cfg
 
     from analysis.tfma_run import build_eval_config, run_tfma
-    from evalsuite.contract import BASELINE, CANDIDATE
-    from evalsuite.rule_settings import load_rules
-    from evalsuite.rundir import RunDir
+    from evalsuite.rules.settings import load_rules
+    from evalsuite.run.contract import BASELINE, CANDIDATE
+    from evalsuite.run.folder import RunDir
 
     with RunDir(Path(run_dir)) as run:
         record = run.stage("data")

@@ -1,1 +1,1 @@
-"""Shared plumbing for the stages: run folders, the run-folder contract, rules, data, errors."""
+"""The floor under the stages: three wings (data/, rules/, run/), and errors, CLI helpers, tables, progress, the registry."""

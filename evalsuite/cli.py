@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from evalsuite import progress
-from evalsuite.contract import DEFAULT_SEED
 from evalsuite.errors import InputError
-from evalsuite.rundir import LOCK_NAME, MANIFEST_NAME, RunDir, new_run_path
+from evalsuite.run.contract import DEFAULT_SEED
+from evalsuite.run.folder import LOCK_NAME, MANIFEST_NAME, RunDir, new_run_path
 
 
 def new_parser(prog: str, doc: str | None, *, new_run_allowed: bool) -> argparse.ArgumentParser:

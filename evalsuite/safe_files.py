@@ -20,7 +20,7 @@ from pathlib import Path
 
 from evalsuite.errors import InputError
 
-MAX_JSON_BYTES = 64 << 20  # the README's bound on every JSON file the product reads
+MAX_JSON_BYTES = 64 << 20  # docs/reliability.md's bound on every JSON file the product reads
 MAX_TEXT_BYTES = 64 << 10  # small text settings: class_names.txt, train.toml, gate.toml
 
 

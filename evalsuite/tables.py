@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from evalsuite import paired_stats
-from evalsuite.class_names import title
-from evalsuite.contract import NEWLY_RIGHT, NEWLY_WRONG
+from evalsuite.data.class_names import title
 from evalsuite.formatting import code, count_text, esc, esc_html, fmt, interval_text, p_value_text
+from evalsuite.rules import paired_stats
+from evalsuite.run.contract import NEWLY_RIGHT, NEWLY_WRONG
 
 PER_CLASS_P = "p (one-sided: worse; overall: better)"
 CHECKS_P = "p (one-sided, as the rule tests)"
@@ -29,7 +29,7 @@ P_NOTE = (
 RECIPE_P = "p (one-sided, as the rule tests)"
 RECIPE_NOTE = (
     "Recipe: each seed's paired delta and their mean; the interval is Student's t over seeds and examples "
-    "(evalsuite/recipe_stats.py). Newly wrong: the candidates' mean newly-wrong rate; churn floor: the share "
+    "(evalsuite/rules/recipe_stats.py). Newly wrong: the candidates' mean newly-wrong rate; churn floor: the share "
     "of examples one seed's baseline (against one blessed model: candidate) gets right and another's wrong, "
     "what retraining alone breaks"
 )
@@ -201,6 +201,7 @@ def _result_cell(check: dict) -> Cell:
         "pass": Cell("pass", css="good"),
         "fail": Cell("FAIL", css="bad", strong=True),
         "inconclusive": Cell("inconclusive", hint=check.get("message", "")),
+        "warn": Cell("regressed (warning)", css="bad", hint=check.get("message", "")),
     }[check["status"]]
 
 

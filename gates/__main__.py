@@ -25,9 +25,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evalsuite import stages
 from evalsuite.cli import add_analysis_args, add_bless_arg, check_registry_folder, command_args, new_parser, open_run
 from evalsuite.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError, run_cli
+from evalsuite.run import stages
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,15 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(own_args)
 
     def work() -> int:
-        from evalsuite.contract import VERDICT_NAME
-        from evalsuite.rule_settings import load_rules
+        from evalsuite.rules.settings import load_rules
+        from evalsuite.run.contract import VERDICT_NAME
         from gates.gate import gate
         from gates.outputs import write_unjudged
 
         rules = load_rules(args.rules)
         check_registry_folder(args.bless, "--bless")
         if args.run_dir is not None and args.run_dir.is_dir():
-            from evalsuite.rundir import RunDir
+            from evalsuite.run.folder import RunDir
 
             rules.check_judges(RunDir(args.run_dir).trained_seeds())  # before the analysis is redone for them
         requested = args.baseline is not None or args.candidate is not None or args.eval_data or args.force

@@ -5,15 +5,15 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from evalsuite import progress, registry
-from evalsuite.class_names import title
-from evalsuite.contract import CANDIDATE, load_summary
+from evalsuite import blessing, progress, registry
+from evalsuite.data.class_names import title
 from evalsuite.errors import InputError
-from evalsuite.rundir import RunDir
+from evalsuite.run.contract import CANDIDATE, load_summary
+from evalsuite.run.folder import RunDir
 from gates.verdict import Verdict
 
 
-def stage_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Staged | None:
+def stage_candidate(run: RunDir, verdict: Verdict, folder: Path) -> blessing.Staged | None:
     """Copy the judged candidate into `folder` under a hidden name; only ever called for a passing verdict.
 
     Nothing is visible until the caller publishes the result, which it does
@@ -62,11 +62,11 @@ def stage_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Sta
             "source": summary["eval_data"]["source"],
             "fingerprint": summary["eval_data"]["fingerprint"],
             "examples": summary["eval_data"]["examples"],
-            # What one image and one label are for this model (evalsuite/data_spec.py).
+            # What one image and one label are for this model (evalsuite/data/spec.py).
             "data_spec": summary["eval_data"].get("data_spec"),
         },
         "rules": verdict.rules,
-        # The split the candidate was trained on, known for a model of this run (evalsuite/split_identity.py).
+        # The split the candidate was trained on, known for a model of this run (evalsuite/data/split_identity.py).
         "training_split": (run.stage("data") or {}).get("split") if own else None,
         "accuracy": per_class,
         "run_folder": str(run.path.resolve()),
@@ -86,7 +86,7 @@ def stage_candidate(run: RunDir, verdict: Verdict, folder: Path) -> registry.Sta
             "fingerprints": {label: judged for label, (_, judged) in seed_models.items()},
             "churn_floor": verdict.recipe["churn_floor"]["overall"],
         }
-    return registry.stage(folder, model, keras_file, record, judged_fingerprint, keras_fingerprint, seed_models)
+    return blessing.stage(folder, model, keras_file, record, judged_fingerprint, keras_fingerprint, seed_models)
 
 
 def _git_commit() -> str | None:

@@ -9,11 +9,11 @@ an edited summary is exit 2, never a verdict.
 
 from __future__ import annotations
 
-from evalsuite.contract import ROLES
 from evalsuite.errors import InputError
-from evalsuite.fingerprints import fingerprint_shards, fingerprint_tree
-from evalsuite.rule_settings import GateRules
-from evalsuite.rundir import RunDir
+from evalsuite.rules.settings import GateRules
+from evalsuite.run.contract import ROLES
+from evalsuite.run.fingerprints import fingerprint_shards, fingerprint_tree
+from evalsuite.run.folder import RunDir
 
 
 def judged_state(run: RunDir, rules: GateRules) -> dict:

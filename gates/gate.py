@@ -7,17 +7,17 @@ import time
 from pathlib import Path
 
 from evalsuite import progress
-from evalsuite.class_names import title
+from evalsuite.data.class_names import title
 from evalsuite.errors import InputError
-from evalsuite.fingerprints import fingerprint_files
-from evalsuite.rule_settings import GateRules
-from evalsuite.rundir import RunDir, relative
+from evalsuite.rules.settings import GateRules
+from evalsuite.run.fingerprints import fingerprint_files
+from evalsuite.run.folder import RunDir, relative
 from evalsuite.safe_files import MAX_JSON_BYTES, read_text
 from gates.custody import judged_state
 from gates.outputs import append_step_summary, write_outputs, write_unjudged
 from gates.verdict import Verdict, decide
 
-STATUS_WORDS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
+STATUS_WORDS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "warn": "WARN"}
 
 
 def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = None) -> Verdict:

@@ -12,8 +12,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from evalsuite import progress
-from evalsuite.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
-from evalsuite.rundir import RunDir
+from evalsuite.run.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from evalsuite.run.folder import RunDir
 from evalsuite.tables import verdict_markdown
 from gates.verdict import Verdict
 
@@ -96,6 +96,8 @@ def junit_xml(verdict: Verdict) -> bytes:
             failure.text = check.message
         elif check.status == "inconclusive":
             ET.SubElement(case, "skipped", message=f"inconclusive: {check.message}")
+        elif check.status == "warn":
+            ET.SubElement(case, "system-out").text = f"warning: {check.message}"
     suites = ET.Element("testsuites", tests=suite.get("tests"), failures=suite.get("failures"))
     suites.append(suite)
     return xml_bytes(suites)

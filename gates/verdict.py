@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from evalsuite.contract import (
+from evalsuite.errors import InputError
+from evalsuite.rules.definitions import NEWLY_WRONG_RATE, judge, tfma_thresholds
+from evalsuite.rules.discovered import RULE as DISCOVERED_RULE
+from evalsuite.rules.discovered import discovered_checks, discovered_warnings
+from evalsuite.rules.evidence import Check, Evidence
+from evalsuite.rules.recipe import RecipeEvidence, judge_evidence
+from evalsuite.rules.settings import GateRules
+from evalsuite.run.contract import (
     ACCURACY,
     BASELINE,
     CANDIDATE,
@@ -20,17 +27,13 @@ from evalsuite.contract import (
     class_of,
     class_slice,
     load_changed,
+    load_discovered,
     load_summary,
     load_validation,
     num_classes_of,
     slice_ids,
 )
-from evalsuite.errors import InputError
-from evalsuite.recipe_rules import RecipeEvidence, judge_evidence
-from evalsuite.rule_evidence import Check, Evidence
-from evalsuite.rule_settings import GateRules
-from evalsuite.rules import NEWLY_WRONG_RATE, judge, tfma_thresholds
-from evalsuite.rundir import RunDir
+from evalsuite.run.folder import RunDir
 
 GATED_METRICS = (ACCURACY, NEWLY_WRONG_RATE)
 
@@ -47,7 +50,7 @@ class Verdict:
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    # With several seeds: the recipe's verdict (evalsuite/recipe_rules.py), which the state follows.
+    # With several seeds: the recipe's verdict (evalsuite/rules/recipe.py), which the state follows.
     recipe: dict | None = None
     recipe_checks: list[Check] = field(default_factory=list)
     # Every setting of the rules, off or on, and where it came from: a rule is never off unseen.
@@ -70,8 +73,11 @@ class Verdict:
 
     @property
     def deciding_checks(self) -> list[Check]:
-        """The checks the state follows: the recipe's with several seeds, else the one pair's."""
-        return self.recipe_checks if self.recipe is not None else self.checks
+        """The checks the state follows: the recipe's with several seeds (and the discovered slices of the
+        first seed's pair), else the one pair's."""
+        if self.recipe is None:
+            return self.checks
+        return self.recipe_checks + [check for check in self.checks if check.rule == DISCOVERED_RULE]
 
     @property
     def failures(self) -> list[Check]:
@@ -95,6 +101,9 @@ def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
     _check_against_paired_counts(summary, load_changed(run.analysis_dir), run.analysis_dir)
     evidence = Evidence(summary, set(failures), run.analysis_dir)
     checks = judge(rules, evidence)
+    discovered = load_discovered(run.analysis_dir)
+    found = discovered_checks(rules, discovered)
+    checks += found
 
     spurious_cross = bool(validation.get("missing_cross_slices")) and rules.max_gap is not None
     if not validation.get("validation_ok", False) and not failures and not spurious_cross:
@@ -127,14 +136,15 @@ def decide(run: RunDir, rules: GateRules, judged: dict) -> Verdict:
                 "(train with --seeds 2 or more)"
             )
     warnings += _inconclusive_warnings(rules, checks, f"seed {recipe['seeds'][0]}'s " if recipe else "")
-    deciding = recipe_checks if recipe is not None else checks
-    if not deciding:
+    warnings += discovered_warnings(rules, found, discovered)
+    deciding = recipe_checks + found if recipe is not None else checks
+    if not deciding and not rules.discovery_fail:
         raise InputError(
             f"{rules.source}: no rule judges a single seed (churn.max_excess_newly_wrong reads only across "
             "seeds); train with --seeds 2 or more, or turn on another rule"
         )
     return Verdict(
-        state="passed" if deciding and all(check.passed for check in deciding) else "failed",
+        state="passed" if (deciding or rules.discovery_fail) and all(check.passed for check in deciding) else "failed",
         baseline=summary["baseline"],
         candidate=summary["candidate"],
         rules=rules.as_dict(),

@@ -1,1 +1,1 @@
-"""The whole pipeline in one process, on top of the stages (the `evalsuite` command)."""
+"""The whole pipeline behind the `evalsuite` command: every stage in order, under a supervising process."""

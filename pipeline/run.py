@@ -20,9 +20,10 @@ import platform
 import sys
 import time
 
-from evalsuite import progress, stages
+from evalsuite import progress
 from evalsuite.cli import check_registry_folder, command_args, new_parser, open_run
 from evalsuite.errors import EXIT_GATE_FAILED, EXIT_OK, run_cli
+from evalsuite.run import stages
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     verdict_file: list = []
 
     def work() -> int:
-        from evalsuite.contract import run_name
-        from evalsuite.rule_settings import load_rules
+        from evalsuite.rules.settings import load_rules
+        from evalsuite.run.contract import run_name
 
         # Each stage's work, as its declaration names it; they still meet only in the run folder.
         train, analyze, gate, build_report = (
@@ -112,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 def check_models_differ(epochs: tuple[int, ...], baseline: str | None, on_empty: str = "rubber-stamp") -> None:
     """A model judged against itself says nothing: a usage error, before anything is written."""
     from evalsuite import registry
-    from evalsuite.contract import run_name
     from evalsuite.errors import InputError
+    from evalsuite.run.contract import run_name
 
     candidate = run_name(max(epochs))
     if baseline is None and len(epochs) < 2:

@@ -26,10 +26,10 @@ WORST_SHOWN = 10
 
 
 def comment_markdown(run, artifact_url: str | None) -> str:
-    from evalsuite.contract import load_changed, load_summary
     from evalsuite.formatting import esc
+    from evalsuite.run.contract import load_changed, load_summary
     from evalsuite.tables import P_NOTE, verdict_markdown
-    from reports.build import verdict_for
+    from reports.judged import verdict_for
 
     unfinished = unfinished_analysis(run)
     if unfinished:
@@ -58,8 +58,27 @@ def comment_markdown(run, artifact_url: str | None) -> str:
         ]
     else:
         blocks.append(per_class_markdown(summary))
+    if verdict is not None:
+        blocks += regressed_lines(verdict)
     blocks.append(f"{examples} evaluation examples; {esc(P_NOTE)}; {where}")
     return "\n\n".join(blocks) + "\n"
+
+
+def regressed_lines(verdict: dict) -> list[str]:
+    """Where it got worse: one line per regressed discovered slice, confirmation-half numbers."""
+    from evalsuite.formatting import esc
+    from evalsuite.rules.discovered import RULE
+
+    regressed = [c for c in verdict["checks"] if c["rule"] == RULE and c["status"] in ("fail", "warn")]
+    if not regressed:
+        return []
+    lines = [
+        f"- {esc(c['title'])}: {c['counts']['newly_wrong']} newly wrong, {c['counts']['newly_right']} newly right "
+        f"of {c['counts']['examples']} (delta {c['delta']:+.4f}, p {c['p_value']:.2g})"
+        + ("" if c["passed"] else " **fails the gate**")
+        for c in regressed
+    ]
+    return ["**Where it got worse** (slices no one named, confirmed on examples they were not found on):\n" + "\n".join(lines)]
 
 
 def unfinished_analysis(run) -> str:
@@ -115,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> int:
         from evalsuite.errors import InputError
-        from evalsuite.rundir import RunDir
+        from evalsuite.run.folder import RunDir
 
         if not args.run_dir.is_dir():
             raise InputError(f"{args.run_dir}: no such run folder")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 
-from evalsuite.class_names import title
-from evalsuite.contract import class_slice
+from evalsuite.data.class_names import title
 from evalsuite.formatting import esc_html as esc
-from evalsuite.rundir import RunDir
+from evalsuite.run.contract import class_slice
+from evalsuite.run.folder import RunDir
 from evalsuite.tables import (
     P_NOTE,
     checks_table,
@@ -55,9 +55,10 @@ def render(
     changed: dict,
     grids: dict,
     confusion: dict[str, bytes],
+    where_worse: str = "",
 ) -> str:
     """The report as one self-contained HTML page; `grids` from `changed_grids`, `confusion` from
-    `confusion_figures`."""
+    `confusion_figures`, `where_worse` the discovered slices' section (reports/discovered_section.py)."""
     base_label, cand_label = summary["baseline"]["label"], summary["candidate"]["label"]
     parts = [
         '<!doctype html><html lang=en><head><meta charset=utf-8><link rel=icon href="data:,">',
@@ -67,6 +68,7 @@ def render(
         f'<div class="muted">run folder {esc(run.path)}</div>',
     ]
     parts.append(_verdict_section(verdict, unjudged))
+    parts.append(where_worse)
     max_drop = (verdict or {}).get("rules", {}).get("max_drop")
     parts.append("<h2>Accuracy per class</h2>")
     parts.append(
@@ -138,7 +140,7 @@ def _checks_html(verdict: dict) -> str:
         return html(checks_table(verdict))
     # Every failure and every overall check; inconclusive ones while there is room (at 1,000 classes of few
     # examples nearly every class is inconclusive).
-    decisive = {id(c) for c in checks if c["status"] == "fail" or c["slice"] == "overall"}
+    decisive = {id(c) for c in checks if c["status"] in ("fail", "warn") or c["slice"] == "overall"}
     room = max(0, MAX_CHECKS_IN_FULL - len(decisive))
     inconclusive = [id(c) for c in checks if id(c) not in decisive and c["status"] == "inconclusive"]
     chosen = decisive | set(inconclusive[:room])
@@ -173,7 +175,7 @@ def changed_by_class(changed: dict, change: str, per_class: int = CHANGED_PER_CL
 
 def changed_grids(run: RunDir, changed: dict, summary: dict) -> dict[str, bytes]:
     """Per kind of change, its image grid as PNG: rendered once for the report and for TensorBoard."""
-    from evalsuite.data_spec import recorded_spec
+    from evalsuite.data.spec import recorded_spec
     from reports.tfrecord import read_images  # without TensorFlow
 
     if not changed["examples"]:
@@ -346,7 +348,7 @@ def _config_text(training: dict) -> str:
 
 def _spec_text(data_record: dict) -> str:
     """The data spec training recorded, in a line (a run folder from before specs holds MNIST's)."""
-    from evalsuite.data_spec import recorded_spec
+    from evalsuite.data.spec import recorded_spec
     from evalsuite.errors import InputError
 
     try:

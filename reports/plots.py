@@ -7,7 +7,7 @@ import io
 
 import matplotlib
 
-from evalsuite.contract import class_slice, seed_of
+from evalsuite.run.contract import class_slice, seed_of
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -246,7 +246,7 @@ def changed_figure(images, examples: list[dict], names) -> bytes:
     `images` maps each example's index to its image (an array of all images serves too). Every image is
     placed in one mosaic, drawn once (an axes per image took most of the report's drawing time).
     """
-    from evalsuite.class_names import title
+    from evalsuite.data.class_names import title
 
     rows: dict[int, list[dict]] = {}
     for example in examples:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalsuite.atomic import atomic_dir
-from evalsuite.contract import TENSORBOARD_EVAL_RUN
-from evalsuite.rundir import RunDir
+from evalsuite.run.atomic import atomic_dir
+from evalsuite.run.contract import TENSORBOARD_EVAL_RUN
+from evalsuite.run.folder import RunDir
 from evalsuite.tables import P_NOTE, markdown, per_class_table
 from reports import event_files
 
@@ -51,3 +51,28 @@ def write_tfma_summaries(
                     events.add(event_files.image(f"tfma/{change}_examples", png), step)
         written.append(final)
     return written
+
+
+REGISTRY_RUN = "registry"  # TensorBoard's run for the accuracy across blessed models
+
+
+def write_registry_series(run: RunDir, history: dict) -> Path:
+    """logs/registry: each blessed entry's accuracy per slice at step = its place in blessing order, this run last.
+
+    `history` from reports/slices_history.py; the entries are listed as text at the last step, so a step
+    names its entry.
+    """
+    final = run.logs_root / REGISTRY_RUN
+    keys = dict((name, key) for key, name in history["series"])
+    last = history["points"][-1]["step"]
+    lines = ["| step | entry | blessed (UTC) | model | evaluation data |", "|---:|---|---|---|---|"]
+    with atomic_dir(final) as staging, event_files.EventFile(staging) as events:
+        for point in history["points"]:
+            for name, value in point["accuracy"].items():
+                description = f"accuracy on {name}, by blessing order (step {point['step']}: {point['entry']})"
+                events.add(event_files.scalar(f"registry/accuracy/{keys.get(name, name)}", value, description), point["step"])
+            data = "this run's" if point["same_data"] else "other data"
+            cells = (point["step"], point["entry"], point["blessed_at"] or "-", point["model"] or "-", data)
+            lines.append("| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |")
+        events.add(event_files.text("registry/entries", "\n".join(lines)), last)
+    return final

@@ -18,10 +18,10 @@ from pathlib import Path
 import google_crc32c  # a dependency of apache-beam[gcp], which TFMA requires
 import numpy as np
 
-from evalsuite.contract import IMAGE_KEY
-from evalsuite.data_spec import DataSpec
+from evalsuite.data.spec import DataSpec
 from evalsuite.errors import InputError
-from evalsuite.literal_paths import matching_files
+from evalsuite.run.contract import IMAGE_KEY
+from evalsuite.run.literal_paths import matching_files
 from evalsuite.safe_files import kind_of
 
 _HEADER = struct.Struct("<QI")
@@ -161,7 +161,7 @@ def _bytes_values(feature_parts) -> list[bytes]:
 def read_images(pattern: str, spec: DataSpec, indices) -> dict[int, np.ndarray]:
     """The images of the examples at `indices` (positions in the shards' order), read record by record.
 
-    As `evalsuite.examples.read_images` (the same positions and checks), without TensorFlow; the files
+    As `evalsuite.data.examples.read_images` (the same positions and checks), without TensorFlow; the files
     are read only up to the last example wanted, and a damaged one is named with the record and byte.
     """
     wanted = sorted(set(int(i) for i in indices))

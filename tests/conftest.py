@@ -11,8 +11,8 @@ import pytest
 os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
 
 
-from evalsuite.data_files import save_npz  # noqa: E402
-from evalsuite.datasets import Dataset, load_bundled  # noqa: E402
+from evalsuite.data.datasets import Dataset, load_bundled  # noqa: E402
+from evalsuite.data.files import save_npz  # noqa: E402
 from tests.helpers import SEED, never_predicts, train_and_export  # noqa: E402
 
 

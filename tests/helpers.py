@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from evalsuite.run.contract import BOTH_RIGHT, BOTH_WRONG, NEWLY_RIGHT, NEWLY_WRONG
+
 SEED = 7
 
 
@@ -17,7 +19,7 @@ def train_and_export(x, y, epochs: int, path: Path, seed: int = SEED, spec=None)
     import keras
     import tensorflow as tf
 
-    from evalsuite.data_spec import MNIST
+    from evalsuite.data.spec import MNIST
     from training.model import build_model, export_saved_model, scale_images
 
     spec = spec or MNIST
@@ -38,7 +40,7 @@ def never_predicts(model_path: Path, class_id: int, path: Path, num_classes: int
     """
     import tensorflow as tf
 
-    from evalsuite.contract import OUTPUT_KEY, SIGNATURE, SIGNATURE_INPUT
+    from evalsuite.run.contract import OUTPUT_KEY, SIGNATURE, SIGNATURE_INPUT
 
     inner = tf.saved_model.load(str(model_path))
     mask = tf.constant([0.0 if c == class_id else 1.0 for c in range(num_classes)])
@@ -106,3 +108,62 @@ def analyse_and_gate(run_dir: Path, baseline, candidate, eval_data: Path, *extra
 def error_lines(stderr: str) -> list[str]:
     """Our own error lines, and any traceback (which must never appear without --debug)."""
     return [line for line in stderr.splitlines() if line.startswith("error:") or "Traceback" in line]
+
+
+def cells_of(base: np.ndarray, cand: np.ndarray) -> dict:
+    return {
+        BOTH_RIGHT: int(np.sum(base & cand)),
+        NEWLY_RIGHT: int(np.sum(~base & cand)),
+        NEWLY_WRONG: int(np.sum(base & ~cand)),
+        BOTH_WRONG: int(np.sum(~base & ~cand)),
+    }
+
+
+def counts_of(base: np.ndarray, cand: np.ndarray) -> dict:
+    """What analysis/recipe_counts.py keeps for one slice, from (seeds, examples) right/wrong matrices."""
+    outcome = cand.sum(axis=0) - base.sum(axis=0)
+    seeds = len(base)
+    floor = lambda right: sum(  # noqa: E731 - every ordered pair of seeds, visited (the metric does not)
+        int(np.sum(right[a] & ~right[b])) for a in range(seeds) for b in range(seeds) if a != b
+    )
+    return {
+        "per_seed": [cells_of(b, c) for b, c in zip(base, cand)],
+        "outcome_sum": int(outcome.sum()),
+        "outcome_square_sum": int((outcome**2).sum()),
+        "floor_candidates": floor(cand),
+        "floor_baselines": floor(base),
+    }
+
+
+COLOURS = {"apple": (200, 30, 30), "leaf": (30, 160, 40)}
+
+
+def write_image(path: Path, pixels: np.ndarray) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def colour_folders(root: Path, per_class: int = 30, size=(20, 20), seed: int = 0) -> Path:
+    """Two classes of small colour pictures (a noisy red or green square), as PNG, JPEG, BMP and GIF."""
+    rng = np.random.default_rng(seed)
+    suffixes = (".png", ".jpg", ".bmp", ".gif")
+    for split, count in (("train", per_class), ("test", per_class // 2)):
+        for name, colour in COLOURS.items():
+            for index in range(count):
+                pixels = rng.integers(0, 60, (*size, 3), dtype=np.uint8)
+                top, left = rng.integers(0, size[0] // 2, 2)
+                pixels[top : top + size[0] // 2, left : left + size[1] // 2] = colour
+                write_image(root / split / name / f"{index:03d}{suffixes[index % len(suffixes)]}", pixels)
+    return root
+
+
+def small_npz(path: Path, classes: int, side: int, per_class: int = 6, channels: int = 0, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    shape = (side, side) if not channels else (side, side, channels)
+    labels = np.repeat(np.arange(classes), per_class)
+    images = rng.integers(0, 256, (len(labels), *shape), dtype=np.uint8)
+    np.savez(path, x_train=images, y_train=labels, x_test=images[::2], y_test=labels[::2])
+    return path

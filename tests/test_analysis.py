@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from evalsuite.data_spec import MNIST
-from evalsuite.examples import read_examples
-from evalsuite.rundir import RunDir
+from evalsuite.data.examples import read_examples
+from evalsuite.data.spec import MNIST
+from evalsuite.run.folder import RunDir
 from tests.helpers import predict_probabilities
 
 

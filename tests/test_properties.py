@@ -12,10 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evalsuite.data_files import read_idx
-from evalsuite.datasets import load_npz
+from evalsuite.data.datasets import load_npz
+from evalsuite.data.files import read_idx
 from evalsuite.errors import InputError
-from evalsuite.rule_settings import parse_rules
+from evalsuite.rules.definitions import RULES
+from evalsuite.rules.settings import parse_rules
 
 PROPERTY_SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -127,6 +128,7 @@ def test_rules_are_valid_rules_or_a_clear_error(table):
         assert str(error).startswith("gate.toml: ") and "\n" not in str(error)
     else:
         assert rules.any_rule
+        assert rules.judges_one_seed == (any(rule.enabled(rules) for rule in RULES) or rules.discovery_fail)
         for value in (rules.min_improvement, rules.min_accuracy, rules.max_drop, rules.max_gap):
             assert value is None or 0.0 <= value <= 1.0
 
@@ -134,7 +136,7 @@ def test_rules_are_valid_rules_or_a_clear_error(table):
 @PROPERTY_SETTINGS
 @given(text=st.text(max_size=200))
 def test_rules_file_text_is_valid_rules_or_a_clear_error(tmp_path_factory, text):
-    from evalsuite.rule_settings import load_rules
+    from evalsuite.rules.settings import load_rules
 
     path = tmp_path_factory.mktemp("rules") / "gate.toml"
     path.write_text(text, encoding="utf-8")

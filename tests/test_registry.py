@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite import registry
+from evalsuite import blessing, registry
 from evalsuite.errors import InputError
 from gates.__main__ import main as gate_main
 from reports.__main__ import main as reports_main
@@ -57,7 +57,7 @@ def test_a_gate_that_says_no_blesses_nothing(planted, tmp_path, capsys):
 def test_blessed_reference_resolves_the_newest_entry(run_copy, tmp_path, capsys):
     folder = tmp_path / "registry"
     assert _bless_copy(run_copy, folder) == 0
-    newer = registry.bless(folder, run_copy / "models" / "epochs-1", None, {"candidate": "epochs-1"})
+    newer = blessing.bless(folder, run_copy / "models" / "epochs-1", None, {"candidate": "epochs-1"})
     found = registry.entries(folder)
     assert len(found) == 2 and found[0].name == newer.name
     said = []
@@ -84,8 +84,8 @@ def test_two_blessings_at_once_both_land_intact(run_copy, tmp_path):
     folder = tmp_path / "registry"
     model = run_copy / "models" / "epochs-2"
     script = (
-        "import sys; from pathlib import Path; from evalsuite import registry;"
-        "registry.bless(Path(sys.argv[1]), Path(sys.argv[2]), None, {'candidate': sys.argv[3]})"
+        "import sys; from pathlib import Path; from evalsuite import blessing;"
+        "blessing.bless(Path(sys.argv[1]), Path(sys.argv[2]), None, {'candidate': sys.argv[3]})"
     )
     processes = [
         subprocess.Popen([sys.executable, "-c", script, str(folder), str(model), name]) for name in ("a", "b", "c")
@@ -99,8 +99,8 @@ def test_two_blessings_at_once_both_land_intact(run_copy, tmp_path):
 @pytest.mark.parametrize("damage", ["edited", "truncated", "model changed", "symlink"])
 def test_a_tampered_entry_is_skipped_with_a_warning(run_copy, tmp_path, damage):
     folder = tmp_path / "registry"
-    entry = registry.bless(folder, run_copy / "models" / "epochs-2", None, {"candidate": "good"})
-    other = registry.bless(folder, run_copy / "models" / "epochs-1", None, {"candidate": "newer"})
+    entry = blessing.bless(folder, run_copy / "models" / "epochs-2", None, {"candidate": "good"})
+    other = blessing.bless(folder, run_copy / "models" / "epochs-1", None, {"candidate": "newer"})
     record = other.path / "record.json"
     if damage == "edited":
         payload = json.loads(record.read_text())
@@ -126,7 +126,7 @@ def test_a_tampered_entry_is_skipped_with_a_warning(run_copy, tmp_path, damage):
 
 def test_history_prints_newest_first_with_overall_and_worst_class(run_copy, tmp_path, capsys):
     folder = tmp_path / "registry"
-    registry.bless(folder, run_copy / "models" / "epochs-1", None, {"candidate": "epochs-1"})
+    blessing.bless(folder, run_copy / "models" / "epochs-1", None, {"candidate": "epochs-1"})
     assert _bless_copy(run_copy, folder) == 0
     capsys.readouterr()
     assert gate_main(["history", "--registry", str(folder)]) == 0

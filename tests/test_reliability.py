@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from evalsuite.errors import InputError
-from evalsuite.rundir import RunDir
+from evalsuite.run.folder import RunDir
 from gates.__main__ import main as gate_main
 from pipeline.run import main as pipeline_main
 from tests.helpers import SEED, analyse_and_gate, run_pipeline, start_command

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalsuite.data_spec import MNIST
+from evalsuite.data.spec import MNIST
 from evalsuite.errors import InputError
 from tests.helpers import error_lines
 
@@ -79,8 +79,8 @@ def test_the_summaries_are_what_tf_summary_writes(run_copy, tmp_path):
     import tensorflow as tf
     from tensorboard.util import tensor_util
 
-    from evalsuite.contract import load_changed, load_summary
-    from evalsuite.rundir import RunDir
+    from evalsuite.run.contract import load_changed, load_summary
+    from evalsuite.run.folder import RunDir
     from evalsuite.tables import P_NOTE, markdown, per_class_table
     from reports.html_report import changed_grids, confusion_figures
     from reports.tensorboard_summaries import write_tfma_summaries
@@ -129,7 +129,7 @@ def test_training_curves_read_as_tensorboard_reads_them(tiny_run):
 
 
 def test_the_images_are_those_tensorflow_reads(tiny_run):
-    from evalsuite.examples import read_images as read_with_tensorflow
+    from evalsuite.data.examples import read_images as read_with_tensorflow
     from reports.tfrecord import read_images
 
     pattern = str(tiny_run / "data" / "eval-*.tfrecord")

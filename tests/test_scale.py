@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalsuite.data_spec import MNIST
+from evalsuite.data.examples import read_examples, read_images, scan_examples
+from evalsuite.data.spec import MNIST
 from evalsuite.errors import InputError
-from evalsuite.examples import read_examples, read_images, scan_examples
-from evalsuite.fingerprints import fingerprint
+from evalsuite.run.fingerprints import fingerprint
 from tests.helpers import SEED
 
 Inputs = namedtuple("Inputs", "label prediction example_weight")
@@ -86,8 +86,8 @@ def test_the_fused_pipeline_gives_tfmas_per_example_numbers(run_copy, tmp_path):
     from analysis.models import resolve_model
     from analysis.summary import summarize, validation_as_json
     from analysis.tfma_run import build_eval_config, run_tfma
-    from evalsuite.rule_settings import load_rules
-    from evalsuite.rundir import RunDir
+    from evalsuite.rules.settings import load_rules
+    from evalsuite.run.folder import RunDir
 
     run = RunDir(run_copy)
     rules = load_rules(Path(__file__).parents[1] / "gate.toml")

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalsuite.data_files import save_npz
-from evalsuite.data_spec import MNIST
-from evalsuite.datasets import load_dataset, load_eval_split
+from evalsuite.data.datasets import load_dataset, load_eval_split
+from evalsuite.data.files import save_npz
+from evalsuite.data.slice_features import from_csv, value_counts
+from evalsuite.data.spec import MNIST
 from evalsuite.errors import InputError
-from evalsuite.slice_features import from_csv, value_counts
 from tests.helpers import SEED, error_lines, predict_probabilities, run_command
 from tests.test_your_data import colour_folders
 
@@ -126,7 +126,7 @@ def test_a_bad_csv_is_one_line(tmp_path, damage, expected):
 
 
 def test_features_travel_in_the_examples_and_are_read_back(tmp_path):
-    from evalsuite.examples import read_examples, write_examples
+    from evalsuite.data.examples import read_examples, write_examples
 
     images = np.zeros((6, 28, 28), np.uint8)
     labels = np.arange(6) % 2
@@ -225,7 +225,7 @@ def test_a_missing_config_file_exits_2_with_one_line(tmp_path):
 def test_a_run_sliced_by_features_judges_each_feature_like_the_classes(tmp_path, bundled, tiny_models):
     """TFMA's feature slices equal a plain computation; a regression confined to one value fails its check."""
     from analysis.__main__ import main as analysis_main
-    from evalsuite.examples import read_examples
+    from evalsuite.data.examples import read_examples
     from gates.__main__ import main as gate_main
     from pipeline.run import main as pipeline_main
 
@@ -294,7 +294,7 @@ def _scalar_tags(folder: Path) -> set[str]:
 
 
 def test_a_class_folder_named_like_the_split_is_not_mistaken_for_it(tmp_path):
-    from evalsuite.slice_features import _relative
+    from evalsuite.data.slice_features import _relative
 
     split = tmp_path / "test"
     assert _relative("test/001.jpg", split) == "test/001.jpg"  # class "test", image 001.jpg

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from evalsuite import stages
-from evalsuite.rundir import RunDir
+from evalsuite.run import stages
+from evalsuite.run.folder import RunDir
 
 
 def test_every_forwarded_option_is_a_flag_of_the_stage_command():
@@ -42,7 +42,7 @@ def test_every_forwarded_option_is_a_flag_of_the_stage_command():
 
 
 def test_each_entry_is_a_function_and_code_fingerprints_follow_the_declaration():
-    from evalsuite.stage_code import STAGE_ENTRY
+    from evalsuite.run.stage_code import STAGE_ENTRY
 
     for stage in stages.STAGES:
         assert callable(stage.function()), stage.entry

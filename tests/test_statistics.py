@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalsuite import paired_stats
-from evalsuite.contract import slice_ids
 from evalsuite.errors import InputError
-from evalsuite.rule_evidence import Evidence
-from evalsuite.rule_settings import DEFAULT_TABLE, load_rules, parse_rules
-from evalsuite.rules import inclusive_drop_bound, judge, strict_change_bound
+from evalsuite.rules import paired_stats
+from evalsuite.rules.definitions import inclusive_drop_bound, judge, strict_change_bound
+from evalsuite.rules.evidence import Evidence
+from evalsuite.rules.settings import DEFAULT_TABLE, load_rules, parse_rules
+from evalsuite.run.contract import slice_ids
 
 # (newly right, newly wrong, n) -> Tango's 95% interval of the delta, as published. In Tango's
 # 2x2 notation the candidate is condition 1: newly right = n12, newly wrong = n21.

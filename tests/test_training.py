@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evalsuite.data_spec import MNIST
-from evalsuite.examples import read_examples
-from evalsuite.rundir import RunDir
+from evalsuite.data.examples import read_examples
+from evalsuite.data.spec import MNIST
+from evalsuite.run.folder import RunDir
 from tests.helpers import SEED, predict_probabilities
 from training.train import TrainConfig, train
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite import registry
+from evalsuite import blessing, registry
 from evalsuite.errors import InputError
 from gates.__main__ import main as gate_main
 from reports.__main__ import main as reports_main
@@ -63,7 +63,7 @@ def test_a_candidate_that_is_the_newest_blessed_model_is_same_as_blessed(run_cop
 def test_a_different_candidate_is_judged_against_the_blessed_model(run_copy, tmp_path, capsys):
     folder = tmp_path / "registry"
     folder.mkdir()
-    registry.bless(folder, run_copy / "models" / "epochs-1", None, {"candidate": "older"})
+    blessing.bless(folder, run_copy / "models" / "epochs-1", None, {"candidate": "older"})
     said = []
     resolved, warning, info = registry.resolve_baseline(
         f"blessed:{folder}", "rubber-stamp", "epochs-1", said.append, said.append, "f" * 16
@@ -132,7 +132,7 @@ def test_an_edited_verdict_is_never_shown_as_passed(planted, tmp_path, capsys):
     ],
 )
 def test_class_names_must_be_printable_and_not_reserved(bad, expected):
-    from evalsuite.class_names import parse_names
+    from evalsuite.data.class_names import parse_names
 
     names = [f"class {c}" for c in "abcdefghi"] + [bad]
     import re
@@ -142,14 +142,14 @@ def test_class_names_must_be_printable_and_not_reserved(bad, expected):
 
 
 def test_duplicate_class_names_are_refused():
-    from evalsuite.class_names import parse_names
+    from evalsuite.data.class_names import parse_names
 
     with pytest.raises(InputError, match="class names 1 and 10 are the same"):
         parse_names(",".join(["Shirt", *"bcdefghi", "shirt"]), "--class-names")
 
 
 def test_a_class_names_file_that_is_not_utf8_is_named(tmp_path):
-    from evalsuite.class_names import names_beside
+    from evalsuite.data.class_names import names_beside
 
     (tmp_path / "class_names.txt").write_bytes("\n".join(f"caf\xe9 {c}" for c in range(10)).encode("latin-1"))
     with pytest.raises(InputError, match=r"class_names.txt: not UTF-8 text"):
@@ -245,8 +245,8 @@ def test_bad_input_to_the_gate_leaves_a_passing_folder_as_it_was(run_copy, args,
 def test_evaluation_data_missing_a_class_leaves_the_folder_as_it_was(run_copy, bundled, tmp_path):
     import numpy as np
 
-    from evalsuite.data_files import save_npz
-    from evalsuite.datasets import Dataset
+    from evalsuite.data.datasets import Dataset
+    from evalsuite.data.files import save_npz
 
     subset = bundled.subset(None, 300, 7)
     keep = subset.y_test != 4
@@ -276,7 +276,7 @@ def test_bad_data_on_a_new_run_folder_leaves_nothing_behind(tmp_path):
 
 def test_a_fifo_in_the_registry_does_not_hang_history(run_copy, tmp_path, capsys):
     folder = tmp_path / "registry"
-    good = registry.bless(folder, run_copy / "models" / "epochs-2", None, {"candidate": "good"})
+    good = blessing.bless(folder, run_copy / "models" / "epochs-2", None, {"candidate": "good"})
     odd = folder / "20990101T000000.000000Z-fifo"
     shutil.copytree(good.path, odd)
     (odd / "record.json").unlink()
@@ -296,8 +296,8 @@ def test_a_fifo_in_the_registry_does_not_hang_history(run_copy, tmp_path, capsys
 
 def test_newest_is_the_blessing_time_its_record_states_not_the_folder_name(run_copy, tmp_path):
     folder = tmp_path / "registry"
-    first = registry.bless(folder, run_copy / "models" / "epochs-2", None, {"candidate": "first"})
-    second = registry.bless(folder, run_copy / "models" / "epochs-1", None, {"candidate": "second"})
+    first = blessing.bless(folder, run_copy / "models" / "epochs-2", None, {"candidate": "first"})
+    second = blessing.bless(folder, run_copy / "models" / "epochs-1", None, {"candidate": "second"})
     os.rename(first.path, folder / ("z-" + first.name))  # a name that sorts last
     assert registry.latest(folder).name == second.name
 
@@ -324,7 +324,7 @@ def test_an_abandoned_staging_folder_is_removed_and_a_live_one_kept(run_copy, tm
     live.mkdir()
     with open(live / registry.STAGING_LOCK, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        registry.bless(folder, run_copy / "models" / "epochs-2", None, {"candidate": "x"})
+        blessing.bless(folder, run_copy / "models" / "epochs-2", None, {"candidate": "x"})
         assert not abandoned.exists() and live.exists()
 
 
@@ -346,7 +346,7 @@ def test_a_write_that_fails_without_a_file_name_is_named(tmp_path):
     """A file-size limit (EFBIG) or a full disk reports no file: the error line must name it."""
     target = tmp_path / "big.json"
     script = (
-        "import resource, sys; from pathlib import Path; from evalsuite.atomic import write_bytes_atomic;"
+        "import resource, sys; from pathlib import Path; from evalsuite.run.atomic import write_bytes_atomic;"
         "from evalsuite.errors import run_cli;"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024));"
         "sys.exit(run_cli(lambda: write_bytes_atomic(Path(sys.argv[1]), b'x' * 4096) or 0))"
@@ -360,7 +360,7 @@ def test_a_write_that_fails_without_a_file_name_is_named(tmp_path):
 def test_junit_stays_well_formed_whatever_a_reason_holds(run_copy):
     import xml.etree.ElementTree as ET
 
-    from evalsuite.rundir import RunDir
+    from evalsuite.run.folder import RunDir
     from gates.outputs import write_unjudged
 
     run = RunDir(run_copy)
@@ -370,8 +370,8 @@ def test_junit_stays_well_formed_whatever_a_reason_holds(run_copy):
 
 
 def test_the_weights_fingerprint_names_the_weights_not_the_bytes(run_copy, tmp_path):
-    from evalsuite.fingerprints import fingerprint_tree
-    from evalsuite.model_identity import weights_fingerprint
+    from evalsuite.run.fingerprints import fingerprint_tree
+    from evalsuite.run.model_identity import weights_fingerprint
 
     runs = json.loads((run_copy / "manifest.json").read_text())["stages"]["training"]["runs"]
     models = run_copy / "models"

@@ -110,7 +110,7 @@ def _analyse_and_gate(run: Path, rules: Path) -> int:
 
 
 def test_a_drop_rule_alone_keeps_the_improvement_rule(tmp_path):
-    from evalsuite.rule_settings import parse_rules
+    from evalsuite.rules.settings import parse_rules
 
     rules = parse_rules({"per_class": {"max_drop": 0.05}}, "drop-only.toml")
     assert rules.min_improvement == 0.0 and rules.max_drop == 0.05
@@ -118,7 +118,7 @@ def test_a_drop_rule_alone_keeps_the_improvement_rule(tmp_path):
 
 def test_off_is_only_for_rules(tmp_path):
     from evalsuite.errors import InputError
-    from evalsuite.rule_settings import parse_rules
+    from evalsuite.rules.settings import parse_rules
 
     with pytest.raises(InputError, match='significance.alpha cannot be "off"'):
         parse_rules({"significance": {"alpha": "off"}}, "g.toml")
@@ -214,7 +214,7 @@ def _data_of(run: Path) -> str:
 
 
 def test_a_factory_imports_its_helpers_and_they_are_fingerprinted(tmp_path):
-    from evalsuite.data_spec import DataSpec
+    from evalsuite.data.spec import DataSpec
     from training.model import build_model, factory_files, model_fingerprint
 
     (tmp_path / "helper.py").write_text("WIDTH = 8\n")
@@ -231,7 +231,7 @@ def test_a_factory_imports_its_helpers_and_they_are_fingerprinted(tmp_path):
 
 def test_a_former_section_name_is_still_read_with_a_note(tmp_path):
     from evalsuite.errors import InputError
-    from evalsuite.rule_settings import parse_rules
+    from evalsuite.rules.settings import parse_rules
 
     rules = parse_rules({"per_digit": {"max_drop": 0.05}}, "old.toml")
     assert rules.max_drop == 0.05 and rules.notes == ("old.toml: [per_digit] is read as [per_class], its current name",)
@@ -242,7 +242,7 @@ def test_a_former_section_name_is_still_read_with_a_note(tmp_path):
 
 
 def test_the_offline_data_line_says_why_in_few_words():
-    from evalsuite.datasets import KERAS_CACHE, _load_named
+    from evalsuite.data.datasets import KERAS_CACHE, _load_named
 
     if KERAS_CACHE.is_file():
         pytest.skip("a cached MNIST is read, never downloaded")
@@ -263,7 +263,7 @@ def test_what_ran_names_unset_settings_by_what_they_mean():
 
 
 def test_the_rules_own_defaults_are_the_settings_defaults():
-    from evalsuite.rule_settings import SETTINGS, GateRules
+    from evalsuite.rules.settings import SETTINGS, GateRules
 
     built = GateRules()
     assert {s.key: getattr(built, s.field) for s in SETTINGS} == {s.key: s.default for s in SETTINGS}

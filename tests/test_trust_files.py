@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite import registry
+from evalsuite import blessing, registry
 from evalsuite.errors import InputError
-from evalsuite.rundir import RunDir
+from evalsuite.run.folder import RunDir
 from gates.__main__ import main as gate_main
 from tests.helpers import SEED, error_lines, run_command
 
@@ -33,9 +33,9 @@ def _flip_byte(path: Path, at: int) -> None:
 def _two_blessings(run_copy: Path, folder: Path) -> tuple[registry.Entry, registry.Entry]:
     """The weak model blessed first, a copy of the strong one last. The strong candidate ties the newest
     blessing, and a tie fails (overall.min_improvement = 0.0); against the older blessing it would pass."""
-    older = registry.bless(folder, run_copy / "models" / "epochs-1", None, {"candidate": "epochs-1"})
+    older = blessing.bless(folder, run_copy / "models" / "epochs-1", None, {"candidate": "epochs-1"})
     time.sleep(0.01)  # distinct blessing times
-    newer = registry.bless(folder, run_copy / "models" / "epochs-2", None, {"candidate": "epochs-2"})
+    newer = blessing.bless(folder, run_copy / "models" / "epochs-2", None, {"candidate": "epochs-2"})
     return older, newer
 
 
@@ -231,7 +231,7 @@ def test_a_manifest_that_is_a_pipe_a_device_or_huge_is_one_line_at_once(run_copy
     # The manifest's one reader, on its own: every command and every stage reads through it.
     script = (
         "import sys; from pathlib import Path; from evalsuite.errors import run_cli;"
-        "from evalsuite.rundir import RunDir;"
+        "from evalsuite.run.folder import RunDir;"
         "sys.exit(run_cli(lambda: RunDir(Path(sys.argv[1])).read_manifest() and 0))"
     )
     started = time.monotonic()
@@ -316,7 +316,7 @@ def test_a_keras_zip_bomb_is_refused_before_keras_opens_it(run_copy, tmp_path):
 
 
 def test_zip_bounds_pass_a_real_keras_file_and_bound_the_total(run_copy, tmp_path, monkeypatch):
-    from evalsuite import zip_bounds
+    from evalsuite.data import zip_bounds
 
     zip_bounds.check_zip_bounds(run_copy / "models" / "epochs-2.keras", "candidate .keras file")
     monkeypatch.setattr(zip_bounds, "MAX_TOTAL_BYTES", 1 << 20)
@@ -332,8 +332,8 @@ def test_zip_bounds_pass_a_real_keras_file_and_bound_the_total(run_copy, tmp_pat
 
 
 def test_the_split_identity_follows_the_seed_only_where_the_seed_draws_the_split(tiny_npz):
-    from evalsuite.datasets import load_bundled, load_npz
-    from evalsuite.split_identity import overlap_warning, split_identity
+    from evalsuite.data.datasets import load_bundled, load_npz
+    from evalsuite.data.split_identity import overlap_warning, split_identity
 
     seven, eight = split_identity(load_bundled(7), 7), split_identity(load_bundled(8), 8)
     assert seven["pool"] == eight["pool"] and seven["held_out"] != eight["held_out"]

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalsuite.data_files import FLOAT_SCALING
-from evalsuite.datasets import load_eval_split, load_path
+from evalsuite.data.datasets import load_eval_split, load_path
+from evalsuite.data.files import FLOAT_SCALING
+from evalsuite.data.pixel_depth import SIXTEEN_BIT
 from evalsuite.errors import InputError
-from evalsuite.pixel_depth import SIXTEEN_BIT
 from tests.helpers import SEED, error_lines
 
 
@@ -201,7 +201,7 @@ def test_class_without_evaluation_examples_is_refused_before_training(tmp_path, 
 
 def test_shards_of_a_folder_named_like_a_glob_are_its_own(tmp_path):
     """run[1]/data/eval-*.tfrecord names run[1]'s shards, not those of a folder run1 beside it."""
-    from evalsuite.fingerprints import fingerprint_files, fingerprint_shards
+    from evalsuite.run.fingerprints import fingerprint_files, fingerprint_shards
 
     for folder, content in (("run[1]", b"mine"), ("run1", b"not mine")):
         (tmp_path / folder / "data").mkdir(parents=True)

@@ -64,8 +64,8 @@ def _many_classes_npz(path: Path, classes: int, per_class: int = 4) -> Path:
 def test_200_classes_run_end_to_end_with_a_summary_of_k_squared_size(tmp_path):
     """Analysis, gate and report complete; the summary holds one K x K matrix per model, not one per slice
     (210 MB at 200 classes, which the gate refused to read)."""
-    from evalsuite.data_spec import recorded_spec
-    from evalsuite.examples import read_examples
+    from evalsuite.data.examples import read_examples
+    from evalsuite.data.spec import recorded_spec
 
     classes = 200
     run_dir = tmp_path / "run"

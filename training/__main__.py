@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from evalsuite.cli import new_parser, open_run, pin_hash_seed
-from evalsuite.contract import DEFAULT_EPOCHS, DEFAULT_SEED
 from evalsuite.errors import run_cli
+from evalsuite.run.contract import DEFAULT_EPOCHS, DEFAULT_SEED
 
 
 def add_training_args(parser: argparse.ArgumentParser) -> None:
@@ -119,8 +119,8 @@ def _feature_names(text: str) -> list[str]:
 
 
 def training_config(args: argparse.Namespace):
-    from evalsuite.class_names import parse_names
-    from evalsuite.data_spec import parse_image_size
+    from evalsuite.data.class_names import parse_names
+    from evalsuite.data.spec import parse_image_size
     from training import settings_file
     from training.model import STEPS_PER_EXECUTION
     from training.train import TrainConfig

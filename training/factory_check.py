@@ -43,7 +43,7 @@ def check_factory(model: str, spec, timeout: float = TIMEOUT_SECONDS) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from evalsuite.data_spec import DataSpec
+    from evalsuite.data.spec import DataSpec
     from evalsuite.errors import run_cli
     from training.model import build_model
 

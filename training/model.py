@@ -13,9 +13,9 @@ import importlib
 import importlib.util
 from pathlib import Path
 
-from evalsuite.data_spec import DataSpec
+from evalsuite.data.spec import DataSpec
 from evalsuite.errors import InputError
-from evalsuite.serving import check_fits, export_saved_model  # noqa: F401  (training exports through the contract)
+from evalsuite.run.serving import check_fits, export_saved_model, scale_images  # noqa: F401  (training exports through the contract)
 
 # Several steps per call into TensorFlow: the same updates in the same order (bitwise
 # the same weights under op determinism), far less per-step Python overhead.
@@ -122,7 +122,7 @@ def factory_files(model: str) -> list[Path]:
     source = factory_source(model)
     if source is None:
         return []
-    from evalsuite.stage_code import project_imports
+    from evalsuite.run.stage_code import project_imports
 
     location = model.rpartition(":")[0]
     entry = source.stem if location.endswith(".py") else location
@@ -146,7 +146,7 @@ def model_fingerprint(model: str) -> str | None:
         from evalsuite.safe_files import read_bounded
 
         return hashlib.sha256(read_bounded(files[0], MAX_FACTORY_BYTES, "model factory")).hexdigest()[:16]
-    from evalsuite.fingerprints import fingerprint_named_files
+    from evalsuite.run.fingerprints import fingerprint_named_files
 
     root = factory_root(model)
     return fingerprint_named_files([(path.relative_to(root).as_posix(), path) for path in files])
@@ -256,13 +256,6 @@ def check_probabilities(model, images, name: str) -> None:
             f"--model {name}: the model's outputs are not probabilities (each row in 0..1, summing to 1); "
             "end it with a softmax (activation='softmax' on the last layer)"
         )
-
-
-def scale_images(images, spec: DataSpec):
-    """uint8 pixels to float32 in 0..1, shaped (N, H, W, C), as the serving signature does."""
-    import numpy as np
-
-    return (images.astype(np.float32) / 255.0).reshape(-1, *spec.input_shape)
 
 
 def write_op_graph(model, logs_dir: Path, spec: DataSpec) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import tomllib
 
+from evalsuite.data.slice_features import check_name
 from evalsuite.errors import InputError
-from evalsuite.slice_features import check_name
 from training.model import DEFAULT_OPTIMIZER
 
 DEFAULT_CONFIG_FILE = Path("train.toml")

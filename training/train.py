@@ -10,32 +10,28 @@ logs and its own SavedModel.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from evalsuite import progress, slice_features
-from evalsuite.atomic import atomic_dir
-from evalsuite.contract import DEFAULT_EPOCHS, DEFAULT_SEED, run_name
-from evalsuite.datasets import KERAS_CACHE, Dataset, load_dataset, source_identity
+from evalsuite import progress
+from evalsuite.data import slice_features
+from evalsuite.data.datasets import KERAS_CACHE, Dataset, load_dataset, source_identity
+from evalsuite.data.examples import SHARD_PATTERN, write_examples
+from evalsuite.data.split_identity import split_identity
 from evalsuite.errors import InputError
-from evalsuite.examples import SHARD_PATTERN, write_examples
-from evalsuite.fingerprints import fingerprint, fingerprint_content, fingerprint_shards, fingerprint_tree
-from evalsuite.model_identity import weights_fingerprint
-from evalsuite.split_identity import split_identity
-from evalsuite.rundir import RunDir, relative
-from evalsuite.stage_code import stage_code_fingerprint
+from evalsuite.run.atomic import atomic_dir
+from evalsuite.run.contract import DEFAULT_EPOCHS, DEFAULT_SEED
+from evalsuite.run.fingerprints import fingerprint, fingerprint_content, fingerprint_shards, fingerprint_tree
+from evalsuite.run.folder import RunDir, relative
+from evalsuite.run.stage_code import stage_code_fingerprint
 from training.model import (
     DEFAULT_OPTIMIZER,
     STEPS_PER_EXECUTION,
-    build_model,
-    check_probabilities,
-    export_saved_model,
     model_fingerprint,
     scale_images,
-    write_op_graph,
 )
+from training.trajectory import fit_trajectory, set_determinism
 
 MAX_SEED = 2**32 - 1
 MAX_SEEDS = 50
@@ -178,7 +174,7 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
 
     # Nothing downstream may look done while its models are being replaced.
     run.invalidate_from("training")
-    _set_determinism(config.seed)
+    set_determinism(config.seed)
     data_spec = dataset.spec
     x_train, x_test = scale_images(dataset.x_train, data_spec), scale_images(dataset.x_test, data_spec)
     ordered = sorted(config.epochs)
@@ -186,15 +182,15 @@ def train(run: RunDir, config: TrainConfig, log=progress.log, force: bool = Fals
     for seed in recipe_seeds(config):
         if config.independent_runs:
             for epochs in ordered:
-                _set_determinism(seed)
+                set_determinism(seed)
                 runs.update(
-                    _fit(run, config, data_spec, x_train, dataset.y_train, x_test, dataset.y_test, [epochs], log, seed)
+                    fit_trajectory(run, config, data_spec, x_train, dataset.y_train, x_test, dataset.y_test, [epochs], log, seed)
                 )
         else:
             if seed != config.seed:  # the first seed's generators were seeded above, as one seed always was
-                _set_determinism(seed)
+                set_determinism(seed)
             runs.update(
-                _fit(run, config, data_spec, x_train, dataset.y_train, x_test, dataset.y_test, ordered, log, seed)
+                fit_trajectory(run, config, data_spec, x_train, dataset.y_train, x_test, dataset.y_test, ordered, log, seed)
             )
 
     _remove_other_seeds(run, runs)
@@ -303,7 +299,7 @@ def _prepare_examples(
             "requested": requested,
             "spec": spec,
             "input_fingerprint": input_fingerprint,
-            # The split's identity (evalsuite/split_identity.py): a blessing of these models carries it.
+            # The split's identity (evalsuite/data/split_identity.py): a blessing of these models carries it.
             "split": split,
             "outputs": {"eval_examples": relative(run, final)},
             "pattern": f"{relative(run, final)}/{SHARD_PATTERN}",
@@ -347,101 +343,10 @@ def _remove_other_seeds(run: RunDir, runs: dict) -> None:
     TensorBoard and the registry must not take them for this run's."""
     import shutil
 
-    from evalsuite.contract import seed_of
+    from evalsuite.run.contract import seed_of
 
     for folder in (run.models_dir, run.logs_root):
         for path in folder.glob("epochs-*-seed-*") if folder.is_dir() else []:
             name = path.name.removesuffix(".keras")
             if seed_of(name) is not None and name not in runs:
                 path.unlink() if path.is_file() or path.is_symlink() else shutil.rmtree(path)
-
-
-def _set_determinism(seed: int) -> None:
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-
-
-def _fit(
-    run, config, spec, x_train, y_train, x_test, y_test, epoch_counts: list[int], log, seed: int
-) -> dict[str, dict]:
-    """One trajectory of max(epoch_counts) epochs from `seed`, exporting a model at each count."""
-    import keras
-
-    from training.callbacks import EpochLines, ExportAtEpoch, LogsSoFar
-
-    names = [run_name(e, None if seed == config.seed else seed) for e in epoch_counts]
-    log(f"training: {' + '.join(names)} in one trajectory" if len(names) > 1 else f"training: {names[0]}")
-    model = build_model(spec, config.model, config.optimizer, config.steps_per_execution, config.learning_rate)
-    check_probabilities(model, x_train, config.model)
-    for name in names:
-        _clear(run.logs_dir(name))
-    # One TensorBoard callback writes the whole trajectory; each shorter run's logs are a copy
-    # of its first epochs, taken before that run's export adds its op graph.
-    tensorboard = keras.callbacks.TensorBoard(
-        log_dir=str(run.logs_dir(names[-1])), histogram_freq=config.histogram_freq, write_graph=True
-    )
-    callbacks = [tensorboard]
-    for epochs, name in zip(epoch_counts, names):
-        if name != names[-1]:
-            callbacks.append(LogsSoFar(tensorboard, epochs, run.logs_dir(name)))
-        callbacks.append(ExportAtEpoch(epochs, lambda m, n=name: _export(run, m, n, spec)))
-    # Keras' own bar in a terminal; in a CI log or a pipe one plain line per epoch instead.
-    verbose = config.verbose
-    if verbose and not sys.stdout.isatty():
-        callbacks.append(EpochLines(log))
-        verbose = 0
-    started = time.perf_counter()
-    history = model.fit(
-        x_train,
-        y_train,
-        batch_size=config.batch_size,
-        epochs=max(epoch_counts),
-        validation_data=(x_test, y_test),
-        callbacks=callbacks,
-        verbose=verbose,
-    ).history
-    seconds = time.perf_counter() - started
-    runs = {}
-    for epochs, name in zip(epoch_counts, names):
-        runs[name] = {
-            "epochs": epochs,
-            "saved_model": relative(run, run.model_dir(name)),
-            "keras_model": relative(run, run.keras_model_path(name)),
-            "logs": relative(run, run.logs_dir(name)),
-            "fingerprint": fingerprint_tree(run.model_dir(name)),
-            # The Keras file goes into the registry with its SavedModel: it is under custody too.
-            "keras_fingerprint": fingerprint_content(run.keras_model_path(name)),
-            # The same weights exported again give other bytes: this says "the same model" across runs.
-            "weights_fingerprint": weights_fingerprint(run.model_dir(name)),
-            "final": {key: round(float(values[epochs - 1]), 6) for key, values in history.items()},
-        }
-        if seed != config.seed:
-            runs[name]["seed"] = seed
-        final = runs[name]["final"]
-        if "accuracy" in final and "val_accuracy" in final:
-            log(
-                f"training: {name} train accuracy {final['accuracy']:.4f}, "
-                f"validation accuracy {final['val_accuracy']:.4f}"
-            )
-    log(f"training: fitting {max(epoch_counts)} epochs on {len(y_train)} examples took {seconds:.1f}s")
-    return runs
-
-
-def _export(run: RunDir, model, name: str, spec) -> None:
-    """SavedModel and Keras file, each written aside and renamed into place."""
-    with atomic_dir(run.model_dir(name)) as staging:
-        export_saved_model(model, staging, spec)
-    keras_staging = run.models_dir / f".{name}.tmp.keras"  # Keras insists on the suffix
-    model.save(str(keras_staging))
-    keras_staging.replace(run.keras_model_path(name))
-    write_op_graph(model, run.logs_dir(name) / "train", spec)
-
-
-def _clear(folder: Path) -> None:
-    import shutil
-
-    if folder.exists():
-        shutil.rmtree(folder)

@@ -1,0 +1,104 @@
+"""What discovery reads of every evaluation example, gathered in the pass that lists the changed examples.
+
+Per batch: the images' properties, and the baseline's representation when its
+Keras file can be read. A representation that cannot be read is a warning and
+a fall-back to properties, never an error: discovery does not turn a good run
+into a failed one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from analysis.discovery import discover
+from analysis.image_properties import image_properties
+from analysis.representation import Representation, Unreadable
+from evalsuite.data.spec import DataSpec
+from evalsuite.run.contract import IMAGE_KEY
+
+SWITCH = "EVALSUITE_DISCOVERY"
+
+
+class DiscoveryInputs:
+    def __init__(self, baseline_path: Path, spec: DataSpec, seed: int, examples: int):
+        self.spec = spec
+        self.seed = seed
+        self.properties: dict[str, list] = {}
+        self.representation: list[np.ndarray] | None = []
+        self.note: str | None = None
+        try:
+            self.represent: Representation | None = Representation(baseline_path, spec, seed, examples)
+        except Unreadable as why:
+            self._give_up(str(why))
+
+    def _give_up(self, why: str) -> None:
+        self.represent, self.representation = None, None
+        self.note = f"image properties only: {why}"
+
+    def __call__(self, records, baseline_outputs: np.ndarray) -> None:
+        import tensorflow as tf
+
+        parsed = tf.io.parse_example(records, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
+        shape = (self.spec.height, self.spec.width) if self.spec.channels == 1 else self.spec.input_shape
+        images = tf.io.decode_raw(parsed[IMAGE_KEY], tf.uint8).numpy().reshape(-1, *shape)
+        for name, values in image_properties(images).items():
+            self.properties.setdefault(name, []).append(values)
+        if self.represent is not None:
+            try:
+                self.representation.append(self.represent(images, baseline_outputs))
+            except Unreadable as why:
+                self._give_up(str(why))
+
+    def discovered(self, outcomes: dict, *, alpha: float, max_drop: float | None, class_names) -> dict:
+        properties = {name: np.concatenate(parts) for name, parts in self.properties.items()}
+        representation = np.concatenate(self.representation) if self.representation else None
+        return discover(
+            outcomes["labels"],
+            outcomes["base_right"],
+            outcomes["cand_right"],
+            properties,
+            representation,
+            seed=self.seed,
+            alpha=alpha,
+            max_drop=max_drop,
+            class_names=class_names,
+            channels=self.spec.channels,
+            representation_note=self.note,
+        )
+
+
+def discovery_enabled() -> bool:
+    """EVALSUITE_DISCOVERY=off skips discovery (to measure what it costs, or on a set too large to wait for)."""
+    return os.environ.get(SWITCH, "").strip().lower() != "off"
+
+
+def find_regressed_slices(inputs: DiscoveryInputs | None, outcomes: dict, rules, summary: dict, log) -> dict:
+    """discovered.json's content; a discovery that cannot run says why in it and warns, the analysis goes on."""
+    import time
+
+    from evalsuite import progress
+
+    if inputs is None:
+        return {"skipped": f"discovery turned off ({SWITCH}=off)", "slices": []}
+    started = time.perf_counter()
+    try:
+        discovered = inputs.discovered(
+            outcomes, alpha=rules.alpha, max_drop=rules.max_drop, class_names=summary["eval_data"].get("class_names")
+        )
+    except (ValueError, MemoryError, ArithmeticError) as error:
+        reason = f"discovery could not run ({type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''})"
+        progress.warn(f"analysis: {reason}; the other checks stand")
+        return {"skipped": reason, "slices": []}
+    if inputs.note:
+        progress.warn(f"analysis: discovery used {inputs.note}")
+    regressed = [found for found in discovered["slices"] if found["status"] == "regressed"]
+    log(
+        f"analysis: discovery scored {discovered['candidates']['total']} candidate slices on "
+        f"{discovered['halves']['discovery']} examples, kept {len(discovered['slices'])}, "
+        f"{len(regressed)} regressed on the other {discovered['halves']['confirmation']} "
+        f"({time.perf_counter() - started:.1f}s)"
+    )
+    return discovered

@@ -103,7 +103,7 @@ def gate(run: RunDir, rules: GateRules, log=progress.log, bless: Path | None = N
     first = f" (seed {verdict.recipe['seeds'][0]}, for the record)" if verdict.recipe is not None else ""
     for check in verdict.checks:
         status = STATUS_WORDS[check.status]
-        print(f"gate: {status}{first} {check.rule} [{title(check.slice, names)}] {describe(check, names)}", flush=True)
+        print(f"gate: {status}{first} {check.rule} [{check.title or title(check.slice, names)}] {describe(check, names)}", flush=True)
     for check in verdict.recipe_checks:
         status = STATUS_WORDS[check.status]
         seeds = ", ".join(f"{value:{'+' if check.delta is not None else ''}.4f}" for value in check.per_seed)

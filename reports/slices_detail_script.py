@@ -12,7 +12,9 @@ function showDetail(row) {
   const box = $("detail");
   box.replaceChildren();
   if (!row) return;
-  box.append(el("h2", {id: "detail-title", text: row.name}));
+  const close = el("button", {type: "button", class: "close", "aria-label": "close", text: "\u00d7"});
+  close.addEventListener("click", () => { state.selected = null; box.replaceChildren(); history.replaceState(null, "", "#"); render(); });
+  box.append(close, el("h2", {id: "detail-title", text: row.name}));
   const what = {overall: "every evaluation example", class: "examples of one class", feature: "a value of the declared feature " + row.feature,
     cross: "TFMA's cross slice: each model's gap, the first slice minus the second", discovered: "found by discovery (" + row.feature + ")"};
   box.append(el("p", {class: "muted", text: (what[row.kind] || row.kind) + (row.id !== row.name ? " \u00b7 " + row.id : "")}));
@@ -50,13 +52,13 @@ function showDetail(row) {
 
 function halves(row) {
   const table = el("table", {id: "detail-halves"});
-  table.append(el("tr", {}, ...["half", "examples", "newly wrong", "newly right", "delta", "95% interval", "p (worse)"].map(
+  table.append(el("tr", {}, ...["half", "examples", "newly wrong", "newly right", "delta", "p (worse)"].map(
     (text, i) => el("th", {class: i ? null : "l", text}))));
   for (const name of ["discovery", "confirmation"]) {
     const h = row.halves[name];
+    const interval = h.interval ? "95% interval [" + s4(h.interval[0]) + ", " + s4(h.interval[1]) + "]" : null;
     table.append(el("tr", {}, el("td", {class: "l", text: name}), el("td", {text: fi(h.examples)}), el("td", {text: fi(h.newly_wrong)}),
-      el("td", {text: fi(h.newly_right)}), el("td", {text: s4(h.delta)}),
-      el("td", {text: h.interval ? "[" + s4(h.interval[0]) + ", " + s4(h.interval[1]) + "]" : "-"}), el("td", {text: fp(h.p_value)})));
+      el("td", {text: fi(h.newly_right)}), el("td", {text: s4(h.delta), title: interval}), el("td", {text: fp(h.p_value)})));
   }
   return table;
 }
@@ -184,7 +186,9 @@ function drawSeries(name) {
   const H = D.history;
   $("series").value = name;
   const names = name === "overall" ? ["overall"] : ["overall", name];
-  $("series-chart").replaceChildren(chart(names, 640, 220, true));
+  const legend = el("p", {class: "muted", id: "series-legend"}, el("span", {class: names.length > 1 ? "key-overall" : "key-main", text: "\u2014 overall"}));
+  if (names.length > 1) legend.append("  ", el("span", {class: "key-main", text: "\u2014 " + name}));
+  $("series-chart").replaceChildren(chart(names, 640, 220, true), legend);
   const table = el("table", {id: "series-table"});
   table.append(el("tr", {}, ...["step", "entry", "blessed (UTC)", "model", "evaluation data", ...names].map((t, i) => el("th", {class: i < 5 ? "l" : null, text: t}))));
   for (const point of H.points) {

@@ -148,17 +148,19 @@ def members_of_changed(
     """{slice id: its changed examples, most confident candidate first}: overall, classes, features, discovered."""
     ranked = sorted(changed["examples"], key=lambda e: (-e["candidate"]["confidence"], e["index"]))
     known = set(summary["models"]["candidate"])
-    by_slice: dict[str, list[dict]] = {"overall": list(ranked)}
+    found: dict[str, list[dict]] = {}
     for example in ranked:
-        by_slice.setdefault(class_slice(example["label"]), []).append(example)
+        found.setdefault(class_slice(example["label"]), []).append(example)
         for name, value in values.get(example["index"], {}).items():
             sid = slice_id(name, value)
             if sid in known:
-                by_slice.setdefault(sid, []).append(example)
-    by_index = {e["index"]: e for e in ranked}
-    for found in discovered.get("slices", []):
-        members = set(found["members"])
-        by_slice[discovered_id(found)] = [e for e in ranked if e["index"] in members and e["index"] in by_index]
+                found.setdefault(sid, []).append(example)
+    # In the table's order (overall, the classes, each feature's values, discovered): the order images are handed out.
+    order = list(summary.get("slices") or []) + [sid for sids in (summary.get("feature_slices") or {}).values() for sid in sids]
+    by_slice = {"overall": ranked, **{sid: found.pop(sid) for sid in order if sid in found}, **dict(sorted(found.items()))}
+    for kept in discovered.get("slices", []):
+        members = set(kept["members"])
+        by_slice[discovered_id(kept)] = [e for e in ranked if e["index"] in members]
     return by_slice
 
 

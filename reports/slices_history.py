@@ -28,8 +28,12 @@ def registry_history(folder: Path, summary: dict, warn=None) -> dict:
     """
     entries = list(reversed(registry.entries(folder, warn=warn)))  # blessing order: oldest first
     names = summary["eval_data"].get("class_names")
-    current = {title(sid, names): metrics.get("accuracy") for sid, metrics in summary["models"][CANDIDATE].items()}
-    keys = {title(sid, names): sid for sid in summary["models"][CANDIDATE]}
+    models = summary["models"][CANDIDATE]
+    ordered = [sid for sid in summary.get("slices") or [] if sid in models]
+    ordered += [sid for sids in (summary.get("feature_slices") or {}).values() for sid in sids if sid in models]
+    ordered += sorted(set(models) - set(ordered))
+    current = {title(sid, names): models[sid].get("accuracy") for sid in ordered}
+    keys = {title(sid, names): sid for sid in ordered}
     fingerprint = summary["eval_data"].get("fingerprint")
     points = []
     for step, entry in enumerate(entries, start=1):

@@ -189,6 +189,7 @@ function render() {
 }
 
 function rowClass(row) {
+  if (modelOf() !== "accuracy") return null;
   if (row.status === "regressed" || (row.ci && row.ci[1] < 0)) return "worse";
   if (row.ci && row.ci[0] > 0) return "better";
   return null;
@@ -210,6 +211,8 @@ setUp();
 render();
 setUpSeries();
 const wanted = decodeURIComponent((location.hash.match(/slice=([^&]*)/) || [])[1] || "");
-select(byId.has(wanted) ? wanted : (D.rows.length ? sorted(visible())[0].id : ""));
+// Wide, the worst slice is chosen at once; narrow (a pane beside TensorBoard), its panel opens on a click.
+if (byId.has(wanted)) select(wanted);
+else if (D.rows.length && !matchMedia("(max-width: 1100px)").matches) select(sorted(visible())[0].id);
 document.body.dataset.ready = "1";
 """

@@ -39,6 +39,8 @@ def numbers_from_tfma(tfma_dir: Path) -> dict:
     """Per-model metrics, paired counts, accuracy diffs, cross slices and confusion matrices, as TFMA wrote them."""
     import tensorflow_model_analysis as tfma
 
+    if tfma_dir.is_symlink() or not tfma_dir.is_dir():
+        raise InputError(f"{tfma_dir}: no TFMA output here (run the analysis stage)")
     models: dict[str, dict] = {role: {} for role in ROLES}
     paired, deltas, cross, confusion = {}, {}, {}, {}
     for role in ROLES:
@@ -64,6 +66,8 @@ def numbers_from_tfma(tfma_dir: Path) -> dict:
                     paired[sid] = {cell: _count(values[cell]) for cell in (BOTH_RIGHT, NEWLY_RIGHT, NEWLY_WRONG, BOTH_WRONG)}
                 if f"{ACCURACY}_diff" in values:
                     deltas[sid] = _number(values[f"{ACCURACY}_diff"])
+        if not models[role]:
+            raise InputError(f"{tfma_dir}: TFMA's output holds no metrics for the {role} (run the analysis stage)")
         for key, outputs in result.plots or []:
             if _is_cross(key) or class_of(slice_id(key)) is not None:
                 continue  # a class's matrix is its row of the overall one
@@ -166,3 +170,28 @@ def disagreement_warning(found: list[str]) -> str | None:
         f"TFMA's output and analysis/summary.json disagree on {len(found)} numbers ({listed}); the table shows "
         "TFMA's, and the report and the gate read the summary: rerun the analysis"
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m reports.slices_tfma TFMA_DIR`: the numbers as JSON on stdout (the view runs it in its own process)."""
+    import json
+    import sys
+
+    from evalsuite.errors import run_cli
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m reports.slices_tfma RUN/analysis/tfma", file=sys.stderr)
+        return 2
+
+    def work() -> int:
+        numbers = numbers_from_tfma(Path(argv[0]))
+        sys.stdout.write(json.dumps(numbers, sort_keys=True) + "\n")
+        sys.stdout.flush()
+        return 0
+
+    return run_cli(work)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

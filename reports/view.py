@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
         stop.wait()
+        slices.stop()
         server.shutdown()
         server.server_close()
         print("stopped", flush=True)

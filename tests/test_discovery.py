@@ -181,3 +181,36 @@ def test_the_report_shows_a_slice_with_its_counts_and_its_images(run_copy):
     assert "Where it got worse" in page and "ink share in the lowest tenth" in page and "regressed" in page
     assert page.count("<img") == 2 and 'alt="newly wrong in ink share in the lowest tenth"' in page
     assert "<td>9</td><td>1</td><td>-0.2000</td>" in page
+
+
+def regressed_file(run_copy) -> None:
+    """The tiny run's discovered.json with one kept slice that regressed (what a real regression writes)."""
+    path = run_copy / "analysis" / "discovered.json"
+    discovered = json.loads(path.read_text())
+    counts = {"examples": 40, "both_right": 30, NEWLY_RIGHT: 0, NEWLY_WRONG: 10, "p_value": 0.001, "delta": -0.25,
+              "interval": [-0.4, -0.12]}
+    discovered["slices"] = [{
+        "id": "brightness:all:0", "description": "brightness in the lowest tenth", "kind": "property", "class": None,
+        "members": list(range(80)), "both_right_examples": [], "discovery": counts, "confirmation": counts,
+        "status": "regressed",
+    }]
+    path.write_text(json.dumps(discovered))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_regressed_slice_is_a_warning_unless_the_rules_make_it_fail(run_copy, fail):
+    from evalsuite.run.folder import RunDir
+    from gates.verdict import decide
+    from reports.comment import regressed_lines
+
+    regressed_file(run_copy)
+    rules = parse_rules({"discovery": {"fail": fail}}, "gate.toml")
+    verdict = decide(RunDir(run_copy), rules, judged={})
+    found = [c for c in verdict.checks if c.rule == "discovered drop"]
+    assert [c.status for c in found] == ["fail" if fail else "warn"]
+    assert verdict.passed is (not fail)
+    assert any("brightness in the lowest tenth" in w for w in verdict.warnings) is (not fail)
+    lines = regressed_lines(verdict.as_dict())
+    assert len(lines) == 1 and "brightness in the lowest tenth: 10 newly wrong, 0 newly right of 40" in lines[0]
+    assert ("fails the gate" in lines[0]) is fail

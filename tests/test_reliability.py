@@ -162,8 +162,10 @@ def test_report_escapes_text_from_paths_and_data(tmp_path, tiny_models, eval_npz
     analyse_and_gate(run_dir, tiny_models["weak"], hostile, eval_npz)
     assert reports_main(["--run-dir", str(run_dir), "-q"]) == 0
     page = (run_dir / "report" / "index.html").read_text()
-    assert "<script>" not in page and "<b>" not in page
-    assert "&lt;script&gt;alert(1)&lt;" in page
+    assert "<script>" not in page and "m&<b>" not in page  # the report's own markup may use <b>; the path's may not
+    assert "&lt;script&gt;alert(1)&lt;" in page and "m&amp;&lt;b&gt;" in page
+    browser = (run_dir / "report" / "slices.html").read_text()
+    assert "<script>alert(1)" not in browser and "m&<b>" not in browser  # its data ride as JSON with < escaped
     markdown = (run_dir / "gate" / "summary.md").read_text()
     assert "<script>" not in markdown
 

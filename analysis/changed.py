@@ -1,28 +1,98 @@
 """The examples whose outcome changed between baseline and candidate (`changed.json`),
-and the check that their counts equal TFMA's paired counts."""
+and the check that their counts equal TFMA's paired counts.
+
+Every example's predictions come from TFMA's own pass (`analysis/outcome_tap.py`
+writes them there, keyed by each serialized example's digest); here the
+examples are read in file order, numbered, and matched to them: no model runs
+a second time.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
 from evalsuite.errors import InputError
-from evalsuite.run.contract import BASELINE, CANDIDATE, LABEL_KEY, NEWLY_RIGHT, NEWLY_WRONG, OUTPUT_KEY
+from evalsuite.run.contract import LABEL_KEY, NEWLY_RIGHT, NEWLY_WRONG
 from evalsuite.run.literal_paths import matching_files
 
-BATCH = 1024  # examples per call of each model
+BATCH = 1024  # examples read and matched at a time
+OUTCOME_PREFIX = "outcomes"
+OUTCOME_SUFFIX = ".tsv"
+# 8 bytes: two different examples share a digest with odds of about n^2 / 2^65 (1e-8 at a million);
+# such a pair would surface as counts that disagree with TFMA's, never as a silent difference.
+DIGEST_BYTES = 8
 
 
-def changed_examples(signatures: dict, pattern: str, observe=None) -> tuple[dict, dict]:
+def digest(record: bytes) -> str:
+    """What names a serialized example in the outcome files (equal examples share it, and their outcomes)."""
+    return hashlib.blake2b(record, digest_size=DIGEST_BYTES).hexdigest()
+
+
+def _keys(hexes: list[str]) -> np.ndarray:
+    return np.frombuffer(bytes.fromhex("".join(hexes)), dtype=">u8").astype(np.uint64)
+
+
+class Outcomes:
+    """Both models' predicted class and confidence per example, as TFMA's pass wrote them, found by digest.
+
+    Equal examples (the same bytes, so the same label) share a digest; each occurrence in the files takes
+    one of their rows in turn, so every count is TFMA's even if equal inputs were predicted apart.
+    """
+
+    def __init__(self, folder: Path):
+        columns: list[list[str]] = [[] for _ in range(5)]
+        for path in sorted(folder.glob(f"{OUTCOME_PREFIX}*{OUTCOME_SUFFIX}")):
+            for line in path.read_text().splitlines():
+                for column, value in zip(columns, line.split("\t")):
+                    column.append(value)
+        keys = _keys(columns[0])
+        order = np.argsort(keys, kind="stable")
+        self.keys = keys[order]
+        self.classes = [np.asarray(columns[i], dtype=np.int64)[order] for i in (1, 3)]
+        self.confidences = [np.asarray(columns[i], dtype=np.float64)[order] for i in (2, 4)]
+        self._taken = np.zeros(len(self.keys), dtype=np.int64)  # occurrences matched so far, at each digest's first row
+
+    def rows(self, records, pattern: str) -> np.ndarray:
+        """Where each record's outcome sits."""
+        wanted = _keys([digest(bytes(record)) for record in records])
+        first = np.searchsorted(self.keys, wanted)
+        rows = np.empty(len(wanted), dtype=np.int64)
+        for i, start in enumerate(first.tolist()):
+            rows[i] = start + self._taken[min(start, len(self.keys) - 1)] if len(self.keys) else 0
+            if start < len(self.keys):
+                self._taken[start] += 1
+        found = rows < len(self.keys)
+        found[found] = self.keys[rows[found]] == wanted[found]
+        if not found.all():
+            raise InputError(
+                f"{pattern}: {int(np.sum(~found))} examples have no predictions from TFMA's pass "
+                "(did the files change while the analysis ran?)"
+            )
+        return rows
+
+    def check_all_matched(self, pattern: str) -> None:
+        if int(self._taken.sum()) != len(self.keys):
+            raise InputError(
+                f"{pattern}: TFMA's pass predicted {len(self.keys)} examples, the files hold {int(self._taken.sum())} "
+                "(did the files change while the analysis ran?)"
+            )
+
+
+def changed_examples(outcome_folder: Path, pattern: str, observe=None) -> tuple[dict, dict]:
     """Every example the two models disagree on in outcome, with both predictions and confidences.
 
-    Computed outside TFMA (plain batched calls of each serving signature) so the
-    report can show the images; its counts are checked against TFMA's. The
-    examples stream through in batches: only the changed ones are kept, and each
-    example's outcome (right or wrong, per model) as one bit. `observe(records,
-    baseline_outputs)` sees every batch (discovery reads the images there).
+    The examples stream through in batches: only the changed ones are kept, and
+    each example's outcome (right or wrong, per model) as one bit.
+    `observe(records, baseline_classes, baseline_confidences)` sees every batch
+    (discovery reads the images there).
     """
-    import numpy as np
     import tensorflow as tf
 
     files = matching_files(pattern)
+    predicted = Outcomes(outcome_folder)
     label_spec = {LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
     examples = []
     right_counts: dict[str, dict[int, int]] = {NEWLY_RIGHT: {}, NEWLY_WRONG: {}}
@@ -31,16 +101,15 @@ def changed_examples(signatures: dict, pattern: str, observe=None) -> tuple[dict
     outcomes: dict[str, list] = {"labels": [], "base_right": [], "cand_right": []}
     for batch in tf.data.TFRecordDataset(files).batch(BATCH).as_numpy_iterator():
         labels = tf.io.parse_example(batch, label_spec)[LABEL_KEY].numpy()
-        records = tf.constant(batch)
-        predictions = {role: serve(records)[OUTPUT_KEY].numpy() for role, (_, serve) in signatures.items()}
-        base_pred = predictions[BASELINE].argmax(axis=1)
-        cand_pred = predictions[CANDIDATE].argmax(axis=1)
+        rows = predicted.rows(batch, pattern)
+        base_pred, cand_pred = (column[rows] for column in predicted.classes)
+        base_conf, cand_conf = (column[rows] for column in predicted.confidences)
         base_right, cand_right = base_pred == labels, cand_pred == labels
         classes.update(np.unique(labels).tolist())
         for key, values in (("labels", labels), ("base_right", base_right), ("cand_right", cand_right)):
             outcomes[key].append(values)
         if observe is not None:
-            observe(batch, predictions[BASELINE])
+            observe(batch, base_pred, base_conf)
         for row in np.flatnonzero(base_right != cand_right):
             change = NEWLY_RIGHT if cand_right[row] else NEWLY_WRONG
             label = int(labels[row])
@@ -50,17 +119,12 @@ def changed_examples(signatures: dict, pattern: str, observe=None) -> tuple[dict
                     "index": offset + int(row),
                     "label": label,
                     "change": change,
-                    "baseline": {
-                        "class": int(base_pred[row]),
-                        "confidence": round(float(predictions[BASELINE][row].max()), 4),
-                    },
-                    "candidate": {
-                        "class": int(cand_pred[row]),
-                        "confidence": round(float(predictions[CANDIDATE][row].max()), 4),
-                    },
+                    "baseline": {"class": int(base_pred[row]), "confidence": round(float(base_conf[row]), 4)},
+                    "candidate": {"class": int(cand_pred[row]), "confidence": round(float(cand_conf[row]), 4)},
                 }
             )
         offset += len(labels)
+    predicted.check_all_matched(pattern)
     counts = {
         "overall": {change: sum(by_class.values()) for change, by_class in right_counts.items()},
         **{

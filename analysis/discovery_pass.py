@@ -1,4 +1,4 @@
-"""What discovery reads of every evaluation example, gathered in the pass that lists the changed examples.
+"""What discovery reads of every evaluation example, gathered as the changed examples are listed.
 
 Per batch: the images' properties, and the baseline's representation when its
 Keras file can be read. A representation that cannot be read is a warning and
@@ -38,7 +38,7 @@ class DiscoveryInputs:
         self.represent, self.representation = None, None
         self.note = f"image properties only: {why}"
 
-    def __call__(self, records, baseline_outputs: np.ndarray) -> None:
+    def __call__(self, records, baseline_classes: np.ndarray, baseline_confidences: np.ndarray) -> None:
         import tensorflow as tf
 
         parsed = tf.io.parse_example(records, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
@@ -48,7 +48,7 @@ class DiscoveryInputs:
             self.properties.setdefault(name, []).append(values)
         if self.represent is not None:
             try:
-                self.representation.append(self.represent(images, baseline_outputs))
+                self.representation.append(self.represent(images, baseline_classes, baseline_confidences))
             except Unreadable as why:
                 self._give_up(str(why))
 

@@ -5,11 +5,13 @@ candidate-minus-baseline diffs, the paired counts (`analysis/paired.py`), the
 confusion matrices and the gate's validation in the same Beam pipeline. The
 results stay in TFMA's own format (`tfma.load_eval_result`) and are also
 flattened into `summary.json`; the examples whose outcome changed go to
-`changed.json`, and their counts must equal TFMA's.
+`changed.json`, listed from the predictions of that same pass
+(`analysis/outcome_tap.py`), and their counts must equal TFMA's.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,8 @@ from evalsuite.run.fingerprints import fingerprint
 from evalsuite.run.folder import RunDir, relative
 from evalsuite.run.model_identity import weights_fingerprint
 from evalsuite.run.stage_code import stage_code_fingerprint
+
+OUTCOMES_DIR = "outcomes"  # inside the staging folder while the analysis runs; never among its outputs
 
 
 @dataclass
@@ -110,10 +114,8 @@ def analyze(
 
     spec = DataSpec.from_dict(eval_data["data_spec"], str(run.manifest_path))
     slice_count = 1 + spec.num_classes + sum(len(values) for values in eval_data["slice_features"].values())
-    signatures = {
-        BASELINE: check_saved_model(baseline.path, "baseline", spec),
-        CANDIDATE: check_saved_model(candidate.path, "candidate", spec),
-    }
+    check_saved_model(baseline.path, "baseline", spec)
+    check_saved_model(candidate.path, "candidate", spec)
     # Every further seed's models, each once (a baseline from the registry is every seed's, checked above).
     further = {m.path: (m, s.seed) for s in recipe[1:] for m in (s.baseline, s.candidate)}
     for model, seed in further.values():
@@ -141,12 +143,14 @@ def analyze(
                 beam_args,
                 config.seed,
                 recipe,
+                outcomes=staging / OUTCOMES_DIR,
             )
         tfma_seconds = time.perf_counter() - tfma_started
         summary = summarize(staging / TFMA_DIR, baseline, candidate, eval_data, config, runner, recipe)
         log(f"analysis: TFMA done in {tfma_seconds:.1f}s; listing the examples whose outcome changed ...")
         inputs = DiscoveryInputs(baseline.path, spec, config.seed, eval_data["examples"]) if discovery_enabled() else None
-        changed, outcomes = changed_examples(signatures, eval_data["pattern"], observe=inputs)
+        changed, outcomes = changed_examples(staging / OUTCOMES_DIR, eval_data["pattern"], observe=inputs)
+        shutil.rmtree(staging / OUTCOMES_DIR)  # each example's predictions: read, not kept
         changed["pattern"] = run.portable(eval_data["pattern"])
         check_changed_against_tfma(changed, summary)
         discovered = find_regressed_slices(inputs, outcomes, rules, summary, log)

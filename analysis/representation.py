@@ -47,12 +47,20 @@ class Representation:
         self.checked = False
         self.projection: np.ndarray | None = None
 
-    def __call__(self, images: np.ndarray, served: np.ndarray) -> np.ndarray:
-        """Projected activations of `images` (uint8); `served` is the SavedModel's output for them."""
+    def __call__(self, images: np.ndarray, served_classes: np.ndarray, served_confidences: np.ndarray) -> np.ndarray:
+        """Projected activations of `images` (uint8); the SavedModel predicted `served_classes` with those confidences."""
         scaled = scale_images(images, self.spec)
         if not self.checked:
             own = np.asarray(self.full(scaled, training=False))
-            if own.shape != served.shape or float(np.max(np.abs(own - served))) > AGREEMENT:
+            rows = np.arange(len(images))
+            agrees = (
+                own.ndim == 2
+                and int(served_classes.max(initial=0)) < own.shape[1]
+                # The served class has the served probability, and no class is more probable beyond rounding.
+                and float(np.max(np.abs(own[rows, served_classes] - served_confidences), initial=0)) <= AGREEMENT
+                and float(np.max(own.max(axis=1) - served_confidences, initial=0)) <= AGREEMENT
+            )
+            if not agrees:
                 raise Unreadable("the Keras file beside the baseline does not give its SavedModel's predictions")
             self.checked = True
         activations = np.asarray(self.model(scaled, training=False), dtype=np.float32).reshape(len(images), -1)

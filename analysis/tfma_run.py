@@ -172,8 +172,13 @@ def run_tfma(
     beam_args,
     seed: int = DEFAULT_SEED,
     recipe=(),
+    outcomes: Path | None = None,
 ) -> None:
-    """One Beam pipeline: read the examples once, evaluate both models (and every further seed's), validate."""
+    """One Beam pipeline: read the examples once, evaluate both models (and every further seed's), validate.
+
+    With `outcomes`, the same pass also writes there each example's predictions by the baseline and the
+    candidate (analysis/outcome_tap.py), from which the changed examples are listed.
+    """
     import tensorflow_model_analysis as tfma
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -206,12 +211,16 @@ def run_tfma(
             )
             for name in models
         ]
-        extractors = None
+        extractors = tfma.default_extractors(eval_shared_model=shared, eval_config=eval_config)
         if is_fused(eval_config):
             from analysis.grouped_slices import grouped_extractors
 
-            default = tfma.default_extractors(eval_shared_model=shared, eval_config=eval_config)
-            extractors = grouped_extractors(default, eval_config)
+            extractors = grouped_extractors(extractors, eval_config)
+        if outcomes is not None:
+            from analysis.outcome_tap import with_outcome_tap
+
+            outcomes.mkdir(parents=True, exist_ok=True)
+            extractors = with_outcome_tap(extractors, links.enter_context(without_glob_characters(outcomes)))
         try:
             tfma.run_model_analysis(
                 eval_shared_model=shared,

@@ -59,7 +59,7 @@ def seed_outcomes(data: str, seed: int, workdir: Path) -> dict:
         found = {}
         for name in (DEFAULT_BASELINE, DEFAULT_CANDIDATE):
             represent = Representation(run.model_dir(name), spec, seed, len(labels))
-            projected = represent(images, outputs[name])
+            projected = represent(images, outputs[name].argmax(axis=1), outputs[name].max(axis=1))
             full = np.asarray(represent.model(images.astype(np.float32).reshape(-1, *spec.input_shape) / 255.0))
             found[name] = (projected, full)
     return {

@@ -36,6 +36,7 @@ CHUNK = 50_000  # examples generated and written at a time: the generator's memo
 TARGETS = {
     "marginal ms per example": 0.3,
     "analysis with discovery / without": 1.25,
+    "analysis process / floor process": 1.5,  # discovery off: the floor finds no slices
     "peak memory, largest / smallest": 1.3,
     "report seconds, default run": 2.0,
     "peak MB, largest stage": 4096,  # at 1,000 classes
@@ -131,6 +132,17 @@ def bench(sizes: tuple[int, ...], workers: int, log) -> list[dict]:
                 "--", *ONE_PROCESS, env={"EVALSUITE_DISCOVERY": "off"},
             )
             rows.append({"measure": "analysis seconds without discovery", "size": 100_000, "value": plain["seconds"]})
+            log("scale: 100,000 examples: the raw floor (both models, batched, counted in numpy) ...")
+            floor = run_process(
+                "benchmarks.tasks", "raw_floor",
+                json.dumps({"run_dir": str(run_dir), "eval_data": str(root / "eval-100000")}),
+            )  # fmt: skip
+            rows.append({"measure": "raw-floor process seconds", "size": 100_000, "value": floor["seconds"]})
+            rows.append({
+                "measure": "analysis process / floor process",
+                "size": 100_000,
+                "value": plain["seconds"] / floor["seconds"],
+            })  # fmt: skip
             rows.append({
                 "measure": "analysis with discovery / without",
                 "size": 100_000,

@@ -165,13 +165,17 @@ def tfma_floor(run_dir: str) -> dict:
     return {"seconds": time.perf_counter() - started, "eval_examples": record["eval_examples"]}
 
 
-def raw_floor(run_dir: str) -> dict:
-    """Both SavedModels' signatures over the same examples, batched, plus numpy per-digit accuracy."""
+def raw_floor(run_dir: str, eval_data: str | None = None) -> dict:
+    """Both SavedModels' signatures over the same examples, batched, plus numpy per-digit accuracy.
+
+    The examples are the run's own, or the TFRecord files in the folder `eval_data`.
+    """
     import numpy as np
     import tensorflow as tf
 
     started = time.perf_counter()
-    files = sorted(str(p) for p in (Path(run_dir) / "data").glob("eval-*.tfrecord"))
+    folder = Path(eval_data) if eval_data else Path(run_dir) / "data"
+    files = sorted(str(p) for p in folder.glob("*.tfrecord"))
     records = list(tf.data.TFRecordDataset(files).batch(1024).as_numpy_iterator())
     labels = np.concatenate(
         [

@@ -1,0 +1,94 @@
+"""The changed examples come from TFMA's own pass: its per-example predictions, matched back to the files in order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis.changed import OUTCOME_PREFIX, OUTCOME_SUFFIX, Outcomes, digest
+from evalsuite.errors import InputError
+
+
+def write_outcomes(folder, rows: list[tuple[bytes, int, float, int, float]], shards: int = 2) -> None:
+    """Lines as the outcome stage writes them, spread over shards in an order unlike the files'."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"{digest(r)}\t{bc}\t{bp!r}\t{cc}\t{cp!r}" for r, bc, bp, cc, cp in reversed(rows)]
+    for shard in range(shards):
+        (folder / f"{OUTCOME_PREFIX}-{shard:05d}-of-{shards:05d}{OUTCOME_SUFFIX}").write_text(
+            "".join(line + "\n" for line in lines[shard::shards])
+        )
+
+
+def test_each_record_finds_its_own_predictions_in_file_order(tmp_path):
+    records = [f"example {i}".encode() for i in range(7)]
+    write_outcomes(tmp_path, [(r, i % 3, 0.5 + i / 100, (i + 1) % 3, 0.25 + i / 1000) for i, r in enumerate(records)])
+    outcomes = Outcomes(tmp_path)
+    rows = np.concatenate([outcomes.rows(records[:4], "p"), outcomes.rows(records[4:], "p")])
+    assert outcomes.classes[0][rows].tolist() == [i % 3 for i in range(7)]
+    assert outcomes.classes[1][rows].tolist() == [(i + 1) % 3 for i in range(7)]
+    assert outcomes.confidences[0][rows].tolist() == [0.5 + i / 100 for i in range(7)]  # exactly, through the text
+    outcomes.check_all_matched("p")
+
+
+def test_equal_records_take_their_rows_in_turn_so_counts_stay_tfmas(tmp_path):
+    """Two equal inputs TFMA predicted apart (a near tie in two batches): each is used once, none twice."""
+    same = b"the same example"
+    write_outcomes(tmp_path, [(same, 1, 0.51, 1, 0.6), (same, 1, 0.49, 2, 0.5), (b"other", 0, 0.9, 0, 0.9)])
+    outcomes = Outcomes(tmp_path)
+    rows = outcomes.rows([same, b"other", same], "p")
+    assert sorted(outcomes.classes[1][rows[[0, 2]]].tolist()) == [1, 2]
+    outcomes.check_all_matched("p")
+
+
+def test_a_record_tfma_never_saw_or_one_it_saw_more_often_is_one_line(tmp_path):
+    write_outcomes(tmp_path, [(b"a", 0, 0.9, 0, 0.9), (b"b", 1, 0.9, 1, 0.9)])
+    with pytest.raises(InputError, match="1 examples have no predictions from TFMA's pass"):
+        Outcomes(tmp_path).rows([b"a", b"c"], "eval-*.tfrecord")
+    with pytest.raises(InputError, match="1 examples have no predictions"):
+        Outcomes(tmp_path).rows([b"a", b"a"], "eval-*.tfrecord")
+    outcomes = Outcomes(tmp_path)
+    outcomes.rows([b"a"], "p")
+    with pytest.raises(InputError, match="TFMA's pass predicted 2 examples, the files hold 1"):
+        outcomes.check_all_matched("p")
+    with pytest.raises(InputError, match="no predictions"):
+        Outcomes(tmp_path / "empty").rows([b"a"], "p")
+
+
+def test_changed_json_is_what_both_saved_models_say_when_called_directly(tiny_run):
+    """The list from TFMA's pass equals the one a plain batched call of each serving signature gives."""
+    import tensorflow as tf
+
+    from evalsuite.run.contract import BASELINE, CANDIDATE, OUTPUT_KEY, load_changed
+    from evalsuite.run.folder import RunDir
+
+    run = RunDir(tiny_run)
+    changed = load_changed(run.analysis_dir)
+    analysed = run.stage("analysis")
+    files = sorted(str(p) for p in (run.path / "data").glob("eval-*.tfrecord"))
+    records = np.concatenate(list(tf.data.TFRecordDataset(files).batch(512).as_numpy_iterator()))
+    labels = tf.io.parse_example(records, {"label": tf.io.FixedLenFeature([], tf.int64)})["label"].numpy()
+    served = {
+        role: tf.saved_model.load(str(run.path / analysed[role]["path"])).signatures["serving_default"](
+            examples=tf.constant(records)
+        )[OUTPUT_KEY].numpy()
+        for role in (BASELINE, CANDIDATE)
+    }
+    right = {role: served[role].argmax(axis=1) == labels for role in served}
+    expected = [
+        {
+            "index": int(i),
+            "label": int(labels[i]),
+            "change": "newly_right" if right[CANDIDATE][i] else "newly_wrong",
+            **{role: {"class": int(served[role][i].argmax()), "confidence": round(float(served[role][i].max()), 4)}
+               for role in (BASELINE, CANDIDATE)},
+        }
+        for i in np.flatnonzero(right[BASELINE] != right[CANDIDATE])
+    ]  # fmt: skip
+    assert expected and [{k: e[k] for k in ("index", "label", "change")} for e in changed["examples"]] == [
+        {k: e[k] for k in ("index", "label", "change")} for e in expected
+    ]
+    for got, want in zip(changed["examples"], expected):
+        for role in (BASELINE, CANDIDATE):
+            assert got[role]["class"] == want[role]["class"]
+            assert abs(got[role]["confidence"] - want[role]["confidence"]) <= 1e-4  # batches of other sizes
+    assert not (run.analysis_dir / "outcomes").exists()  # read, not kept

@@ -26,13 +26,16 @@ OUTCOME_SUFFIX = ".tsv"
 DIGEST_BYTES = 8
 
 
-def digest(record: bytes) -> str:
-    """What names a serialized example in the outcome files (equal examples share it, and their outcomes)."""
-    return hashlib.blake2b(record, digest_size=DIGEST_BYTES).hexdigest()
+# One row per example, as the outcome stage writes it (hex of the rows' bytes, a line per batch).
+OUTCOME_DTYPE = np.dtype(
+    [("digest", "<u8"), ("base_class", "<i4"), ("base_confidence", "<f4"), ("cand_class", "<i4"), ("cand_confidence", "<f4")]
+)
 
 
-def _keys(hexes: list[str]) -> np.ndarray:
-    return np.frombuffer(bytes.fromhex("".join(hexes)), dtype=">u8").astype(np.uint64)
+def digests(records) -> np.ndarray:
+    """What names each serialized example in the outcome files (equal examples share it, and their outcomes)."""
+    joined = b"".join(hashlib.blake2b(bytes(record), digest_size=DIGEST_BYTES).digest() for record in records)
+    return np.frombuffer(joined, dtype="<u8")
 
 
 class Outcomes:
@@ -43,27 +46,31 @@ class Outcomes:
     """
 
     def __init__(self, folder: Path):
-        columns: list[list[str]] = [[] for _ in range(5)]
-        for path in sorted(folder.glob(f"{OUTCOME_PREFIX}*{OUTCOME_SUFFIX}")):
-            for line in path.read_text().splitlines():
-                for column, value in zip(columns, line.split("\t")):
-                    column.append(value)
-        keys = _keys(columns[0])
-        order = np.argsort(keys, kind="stable")
-        self.keys = keys[order]
-        self.classes = [np.asarray(columns[i], dtype=np.int64)[order] for i in (1, 3)]
-        self.confidences = [np.asarray(columns[i], dtype=np.float64)[order] for i in (2, 4)]
+        parts = [
+            np.frombuffer(bytes.fromhex(line), dtype=OUTCOME_DTYPE)
+            for path in sorted(folder.glob(f"{OUTCOME_PREFIX}*{OUTCOME_SUFFIX}"))
+            for line in path.read_text().splitlines()
+            if line
+        ]
+        table = np.concatenate(parts) if parts else np.zeros(0, dtype=OUTCOME_DTYPE)
+        table = table[np.argsort(table["digest"], kind="stable")]
+        self.keys = table["digest"]
+        self.classes = [table["base_class"].astype(np.int64), table["cand_class"].astype(np.int64)]
+        self.confidences = [table["base_confidence"], table["cand_confidence"]]  # float32, as the models gave them
         self._taken = np.zeros(len(self.keys), dtype=np.int64)  # occurrences matched so far, at each digest's first row
+        self._repeated = len(self.keys) > 1 and bool(np.any(self.keys[1:] == self.keys[:-1]))
 
     def rows(self, records, pattern: str) -> np.ndarray:
         """Where each record's outcome sits."""
-        wanted = _keys([digest(bytes(record)) for record in records])
-        first = np.searchsorted(self.keys, wanted)
-        rows = np.empty(len(wanted), dtype=np.int64)
-        for i, start in enumerate(first.tolist()):
-            rows[i] = start + self._taken[min(start, len(self.keys) - 1)] if len(self.keys) else 0
-            if start < len(self.keys):
-                self._taken[start] += 1
+        wanted = digests(records)
+        rows = np.searchsorted(self.keys, wanted)
+        if self._repeated:  # equal examples: each occurrence takes the next of their rows
+            for i, start in enumerate(rows.tolist()):
+                if start < len(self.keys):
+                    rows[i] = start + self._taken[start]
+                    self._taken[start] += 1
+        else:
+            np.add.at(self._taken, rows[rows < len(self.keys)], 1)
         found = rows < len(self.keys)
         found[found] = self.keys[rows[found]] == wanted[found]
         if not found.all():
@@ -74,10 +81,13 @@ class Outcomes:
         return rows
 
     def check_all_matched(self, pattern: str) -> None:
-        if int(self._taken.sum()) != len(self.keys):
+        """Every row used exactly once: the files hold the examples TFMA's pass predicted, no more, no fewer."""
+        starts = np.flatnonzero(np.r_[True, self.keys[1:] != self.keys[:-1]]) if len(self.keys) else np.zeros(0, int)
+        occurrences = np.diff(np.r_[starts, len(self.keys)])
+        if not np.array_equal(self._taken[starts], occurrences):
             raise InputError(
-                f"{pattern}: TFMA's pass predicted {len(self.keys)} examples, the files hold {int(self._taken.sum())} "
-                "(did the files change while the analysis ran?)"
+                f"{pattern}: the files do not hold the examples TFMA's pass predicted ({len(self.keys)} predicted, "
+                f"{int(self._taken.sum())} read; did the files change while the analysis ran?)"
             )
 
 

@@ -3,9 +3,9 @@
 The changed-examples list needs every example's prediction by each model; TFMA
 has them in its extracts right after its predictions extractor. This stage sits
 there, passes the extracts on untouched, and on a side branch of the same Beam
-pipeline writes one line per example with Beam's own text sink: the digest of
-the serialized example, then class and confidence for the baseline and the
-candidate. The examples are not numbered inside Beam (no order survives a
+pipeline writes, with Beam's own text sink, one line per batch: a table of
+the digest of each serialized example, then class and confidence (the float32
+the model gave) for the baseline and the candidate. The examples are not numbered inside Beam (no order survives a
 pipeline), so `analysis/changed.py` numbers them afterwards by reading the
 files in order and matching digests: a read, not a second inference pass.
 """
@@ -19,7 +19,7 @@ import numpy as np
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.extractors import extractor, predictions_extractor
 
-from analysis.changed import OUTCOME_PREFIX, OUTCOME_SUFFIX, digest
+from analysis.changed import OUTCOME_DTYPE, OUTCOME_PREFIX, OUTCOME_SUFFIX, digests
 from evalsuite.run.contract import BASELINE, CANDIDATE, OUTPUT_KEY
 
 STAGE_NAME = "WriteOutcomes"
@@ -37,15 +37,16 @@ def _predictions(extracts: dict, model: str) -> np.ndarray:
 class _OutcomeLines(beam.DoFn):
     def process(self, extracts):
         records = extracts[constants.INPUT_KEY]
+        if len(records) == 0:
+            return
         outputs = {role: _predictions(extracts, role) for role in (BASELINE, CANDIDATE)}
-        classes = {role: values.argmax(axis=1) for role, values in outputs.items()}
-        confidences = {role: values.max(axis=1) for role, values in outputs.items()}
-        for row, record in enumerate(records):
-            # repr of the float32 widened to float64: read back, it is exactly the float the model gave.
-            yield "\t".join(
-                [digest(bytes(record))]
-                + [f"{int(classes[role][row])}\t{float(confidences[role][row])!r}" for role in (BASELINE, CANDIDATE)]
-            )
+        table = np.empty(len(records), dtype=OUTCOME_DTYPE)
+        table["digest"] = digests(records)
+        for role, prefix in ((BASELINE, "base"), (CANDIDATE, "cand")):
+            table[f"{prefix}_class"] = outputs[role].argmax(axis=1)
+            table[f"{prefix}_confidence"] = outputs[role].max(axis=1)
+        # One line per batch: Beam's cost per element, paid per example, would be most of this stage.
+        yield table.tobytes().hex()
 
 
 class _Tap(beam.PTransform):

@@ -6,13 +6,16 @@ images, each shifted by a seeded -2..2 pixels, and runs `python -m analysis`,
 `python -m gates` and `python -m reports` on each as whole processes. Prints
 seconds per stage, the marginal cost per example (the difference between two
 sizes, so start-up and imports cancel), peak memory, and the analysis on N
-multi-processing workers against one at 100,000. Then 1,000 classes end to end
+multi-processing workers against one, the analysis against a raw floor
+(both models called in batches, counted in numpy) and with discovery against
+without, at the largest size (`--sizes`). Then 1,000 classes end to end
 (benchmarks/many_classes.py: training, analysis, gate and report, each stage's
 seconds and peak memory).
 
 Examples:
     python -m benchmarks scale
     python -m benchmarks scale --million --json scale.json
+    python -m benchmarks scale --sizes 10000,300000 --classes 0   # the analysis against its floor at 300,000
     python -m benchmarks scale --classes-only       # only the 1,000 classes
 """
 
@@ -125,42 +128,53 @@ def bench(sizes: tuple[int, ...], workers: int, log) -> list[dict]:
                     "value": 1000 * extra / (large - small),
                 }
             )
-        if 100_000 in sizes:
-            log("scale: 100,000 examples: the analysis without discovered slices ...")
+        largest = sizes[-1]
+        if len(sizes) > 1:
+            log(f"scale: {largest:,} examples: the analysis without discovered slices ...")
             plain = run_process(
-                "analysis", "--run-dir", str(run_dir), "--eval-data", str(root / "eval-100000"), "--force", "-q",
+                "analysis", "--run-dir", str(run_dir), "--eval-data", str(root / f"eval-{largest}"), "--force", "-q",
                 "--", *ONE_PROCESS, env={"EVALSUITE_DISCOVERY": "off"},
             )
-            rows.append({"measure": "analysis seconds without discovery", "size": 100_000, "value": plain["seconds"]})
-            log("scale: 100,000 examples: the raw floor (both models, batched, counted in numpy) ...")
+            rows.append({"measure": "analysis seconds without discovery", "size": largest, "value": plain["seconds"]})
+            log(f"scale: {largest:,} examples: the raw floor (both models, batched, counted in numpy) ...")
             floor = run_process(
                 "benchmarks.tasks", "raw_floor",
-                json.dumps({"run_dir": str(run_dir), "eval_data": str(root / "eval-100000")}),
+                json.dumps({"run_dir": str(run_dir), "eval_data": str(root / f"eval-{largest}")}),
             )  # fmt: skip
-            rows.append({"measure": "raw-floor process seconds", "size": 100_000, "value": floor["seconds"]})
+            rows.append({"measure": "raw-floor process seconds", "size": largest, "value": floor["seconds"]})
             rows.append({
                 "measure": "analysis process / floor process",
-                "size": 100_000,
+                "size": largest,
                 "value": plain["seconds"] / floor["seconds"],
             })  # fmt: skip
             rows.append({
                 "measure": "analysis with discovery / without",
-                "size": 100_000,
-                "value": measured[100_000]["analysis"]["seconds"] / plain["seconds"],
+                "size": largest,
+                "value": measured[largest]["analysis"]["seconds"] / plain["seconds"],
             })
         peaks = [measured[size]["analysis"]["peak_mb"] for size in sizes]
         rows.append({"measure": "peak memory, largest / smallest", "value": peaks[-1] / peaks[0]})
-        if workers > 1 and 100_000 in sizes:
-            log(f"scale: 100,000 examples on {workers} multi-processing workers ...")
+        if workers > 1 and len(sizes) > 1:
+            log(f"scale: {largest:,} examples on {workers} multi-processing workers ...")
             beam = [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
-            folder = root / "eval-100000"
+            folder = root / f"eval-{largest}"
             many = run_process(
                 "analysis", "--run-dir", str(run_dir), "--eval-data", str(folder), "--force", "-q", "--", *beam
             )
-            one = measured[100_000]["analysis"]["seconds"]
-            rows.append({"measure": f"analysis seconds, {workers} workers", "size": 100_000, "value": many["seconds"]})
-            rows.append({"measure": f"speedup on {workers} workers", "size": 100_000, "value": one / many["seconds"]})
+            one = measured[largest]["analysis"]["seconds"]
+            rows.append({"measure": f"analysis seconds, {workers} workers", "size": largest, "value": many["seconds"]})
+            rows.append({"measure": f"speedup on {workers} workers", "size": largest, "value": one / many["seconds"]})
     return rows
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part.replace("_", "")) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes are whole numbers separated by commas, got {text!r}") from None
+    if not sizes or min(sizes) < 1000:
+        raise argparse.ArgumentTypeError(f"each size is at least 1,000 examples, got {text!r}")
+    return sizes
 
 
 def format_table(rows: list[dict]) -> str:
@@ -179,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--million", action="store_true", help="also 1,000,000 examples (minutes more)")
+    parser.add_argument(
+        "--sizes", type=_sizes, default=SIZES,
+        help="evaluation set sizes, comma-separated (default 10000,100000); the comparisons run at the largest",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="workers for the speedup row")
     parser.add_argument("--classes", type=int, default=1000, help="classes of the end-to-end case (0: skip it)")
     parser.add_argument("--classes-only", action="store_true", help="only the end-to-end case of --classes classes")
@@ -189,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     if args.classes and not 2 <= args.classes <= 1000:
         parser.error(f"--classes: 2 to 1,000 classes (0: skip), got {args.classes}")
-    rows = [] if args.classes_only else bench(SIZES + ((MILLION,) if args.million else ()), args.workers, log)
+    sizes = tuple(sorted(set(args.sizes + ((MILLION,) if args.million else ()))))
+    rows = [] if args.classes_only else bench(sizes, args.workers, log)
     if args.classes:
         from benchmarks.many_classes import bench as bench_many_classes
 

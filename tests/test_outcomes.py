@@ -5,17 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.changed import OUTCOME_PREFIX, OUTCOME_SUFFIX, Outcomes, digest
+from analysis.changed import OUTCOME_DTYPE, OUTCOME_PREFIX, OUTCOME_SUFFIX, Outcomes, digests
 from evalsuite.errors import InputError
 
 
 def write_outcomes(folder, rows: list[tuple[bytes, int, float, int, float]], shards: int = 2) -> None:
-    """Lines as the outcome stage writes them, spread over shards in an order unlike the files'."""
+    """Lines as the outcome stage writes them (a table per batch), in shards, in an order unlike the files'."""
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"{digest(r)}\t{bc}\t{bp!r}\t{cc}\t{cp!r}" for r, bc, bp, cc, cp in reversed(rows)]
+    table = np.empty(len(rows), dtype=OUTCOME_DTYPE)
+    table["digest"] = digests([r[0] for r in rows])
+    for i, name in enumerate(("base_class", "base_confidence", "cand_class", "cand_confidence"), start=1):
+        table[name] = [r[i] for r in rows]
+    table = table[::-1]
     for shard in range(shards):
+        batches = [table[shard::shards][i : i + 2] for i in range(0, len(table[shard::shards]), 2)]
         (folder / f"{OUTCOME_PREFIX}-{shard:05d}-of-{shards:05d}{OUTCOME_SUFFIX}").write_text(
-            "".join(line + "\n" for line in lines[shard::shards])
+            "".join(batch.tobytes().hex() + "\n" for batch in batches)
         )
 
 
@@ -26,7 +31,7 @@ def test_each_record_finds_its_own_predictions_in_file_order(tmp_path):
     rows = np.concatenate([outcomes.rows(records[:4], "p"), outcomes.rows(records[4:], "p")])
     assert outcomes.classes[0][rows].tolist() == [i % 3 for i in range(7)]
     assert outcomes.classes[1][rows].tolist() == [(i + 1) % 3 for i in range(7)]
-    assert outcomes.confidences[0][rows].tolist() == [0.5 + i / 100 for i in range(7)]  # exactly, through the text
+    assert outcomes.confidences[0][rows].tolist() == [float(np.float32(0.5 + i / 100)) for i in range(7)]  # exactly
     outcomes.check_all_matched("p")
 
 
@@ -44,12 +49,11 @@ def test_a_record_tfma_never_saw_or_one_it_saw_more_often_is_one_line(tmp_path):
     write_outcomes(tmp_path, [(b"a", 0, 0.9, 0, 0.9), (b"b", 1, 0.9, 1, 0.9)])
     with pytest.raises(InputError, match="1 examples have no predictions from TFMA's pass"):
         Outcomes(tmp_path).rows([b"a", b"c"], "eval-*.tfrecord")
-    with pytest.raises(InputError, match="1 examples have no predictions"):
-        Outcomes(tmp_path).rows([b"a", b"a"], "eval-*.tfrecord")
-    outcomes = Outcomes(tmp_path)
-    outcomes.rows([b"a"], "p")
-    with pytest.raises(InputError, match="TFMA's pass predicted 2 examples, the files hold 1"):
-        outcomes.check_all_matched("p")
+    for read in ([b"a"], [b"a", b"a"]):  # one missing; one twice and one missing (the totals agree)
+        outcomes = Outcomes(tmp_path)
+        outcomes.rows(read, "p")
+        with pytest.raises(InputError, match=rf"do not hold the examples TFMA's pass predicted \(2 predicted, {len(read)} read"):
+            outcomes.check_all_matched("p")
     with pytest.raises(InputError, match="no predictions"):
         Outcomes(tmp_path / "empty").rows([b"a"], "p")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.models import ModelRef
+from evalsuite.data.slice_features import is_cross_slice, slice_id, tfma_slice_id
 from evalsuite.rules import paired_stats
 from evalsuite.run.contract import (
     ACCURACY,
@@ -47,7 +48,6 @@ def summarize(
     import tensorflow_model_analysis as tfma
 
     from analysis.paired import paired_counts_from_metrics
-    from evalsuite.data.slice_features import slice_id
     from evalsuite.run.contract import num_classes_of, slice_ids
 
     num_classes = num_classes_of(eval_data)
@@ -61,11 +61,11 @@ def summarize(
         per_slice = {}
         for slice_key, outputs in result.slicing_metrics:
             values = ((outputs or {}).get("") or {}).get("") or {}
-            if _is_cross_slice(slice_key):
+            if is_cross_slice(slice_key):
                 if name == CANDIDATE and ACCURACY in values:
-                    cross_slices[_slice_id(slice_key)] = {"accuracy_gap": _number(values[ACCURACY])}
+                    cross_slices[tfma_slice_id(slice_key)] = {"accuracy_gap": _number(values[ACCURACY])}
                 continue
-            sid = _slice_id(slice_key)
+            sid = tfma_slice_id(slice_key)
             per_slice[sid] = {
                 "examples": _count(values.get(EXAMPLE_COUNT)),
                 "accuracy": _number(values.get(ACCURACY)),
@@ -133,22 +133,6 @@ def summarize(
     return summary
 
 
-def _slice_id(slice_key) -> str:
-    """'overall', 'label=3' or 'overall vs label=3' for a TFMA (cross-)slice key."""
-    if not slice_key:
-        return "overall"
-    if _is_cross_slice(slice_key):
-        return f"{_slice_id(slice_key[0])} vs {_slice_id(slice_key[1])}"
-    return ",".join(f"{column}={value}" for column, value in slice_key)
-
-
-def _is_cross_slice(slice_key) -> bool:
-    """TFMA cross-slice keys are (baseline_key, comparison_key); plain keys hold (column, value)."""
-    return len(slice_key) == 2 and all(
-        isinstance(part, tuple) and all(isinstance(x, tuple) for x in part) for part in slice_key
-    )
-
-
 def _slice_order(sid: str):
     """Overall, then the classes, then each slice feature's values (numbers by value)."""
     if sid == "overall":
@@ -207,7 +191,7 @@ def _confusion_matrices(result, num_classes: int) -> dict[str, list[list[int]]]:
             actual, predicted = int(entry.get("actualClassId", 0)), int(entry.get("predictedClassId", 0))
             if 0 <= actual < num_classes and 0 <= predicted < num_classes:
                 matrix[actual][predicted] = int(round(float(entry.get("numWeightedExamples", 0))))
-        matrices[_slice_id(slice_key)] = matrix
+        matrices[tfma_slice_id(slice_key)] = matrix
     return matrices
 
 

@@ -11,6 +11,7 @@ same functions the analysis and the gate use.
 from __future__ import annotations
 
 from evalsuite.data.class_names import title
+from evalsuite.data.slice_features import CROSS_SEPARATOR
 from evalsuite.data.spec import recorded_spec
 from evalsuite.rules import paired_stats
 from evalsuite.run.contract import (
@@ -28,7 +29,6 @@ from reports import slices_examples
 
 SUMMARY_SOURCE = "analysis/summary.json (TFMA's output as the analysis flattened it)"
 TFMA_SOURCE = "TFMA's own output, read with tfma.load_eval_result"
-CROSS_SEPARATOR = " vs "
 
 
 def numbers_from_summary(summary: dict) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from evalsuite.data.slice_features import is_cross_slice, tfma_slice_id
 from evalsuite.errors import InputError
 from evalsuite.run.contract import (
     ACCURACY,
@@ -29,7 +30,7 @@ from evalsuite.run.contract import (
     class_of,
 )
 from evalsuite.run.literal_paths import without_glob_characters
-from reports.slices_data import CROSS_SEPARATOR, TFMA_SOURCE
+from reports.slices_data import TFMA_SOURCE
 
 TOLERANCE = 1e-6
 MAX_LISTED = 3
@@ -56,10 +57,10 @@ def numbers_from_tfma(tfma_dir: Path) -> dict:
                 "accuracy": _number(values.get(ACCURACY)),
                 "crossentropy": _number(values.get(CROSSENTROPY)),
             }
-            if _is_cross(key):
-                cross.setdefault(slice_id(key), {})[role] = metrics
+            if is_cross_slice(key):
+                cross.setdefault(tfma_slice_id(key), {})[role] = metrics
                 continue
-            sid = slice_id(key)
+            sid = tfma_slice_id(key)
             models[role][sid] = metrics
             if role == CANDIDATE:
                 if all(cell in values for cell in PAIRED_CELLS):
@@ -69,11 +70,11 @@ def numbers_from_tfma(tfma_dir: Path) -> dict:
         if not models[role]:
             raise InputError(f"{tfma_dir}: TFMA's output holds no metrics for the {role} (run the analysis stage)")
         for key, outputs in result.plots or []:
-            if _is_cross(key) or class_of(slice_id(key)) is not None:
+            if is_cross_slice(key) or class_of(tfma_slice_id(key)) is not None:
                 continue  # a class's matrix is its row of the overall one
             cells = _confusion_cells(outputs)
             if cells is not None:
-                confusion.setdefault(slice_id(key), {})[role] = cells
+                confusion.setdefault(tfma_slice_id(key), {})[role] = cells
     return {
         "models": models,
         "paired": paired,
@@ -86,20 +87,6 @@ def numbers_from_tfma(tfma_dir: Path) -> dict:
 
 def _first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [""])[0][:200]
-
-
-def slice_id(key) -> str:
-    """'overall', 'label=3', 'pen=red' or 'overall vs label=3' for a TFMA slice key (the analysis' names)."""
-    if not key:
-        return "overall"
-    if _is_cross(key):
-        return f"{slice_id(key[0])}{CROSS_SEPARATOR}{slice_id(key[1])}"
-    return ",".join(f"{column}={value}" for column, value in key)
-
-
-def _is_cross(key) -> bool:
-    """A cross-slice key is (first slice key, second slice key); a plain one holds (column, value) pairs."""
-    return len(key) == 2 and all(isinstance(part, tuple) and all(isinstance(x, tuple) for x in part) for part in key)
 
 
 def _number(value) -> float | None:

@@ -188,3 +188,20 @@ def features_fingerprint(features: dict[str, np.ndarray]) -> str | None:
 
 def slice_id(name: str, value) -> str:
     return f"{name}={value}"
+
+
+CROSS_SEPARATOR = " vs "  # between the two slices of a cross slice's name
+
+
+def tfma_slice_id(key) -> str:
+    """'overall', 'label=3', 'pen=red' or 'overall vs label=3' for a TFMA (cross-)slice key: the names every stage uses."""
+    if not key:
+        return "overall"
+    if is_cross_slice(key):
+        return f"{tfma_slice_id(key[0])}{CROSS_SEPARATOR}{tfma_slice_id(key[1])}"
+    return ",".join(f"{column}={value}" for column, value in key)
+
+
+def is_cross_slice(key) -> bool:
+    """A TFMA cross-slice key is (first slice key, second slice key); a plain one holds (column, value) pairs."""
+    return len(key) == 2 and all(isinstance(part, tuple) and all(isinstance(x, tuple) for x in part) for part in key)

@@ -23,11 +23,19 @@ SWITCH = "EVALSUITE_DISCOVERY"
 
 
 class DiscoveryInputs:
+    """Each example's image properties and representation, written batch by batch into arrays made once.
+
+    The arrays are sized for the examples the analysis counted, so a million examples are held once,
+    not once in pieces and again joined.
+    """
+
     def __init__(self, baseline_path: Path, spec: DataSpec, seed: int, examples: int):
         self.spec = spec
         self.seed = seed
-        self.properties: dict[str, list] = {}
-        self.representation: list[np.ndarray] | None = []
+        self.examples = examples
+        self.filled = 0
+        self.properties: dict[str, np.ndarray] = {}
+        self.representation: np.ndarray | None = None
         self.note: str | None = None
         try:
             self.represent: Representation | None = Representation(baseline_path, spec, seed, examples)
@@ -44,17 +52,28 @@ class DiscoveryInputs:
         parsed = tf.io.parse_example(records, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
         shape = (self.spec.height, self.spec.width) if self.spec.channels == 1 else self.spec.input_shape
         images = tf.io.decode_raw(parsed[IMAGE_KEY], tf.uint8).numpy().reshape(-1, *shape)
+        rows = slice(self.filled, self.filled + len(images))
+        self.filled = rows.stop
+        if rows.stop > self.examples:
+            return  # the files hold more than were counted: `discovered` says so, the analysis goes on
         for name, values in image_properties(images).items():
-            self.properties.setdefault(name, []).append(values)
+            if name not in self.properties:
+                self.properties[name] = np.empty(self.examples, dtype=values.dtype)
+            self.properties[name][rows] = values
         if self.represent is not None:
             try:
-                self.representation.append(self.represent(images, baseline_classes, baseline_confidences))
+                projected = self.represent(images, baseline_classes, baseline_confidences)
+                if self.representation is None:
+                    self.representation = np.empty((self.examples, projected.shape[1]), dtype=projected.dtype)
+                self.representation[rows] = projected
             except Unreadable as why:
                 self._give_up(str(why))
 
     def discovered(self, outcomes: dict, *, alpha: float, max_drop: float | None, class_names) -> dict:
-        properties = {name: np.concatenate(parts) for name, parts in self.properties.items()}
-        representation = np.concatenate(self.representation) if self.representation else None
+        if self.filled != self.examples:
+            raise ValueError(f"{self.filled} examples read, {self.examples} counted before")
+        properties = self.properties
+        representation = self.representation
         return discover(
             outcomes["labels"],
             outcomes["base_right"],

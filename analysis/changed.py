@@ -20,22 +20,28 @@ from evalsuite.run.literal_paths import matching_files
 
 BATCH = 1024  # examples read and matched at a time
 OUTCOME_PREFIX = "outcomes"
-OUTCOME_SUFFIX = ".tsv"
-# 8 bytes: two different examples share a digest with odds of about n^2 / 2^65 (1e-8 at a million);
-# such a pair would surface as counts that disagree with TFMA's, never as a silent difference.
-DIGEST_BYTES = 8
+OUTCOME_SUFFIX = ".hex"
+# 16 bytes: two different examples never share a digest by chance, nor can a file be made to.
+DIGEST_BYTES = 16
+DIGEST_DTYPE = f"S{DIGEST_BYTES}"
 
 
 # One row per example, as the outcome stage writes it (hex of the rows' bytes, a line per batch).
 OUTCOME_DTYPE = np.dtype(
-    [("digest", "<u8"), ("base_class", "<i4"), ("base_confidence", "<f4"), ("cand_class", "<i4"), ("cand_confidence", "<f4")]
+    [
+        ("digest", DIGEST_DTYPE),
+        ("base_class", "<i4"),
+        ("base_confidence", "<f4"),
+        ("cand_class", "<i4"),
+        ("cand_confidence", "<f4"),
+    ]
 )
 
 
 def digests(records) -> np.ndarray:
     """What names each serialized example in the outcome files (equal examples share it, and their outcomes)."""
     joined = b"".join(hashlib.blake2b(bytes(record), digest_size=DIGEST_BYTES).digest() for record in records)
-    return np.frombuffer(joined, dtype="<u8")
+    return np.frombuffer(joined, dtype=DIGEST_DTYPE)
 
 
 class Outcomes:
@@ -46,14 +52,15 @@ class Outcomes:
     """
 
     def __init__(self, folder: Path):
-        parts = [
-            np.frombuffer(bytes.fromhex(line), dtype=OUTCOME_DTYPE)
-            for path in sorted(folder.glob(f"{OUTCOME_PREFIX}*{OUTCOME_SUFFIX}"))
-            for line in path.read_text().splitlines()
-            if line
-        ]
+        parts = []
+        for path in sorted(folder.glob(f"{OUTCOME_PREFIX}*{OUTCOME_SUFFIX}")):
+            with path.open() as lines:
+                parts += [np.frombuffer(bytes.fromhex(line.strip()), dtype=OUTCOME_DTYPE) for line in lines if line.strip()]
         table = np.concatenate(parts) if parts else np.zeros(0, dtype=OUTCOME_DTYPE)
-        table = table[np.argsort(table["digest"], kind="stable")]
+        # By digest; equal examples predicted apart in order of their predictions, so which occurrence gets
+        # which does not depend on how Beam bundled them.
+        columns = ("cand_confidence", "cand_class", "base_confidence", "base_class", "digest")
+        table = table[np.lexsort([table[name] for name in columns])]
         self.keys = table["digest"]
         self.classes = [table["base_class"].astype(np.int64), table["cand_class"].astype(np.int64)]
         self.confidences = [table["base_confidence"], table["cand_confidence"]]  # float32, as the models gave them

@@ -26,11 +26,13 @@ STAGE_NAME = "WriteOutcomes"
 
 
 def _predictions(extracts: dict, model: str) -> np.ndarray:
+    """The model's class probabilities in TFMA's batched extracts: {model: array} or {model: {output: array}}."""
     prediction = extracts[constants.PREDICTIONS_KEY]
+    if not isinstance(prediction, dict) or model not in prediction:
+        raise ValueError(f"TFMA's extracts hold no predictions of the {model}")
+    prediction = prediction[model]
     if isinstance(prediction, dict):
-        prediction = prediction.get(model, prediction)
-        if isinstance(prediction, dict):
-            prediction = prediction[OUTPUT_KEY]
+        prediction = prediction[OUTPUT_KEY]
     return np.asarray(prediction).reshape(len(extracts[constants.INPUT_KEY]), -1)
 
 

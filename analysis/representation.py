@@ -54,8 +54,7 @@ class Representation:
             own = np.asarray(self.full(scaled, training=False))
             rows = np.arange(len(images))
             agrees = (
-                own.ndim == 2
-                and int(served_classes.max(initial=0)) < own.shape[1]
+                own.shape == (len(images), self.spec.num_classes)
                 # The served class has the served probability, and no class is more probable beyond rounding.
                 and float(np.max(np.abs(own[rows, served_classes] - served_confidences), initial=0)) <= AGREEMENT
                 and float(np.max(own.max(axis=1) - served_confidences, initial=0)) <= AGREEMENT

@@ -220,7 +220,10 @@ def run_tfma(
             from analysis.outcome_tap import with_outcome_tap
 
             outcomes.mkdir(parents=True, exist_ok=True)
-            extractors = with_outcome_tap(extractors, links.enter_context(without_glob_characters(outcomes)))
+            try:
+                extractors = with_outcome_tap(extractors, links.enter_context(without_glob_characters(outcomes)))
+            except ValueError as error:
+                raise InputError(f"TFMA's pipeline cannot list the changed examples: {error}") from None
         try:
             tfma.run_model_analysis(
                 eval_shared_model=shared,

@@ -174,8 +174,7 @@ def raw_floor(run_dir: str, eval_data: str | None = None) -> dict:
     import tensorflow as tf
 
     started = time.perf_counter()
-    folder = Path(eval_data) if eval_data else Path(run_dir) / "data"
-    files = sorted(str(p) for p in folder.glob("*.tfrecord"))
+    files = sorted(str(p) for p in (Path(eval_data).glob("*.tfrecord") if eval_data else (Path(run_dir) / "data").glob("eval-*.tfrecord")))
     records = list(tf.data.TFRecordDataset(files).batch(1024).as_numpy_iterator())
     labels = np.concatenate(
         [

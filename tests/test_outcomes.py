@@ -96,3 +96,50 @@ def test_changed_json_is_what_both_saved_models_say_when_called_directly(tiny_ru
             assert got[role]["class"] == want[role]["class"]
             assert abs(got[role]["confidence"] - want[role]["confidence"]) <= 1e-4  # batches of other sizes
     assert not (run.analysis_dir / "outcomes").exists()  # read, not kept
+
+
+def test_the_outcome_stage_names_a_model_tfma_did_not_predict():
+    from tensorflow_model_analysis import constants
+
+    from analysis.outcome_tap import _OutcomeLines
+
+    extracts = {constants.INPUT_KEY: np.array([b"a", b"b"], dtype=object),
+                constants.PREDICTIONS_KEY: {"candidate": np.eye(2, dtype=np.float32)}}  # fmt: skip
+    with pytest.raises(ValueError, match="no predictions of the baseline"):
+        list(_OutcomeLines().process(extracts))
+    extracts[constants.PREDICTIONS_KEY]["baseline"] = {"probabilities": np.array([[0.2, 0.8], [0.9, 0.1]], np.float32)}
+    (line,) = _OutcomeLines().process(extracts)
+    table = np.frombuffer(bytes.fromhex(line), dtype=OUTCOME_DTYPE)
+    assert table["base_class"].tolist() == [1, 0] and table["cand_class"].tolist() == [0, 1]
+    assert table["base_confidence"].tolist() == [np.float32(0.8), np.float32(0.9)]
+    assert table["digest"].tolist() == digests([b"a", b"b"]).tolist()
+    assert list(_OutcomeLines().process({constants.INPUT_KEY: np.array([], dtype=object)})) == []
+
+
+def test_a_keras_file_that_is_not_the_baselines_is_refused(tiny_run, tmp_path):
+    """Discovery reads the representation only from the Keras file that gives the SavedModel's own predictions."""
+    import shutil
+
+    import tensorflow as tf
+
+    from analysis.representation import Representation, Unreadable
+    from evalsuite.data.examples import read_examples
+    from evalsuite.data.spec import recorded_spec
+    from evalsuite.run.folder import RunDir
+
+    run = RunDir(tiny_run)
+    spec = recorded_spec(run.stage("data"), "manifest")
+    images, _, records, _ = read_examples(str(tiny_run / "data" / "eval-*.tfrecord"), spec)
+    served = tf.saved_model.load(str(tiny_run / "models" / "epochs-1")).signatures["serving_default"](
+        examples=tf.constant(records[:64])
+    )["probabilities"].numpy()
+    classes, confidences = served.argmax(axis=1), served.max(axis=1)
+    shutil.copytree(tiny_run / "models" / "epochs-1", tmp_path / "baseline")
+    for keras_file, accepted in (("epochs-1.keras", True), ("epochs-2.keras", False)):
+        shutil.copy(tiny_run / "models" / keras_file, tmp_path / "baseline.keras")
+        represent = Representation(tmp_path / "baseline", spec, seed=0, examples=64)
+        if accepted:
+            assert represent(images[:64], classes, confidences).shape[0] == 64
+        else:
+            with pytest.raises(Unreadable, match="does not give its SavedModel's predictions"):
+                represent(images[:64], classes, confidences)

@@ -93,13 +93,20 @@ def test_the_fused_pipeline_gives_tfmas_per_example_numbers(run_copy, tmp_path):
     rules = load_rules(Path(__file__).parents[1] / "gate.toml")
     eval_data = resolve_eval_data(run, None, lambda message: None)
     baseline, candidate = resolve_model(run, "epochs-1", "baseline"), resolve_model(run, "epochs-2", "candidate")
-    out = {}
+    from analysis.changed import changed_examples, check_changed_against_tfma
+
+    out, changed = {}, {}
     for fused in (True, False):
         config = build_eval_config(rules, eval_data, jackknife=False, fused=fused)
         folder = tmp_path / ("fused" if fused else "per-example")
-        run_tfma(baseline, candidate, config, eval_data["pattern"], folder, ("--runner=DirectRunner",), SEED)
+        outcomes = tmp_path / f"{folder.name}-outcomes"
+        run_tfma(baseline, candidate, config, eval_data["pattern"], folder, ("--runner=DirectRunner",), SEED, outcomes=outcomes)
         summary = summarize(folder, baseline, candidate, eval_data, AnalysisConfig(), "DirectRunner")
         out[fused] = summary, validation_as_json(folder)
+        # The changed examples from either pipeline's own pass: the same list, whose counts are TFMA's.
+        changed[fused], _ = changed_examples(outcomes, eval_data["pattern"])
+        check_changed_against_tfma(changed[fused], summary)
+    assert changed[True]["examples"] and changed[True] == changed[False]
     (fused, fused_validation), (plain, plain_validation) = out[True], out[False]
     for key in ("deltas", "paired", "confusion_matrices", "slices", "cross_slices"):
         assert fused[key] == plain[key], key

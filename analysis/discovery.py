@@ -159,8 +159,19 @@ def _equal_count_bins(values: np.ndarray, bins: int, strata: np.ndarray) -> np.n
 
 
 def _region_families(labels, representation, seed, class_names):
-    """k-means regions of the baseline's representation, overall and within each class."""
+    """k-means regions of the baseline's representation, overall and within each class.
+
+    On one thread: k-means' sums then do not depend on how many cores the machine has (so neither do the
+    regions), and on the few hundred points of a class, threads cost more than they save.
+    """
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return list(_regions_on_one_thread(labels, representation, seed, class_names, KMeans))
+
+
+def _regions_on_one_thread(labels, representation, seed, class_names, KMeans):
 
     count = len(labels)
     for size in REGION_SIZES:

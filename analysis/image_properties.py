@@ -15,8 +15,8 @@ PROPERTIES = {
     "contrast": "contrast",
     "ink_share": "ink share",
     "extent": "foreground extent",
-    "centre_row": "foreground height position",
-    "centre_column": "foreground left-right position",
+    "centre_row": "foreground's vertical position (0 top, 1 bottom)",
+    "centre_column": "foreground's horizontal position (0 left, 1 right)",
 }
 COLOUR_PROPERTIES = {"colourfulness": "colourfulness"}
 # A pixel is foreground when it differs from the background level by more than this share of the range.

@@ -91,10 +91,10 @@ def discovered_html(discovered: dict, strips: dict) -> str:
     if discovered.get("skipped"):
         return out[0] + f"<p>{esc(discovered['skipped'])}.</p>"
     halves, candidates = discovered["halves"], discovered["candidates"]
-    kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(candidates["by_kind"].items()))
+    kinds = ", ".join(f"{count:,} {kind}" for kind, count in sorted(candidates["by_kind"].items()))
     out.append(
-        f'<p class="muted">Slices no one named, found on {halves["discovery"]} examples and confirmed on the other '
-        f"{halves['confirmation']} (a seeded split by class): {candidates['total']} candidates ({kinds}); "
+        f'<p class="muted">Slices no one named, found on {halves["discovery"]:,} examples and confirmed on the other '
+        f"{halves['confirmation']:,} (a seeded split by class): {candidates['total']:,} candidates ({kinds}); "
         f"{esc(discovered.get('representation', ''))}. A slice is <b>regressed</b> when its confirmation half shows "
         f"the drop (one-sided McNemar mid-p, Holm across the kept slices, alpha {discovered['alpha']:g}) and the "
         f"drop exceeds {discovered['tolerance']:g}.</p>"

@@ -172,7 +172,6 @@ def _region_families(labels, representation, seed, class_names):
 
 
 def _regions_on_one_thread(labels, representation, seed, class_names, KMeans):
-
     count = len(labels)
     for size in REGION_SIZES:
         k = int(min(MAX_REGIONS, max(2, count // size)))

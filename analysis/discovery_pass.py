@@ -72,14 +72,12 @@ class DiscoveryInputs:
     def discovered(self, outcomes: dict, *, alpha: float, max_drop: float | None, class_names) -> dict:
         if self.filled != self.examples:
             raise ValueError(f"{self.filled} examples read, {self.examples} counted before")
-        properties = self.properties
-        representation = self.representation
         return discover(
             outcomes["labels"],
             outcomes["base_right"],
             outcomes["cand_right"],
-            properties,
-            representation,
+            self.properties,
+            self.representation,
             seed=self.seed,
             alpha=alpha,
             max_drop=max_drop,

@@ -96,14 +96,11 @@ def wrap_keras_file(run: RunDir, keras_file: Path, role: str) -> Path:
     return folder
 
 
-def check_saved_model(path: Path, role: str, spec: DataSpec):
+def check_saved_model(path: Path, role: str, spec: DataSpec) -> None:
     """Fail closed on anything but a SavedModel with our serving signature and output, fitting the data spec.
 
     The signature is called once on an example of the spec's shape: a model
     made for other images says so in one line here, not deep inside TFMA.
-
-    Returns the loaded model and its signature, callable with the serialized examples positionally
-    (the model keeps the signature's variables alive).
     """
     import tensorflow as tf
 
@@ -141,7 +138,6 @@ def check_saved_model(path: Path, role: str, spec: DataSpec):
             f"{path}: {role} model does not take the run's images ({spec.describe()}, "
             f"{spec.image_bytes} bytes each): {first[:160]}"
         ) from None
-    return loaded, signature
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ has them in its extracts right after its predictions extractor. This stage sits
 there, passes the extracts on untouched, and on a side branch of the same Beam
 pipeline writes, with Beam's own text sink, one line per batch: a table of
 the digest of each serialized example, then class and confidence (the float32
-the model gave) for the baseline and the candidate. The examples are not numbered inside Beam (no order survives a
-pipeline), so `analysis/changed.py` numbers them afterwards by reading the
-files in order and matching digests: a read, not a second inference pass.
+the model gave) for the baseline and the candidate. The examples are not
+numbered inside Beam (no order survives a pipeline), so `analysis/changed.py`
+numbers them afterwards by reading the files in order and matching digests: a
+read, not a second inference pass.
 """
 
 from __future__ import annotations

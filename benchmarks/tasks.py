@@ -174,7 +174,8 @@ def raw_floor(run_dir: str, eval_data: str | None = None) -> dict:
     import tensorflow as tf
 
     started = time.perf_counter()
-    files = sorted(str(p) for p in (Path(eval_data).glob("*.tfrecord") if eval_data else (Path(run_dir) / "data").glob("eval-*.tfrecord")))
+    found = Path(eval_data).glob("*.tfrecord") if eval_data else (Path(run_dir) / "data").glob("eval-*.tfrecord")
+    files = sorted(str(p) for p in found)
     records = list(tf.data.TFRecordDataset(files).batch(1024).as_numpy_iterator())
     labels = np.concatenate(
         [

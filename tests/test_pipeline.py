@@ -60,6 +60,27 @@ def test_default_run_passes_the_default_gate(default_run):
 
 
 @pytest.mark.slow
+def test_default_run_gives_bitwise_the_numbers_and_verdict_it_always_gave(default_run):
+    """The reference: a change that moves the default run's models, numbers or verdict fails here."""
+    run_dir, first = default_run
+    assert first.returncode == 0
+    summary = json.loads((run_dir / "analysis" / "summary.json").read_text())
+    accuracy = {role: summary["models"][role]["overall"]["accuracy"] for role in ("baseline", "candidate")}
+    assert accuracy == {"baseline": 0.9290000200271606, "candidate": 0.9359999895095825}  # float32 929/1000, 936/1000
+    paired = {sid: (cells["newly_right"], cells["newly_wrong"]) for sid, cells in summary["paired"].items()}
+    assert paired == {
+        "overall": (16, 9), "label=0": (1, 0), "label=1": (0, 0), "label=2": (4, 2), "label=3": (0, 3),
+        "label=4": (0, 0), "label=5": (1, 4), "label=6": (0, 0), "label=7": (2, 0), "label=8": (6, 0), "label=9": (2, 0),
+    }  # fmt: skip
+    changed = json.loads((run_dir / "analysis" / "changed.json").read_text())
+    assert len(changed["examples"]) == 25
+    verdict = json.loads((run_dir / "gate" / "verdict.json").read_text())
+    statuses = {check["slice"]: check["status"] for check in verdict["checks"]}
+    assert verdict["state"] == "passed"
+    assert statuses == {"overall": "pass", **{f"label={c}": "inconclusive" if c in (3, 5) else "pass" for c in range(10)}}
+
+
+@pytest.mark.slow
 def test_a_log_that_is_not_a_terminal_holds_only_readable_lines(default_run):
     """What CI shows: no library C++ logging, no CUDA probing, no deprecation block, no ANSI, short lines."""
     import re

@@ -9,6 +9,7 @@ importing TFMA.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -202,4 +203,15 @@ def validation_as_json(tfma_path: Path) -> dict:
 
     with without_glob_characters(tfma_path) as readable:  # TFMA finds its files by glob
         result = tfma.load_validation_result(str(readable))
-    return json_format.MessageToDict(result, preserving_proto_field_name=True)
+    validation = json_format.MessageToDict(result, preserving_proto_field_name=True)
+    # TFMA lists slices in the order Beam's combines finished: sorted, the same results give the same file.
+    for entry in validation.get("metric_validations_per_slice", []):
+        entry.get("failures", []).sort(key=lambda failure: _canonical(failure.get("metric_key")))
+    validation.get("metric_validations_per_slice", []).sort(key=lambda entry: _canonical(entry.get("slice_key")))
+    details = validation.get("validation_details", {})
+    details.get("slicing_details", []).sort(key=lambda detail: _canonical(detail.get("slicing_spec")))
+    return validation
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True)

@@ -15,7 +15,7 @@ from analysis.thresholds import attach_thresholds, gap_cross_slicing_spec
 from evalsuite.errors import InputError
 from evalsuite.rules.settings import GateRules
 from evalsuite.run.contract import ACCURACY, BASELINE, CANDIDATE, DEFAULT_SEED, LABEL_KEY, OUTPUT_KEY, SIGNATURE
-from evalsuite.run.literal_paths import as_glob, without_glob_characters
+from evalsuite.run.literal_paths import matching_files, without_glob_characters
 
 INFERENCE_BATCH_SIZE = 256
 DEFAULT_RUNNER = "DirectRunner"
@@ -179,9 +179,11 @@ def run_tfma(
     With `outcomes`, the same pass also writes there each example's predictions by the baseline and the
     candidate (analysis/outcome_tap.py), from which the changed examples are listed.
     """
+    import apache_beam as beam
     import tensorflow_model_analysis as tfma
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from analysis.example_batches import ReadExampleBatches
     from analysis.keyword_signature import with_keyword_signatures
     from analysis.threshold_cache import install as cache_thresholds
 
@@ -224,18 +226,27 @@ def run_tfma(
                 extractors = with_outcome_tap(extractors, links.enter_context(without_glob_characters(outcomes)))
             except ValueError as error:
                 raise InputError(f"TFMA's pipeline cannot list the changed examples: {error}") from None
+        files = matching_files(pattern)
+        if not files:
+            raise InputError(f"{pattern}: no TFRecord files match")
         try:
-            tfma.run_model_analysis(
-                eval_shared_model=shared,
-                eval_config=eval_config,
-                data_location=as_glob(pattern),  # Beam reads the whole string as a glob
-                output_path=str(output_path),
-                extractors=extractors,
-                pipeline_options=PipelineOptions(list(beam_args)),
-                # The jackknife assigns examples to buckets at random; TFMA's only hook to seed
-                # that is this argument, and without it the intervals change from run to run.
-                random_seed_for_testing=seed,
-            )
+            with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
+                _ = (
+                    pipeline
+                    | "ReadExampleBatches" >> ReadExampleBatches(files)
+                    | "ExtractEvaluateAndWriteResults"
+                    >> tfma.ExtractEvaluateAndWriteResults(
+                        eval_config=eval_config,
+                        eval_shared_model=shared,
+                        output_path=str(output_path),
+                        display_only_data_location=pattern,
+                        display_only_file_format="tfrecords",
+                        extractors=extractors,
+                        # The jackknife assigns examples to buckets at random; TFMA's only hook to seed
+                        # that is this argument, and without it the intervals change from run to run.
+                        random_seed_for_testing=seed,
+                    )
+                )
         except Exception as error:
             first = (str(error).strip().splitlines() or [type(error).__name__])[-1]
             raise InputError(f"TFMA failed on {pattern}: {first[:240]}") from error

@@ -21,6 +21,7 @@ from analysis.config import AnalysisConfig
 from analysis.discovery_pass import DiscoveryInputs, discovery_enabled, find_regressed_slices
 from analysis.eval_data import resolve_eval_data
 from analysis.models import check_saved_model, recipe_seeds, resolve_model
+from analysis.outcome_table import read_outcomes
 from analysis.summary import summarize, validation_as_json
 from analysis.tfma_run import (
     build_eval_config,
@@ -48,7 +49,7 @@ from evalsuite.run.contract import (
     VALIDATION_NAME,
     load_summary,
 )
-from evalsuite.run.fingerprints import fingerprint
+from evalsuite.run.fingerprints import fingerprint, fingerprint_shards
 from evalsuite.run.folder import RunDir, relative
 from evalsuite.run.model_identity import weights_fingerprint
 from evalsuite.run.stage_code import stage_code_fingerprint
@@ -148,9 +149,15 @@ def analyze(
         tfma_seconds = time.perf_counter() - tfma_started
         summary = summarize(staging / TFMA_DIR, baseline, candidate, eval_data, config, runner, recipe)
         log(f"analysis: TFMA done in {tfma_seconds:.1f}s; listing the examples whose outcome changed ...")
+        columns = read_outcomes(staging / OUTCOMES_DIR, eval_data["examples"], eval_data["pattern"])
+        shutil.rmtree(staging / OUTCOMES_DIR)  # each example's row: read, not kept
+        changed, outcomes = changed_examples(columns, eval_data["pattern"])
         inputs = DiscoveryInputs(baseline.path, spec, config.seed, eval_data["examples"]) if discovery_enabled() else None
-        changed, outcomes = changed_examples(staging / OUTCOMES_DIR, eval_data["pattern"], observe=inputs)
-        shutil.rmtree(staging / OUTCOMES_DIR)  # each example's predictions: read, not kept
+        if inputs is not None:
+            inputs.read(eval_data["pattern"], columns["base_class"], columns["base_confidence"])
+        del columns
+        if fingerprint_shards(eval_data["pattern"]) != eval_data["files_fingerprint"]:
+            raise InputError(f"{eval_data['pattern']}: the evaluation files changed while the analysis ran; run it again")
         changed["pattern"] = run.portable(eval_data["pattern"])
         check_changed_against_tfma(changed, summary)
         discovered = find_regressed_slices(inputs, outcomes, rules, summary, log)

@@ -6,17 +6,23 @@ costs seconds. Here each shard is one element: a worker reads it with
 TensorFlow's reader and decodes it in batches with the same tfx_bsl decoder and
 raw-record column TFMA's TFExampleRecord source produces, so the extracts are
 the ones TFMA would build. Shards are the unit of parallel work.
+
+Each batch also carries every example's position (its shard's number and its
+place in the shard, `analysis/outcome_table.py`), so the rows TFMA's pass
+writes can be put back in the files' order without reading the files again.
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
 
+from analysis.outcome_table import POSITION_FEATURE, positions
+
 BATCH_SIZE = 1000  # records per batch; the models see them in inference batches of their own
 
 
 class _DecodeShard(beam.DoFn):
-    """One TFRecord file of tf.Examples into record batches, in file order."""
+    """One TFRecord file of tf.Examples into record batches, in file order, each example's position beside it."""
 
     def __init__(self, raw_record_column: str, batch_size: int):
         self.raw_record_column = raw_record_column
@@ -27,13 +33,25 @@ class _DecodeShard(beam.DoFn):
 
         self.decoder = example_coder.ExamplesToRecordBatchDecoder()
 
-    def process(self, path: str):
+    def process(self, shard: tuple[int, str]):
+        import numpy as np
+        import pyarrow as pa
         import tensorflow as tf
         from tfx_bsl.tfxio.record_based_tfxio import AppendRawRecordColumn
 
+        number, path = shard
+        start = 0
         for records in tf.data.TFRecordDataset(path).batch(self.batch_size).as_numpy_iterator():
             records = records.tolist()
-            yield AppendRawRecordColumn(self.decoder.DecodeBatch(records), self.raw_record_column, records)
+            batch = AppendRawRecordColumn(self.decoder.DecodeBatch(records), self.raw_record_column, records)
+            if POSITION_FEATURE in batch.schema.names:
+                raise ValueError(f"{path}: the examples have a feature named {POSITION_FEATURE}, a name kept for positions")
+            # One value per example, as the decoder gives every int64 feature.
+            at = pa.LargeListArray.from_arrays(
+                pa.array(np.arange(len(records) + 1), pa.int64()), pa.array(positions(number, start, len(records)))
+            )
+            start += len(records)
+            yield batch.append_column(POSITION_FEATURE, at)
 
 
 @beam.ptransform_fn
@@ -43,6 +61,6 @@ def ReadExampleBatches(pipeline, files: list[str], batch_size: int = BATCH_SIZE)
 
     return (
         pipeline
-        | "Shards" >> beam.Create(list(files))
+        | "Shards" >> beam.Create(list(enumerate(files)))
         | "DecodeShards" >> beam.ParDo(_DecodeShard(constants.ARROW_INPUT_COLUMN, batch_size))
     )

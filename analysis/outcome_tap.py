@@ -1,14 +1,11 @@
-"""Each example's predicted class and confidence under both models, written from inside TFMA's own pass.
+"""Each example's row, written from inside TFMA's own pass: its position, label and outcome under both models.
 
 The changed-examples list needs every example's prediction by each model; TFMA
 has them in its extracts right after its predictions extractor. This stage sits
 there, passes the extracts on untouched, and on a side branch of the same Beam
-pipeline writes, with Beam's own text sink, one line per batch: a table of
-the digest of each serialized example, then class and confidence (the float32
-the model gave) for the baseline and the candidate. The examples are not
-numbered inside Beam (no order survives a pipeline), so `analysis/changed.py`
-numbers them afterwards by reading the files in order and matching digests: a
-read, not a second inference pass.
+pipeline writes with Beam's TFRecord sink one record per batch: a table
+(`analysis/outcome_table.py`) of each example's position and label, then class
+and confidence (the float32 the model gave) for the baseline and the candidate.
 """
 
 from __future__ import annotations
@@ -20,8 +17,8 @@ import numpy as np
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.extractors import extractor, predictions_extractor
 
-from analysis.changed import OUTCOME_DTYPE, OUTCOME_PREFIX, OUTCOME_SUFFIX, digests
-from evalsuite.run.contract import BASELINE, CANDIDATE, OUTPUT_KEY
+from analysis.outcome_table import OUTCOME_DTYPE, OUTCOME_PREFIX, OUTCOME_SUFFIX, POSITION_FEATURE
+from evalsuite.run.contract import BASELINE, CANDIDATE, LABEL_KEY, OUTPUT_KEY
 
 STAGE_NAME = "WriteOutcomes"
 
@@ -37,19 +34,30 @@ def _predictions(extracts: dict, model: str) -> np.ndarray:
     return np.asarray(prediction).reshape(len(extracts[constants.INPUT_KEY]), -1)
 
 
-class _OutcomeLines(beam.DoFn):
+def _feature(extracts: dict, name: str) -> np.ndarray:
+    """One value per example of a feature in TFMA's batched extracts."""
+    values = np.asarray(extracts[constants.FEATURES_KEY][name])
+    return values.reshape(len(values), -1)[:, 0]
+
+
+def outcome_rows(extracts: dict) -> np.ndarray:
+    """One batch's rows from TFMA's batched extracts."""
+    outputs = {role: _predictions(extracts, role) for role in (BASELINE, CANDIDATE)}
+    table = np.empty(len(extracts[constants.INPUT_KEY]), dtype=OUTCOME_DTYPE)
+    table["position"] = _feature(extracts, POSITION_FEATURE)
+    table["label"] = _feature(extracts, LABEL_KEY)
+    for role, prefix in ((BASELINE, "base"), (CANDIDATE, "cand")):
+        table[f"{prefix}_class"] = outputs[role].argmax(axis=1)
+        table[f"{prefix}_confidence"] = outputs[role].max(axis=1)
+    return table
+
+
+class _OutcomeRecords(beam.DoFn):
     def process(self, extracts):
-        records = extracts[constants.INPUT_KEY]
-        if len(records) == 0:
+        if len(extracts[constants.INPUT_KEY]) == 0:
             return
-        outputs = {role: _predictions(extracts, role) for role in (BASELINE, CANDIDATE)}
-        table = np.empty(len(records), dtype=OUTCOME_DTYPE)
-        table["digest"] = digests(records)
-        for role, prefix in ((BASELINE, "base"), (CANDIDATE, "cand")):
-            table[f"{prefix}_class"] = outputs[role].argmax(axis=1)
-            table[f"{prefix}_confidence"] = outputs[role].max(axis=1)
-        # One line per batch: Beam's cost per element, paid per example, would be most of this stage.
-        yield table.tobytes().hex()
+        # One record per batch: Beam's cost per element, paid per example, would be most of this stage.
+        yield outcome_rows(extracts).tobytes()
 
 
 class _Tap(beam.PTransform):
@@ -60,8 +68,8 @@ class _Tap(beam.PTransform):
     def expand(self, extracts):
         _ = (
             extracts
-            | "OutcomeLines" >> beam.ParDo(_OutcomeLines())
-            | "WriteOutcomeLines" >> beam.io.WriteToText(self._prefix, file_name_suffix=OUTCOME_SUFFIX)
+            | "OutcomeRecords" >> beam.ParDo(_OutcomeRecords())
+            | "WriteOutcomeRecords" >> beam.io.WriteToTFRecord(self._prefix, file_name_suffix=OUTCOME_SUFFIX)
         )
         return extracts
 

@@ -176,8 +176,9 @@ def run_tfma(
 ) -> None:
     """One Beam pipeline: read the examples once, evaluate both models (and every further seed's), validate.
 
-    With `outcomes`, the same pass also writes there each example's predictions by the baseline and the
-    candidate (analysis/outcome_tap.py), from which the changed examples are listed.
+    With `outcomes`, the same pass also writes there each example's row: its position, label and
+    predictions by the baseline and the candidate (analysis/outcome_tap.py), from which the changed
+    examples are listed.
     """
     import apache_beam as beam
     import tensorflow_model_analysis as tfma

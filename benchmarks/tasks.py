@@ -137,30 +137,44 @@ def analysis_per_seed(run_dir: str) -> dict:
     return {"seconds": time.perf_counter() - started, "eval_examples": result.summary["eval_data"]["examples"]}
 
 
-def tfma_floor(run_dir: str) -> dict:
-    """The least any TFMA analysis of both models costs: one pipeline, the same models and
-    examples, only TFMA's ExampleCount (no accuracy, no plots, no paired counts, no rules)."""
+def tfma_floor(run_dir: str, eval_data: str | None = None) -> dict:
+    """The least any TFMA analysis of both models costs, as TFMA documents it: `tfma.run_model_analysis`
+    (its own reader), the same models and examples, only TFMA's ExampleCount (no accuracy, no plots, no
+    paired counts, no rules). The examples are the run's own, or the TFRecord files in the folder `eval_data`."""
     import tensorflow  # noqa: F401  (imported before the clock starts, as in raw_floor)
-    import tensorflow_model_analysis  # noqa: F401
+    import tensorflow_model_analysis as tfma
+    from apache_beam.options.pipeline_options import PipelineOptions
     from tensorflow_model_analysis.proto import config_pb2 as cfg
 
-    from analysis.tfma_run import build_eval_config, run_tfma
+    from analysis.keyword_signature import with_keyword_signatures
+    from analysis.tfma_run import build_eval_config
     from evalsuite.rules.settings import load_rules
     from evalsuite.run.contract import BASELINE, CANDIDATE
     from evalsuite.run.folder import RunDir
 
     with RunDir(Path(run_dir)) as run:
         record = run.stage("data")
-        eval_data = {"examples": record["eval_examples"], "examples_per_class": record["eval_examples_per_class"]}
+        counts = {"examples": record["eval_examples"], "examples_per_class": record["eval_examples_per_class"]}
         models = _run_models(run)
-        config = build_eval_config(load_rules(None), eval_data, jackknife=False, paired=False)
+        config = build_eval_config(load_rules(None), counts, jackknife=False, paired=False)
         del config.metrics_specs[:]
         config.metrics_specs.append(
             cfg.MetricsSpec(metrics=[cfg.MetricConfig(class_name="ExampleCount")], model_names=[BASELINE, CANDIDATE])
         )
+        pattern = str(Path(eval_data) / "*.tfrecord") if eval_data else str(run.path / record["pattern"])
         started = time.perf_counter()
-        run_tfma(
-            *models, config, str(run.path / record["pattern"]), Path(run_dir) / "floor-tfma", ("--runner=DirectRunner",)
+        shared = [
+            with_keyword_signatures(
+                tfma.default_eval_shared_model(eval_saved_model_path=str(m.path), eval_config=config, model_name=name)
+            )
+            for m, name in zip(models, (BASELINE, CANDIDATE))
+        ]
+        tfma.run_model_analysis(
+            eval_shared_model=shared,
+            eval_config=config,
+            data_location=pattern,
+            output_path=str(Path(run_dir) / "floor-tfma"),
+            pipeline_options=PipelineOptions(["--runner=DirectRunner", "--direct_num_workers=1"]),
         )
     return {"seconds": time.perf_counter() - started, "eval_examples": record["eval_examples"]}
 

@@ -1,61 +1,96 @@
-"""The changed examples come from TFMA's own pass: its per-example predictions, matched back to the files in order."""
+"""The changed examples come from TFMA's own pass: its per-example rows, put back in the files' order by position."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from analysis.changed import OUTCOME_DTYPE, OUTCOME_PREFIX, OUTCOME_SUFFIX, Outcomes, digests
+from analysis.outcome_table import OUTCOME_DTYPE, OUTCOME_PREFIX, OUTCOME_SUFFIX, positions, read_outcomes
 from evalsuite.errors import InputError
 
 
-def write_outcomes(folder, rows: list[tuple[bytes, int, float, int, float]], shards: int = 2) -> None:
-    """Lines as the outcome stage writes them (a table per batch), in shards, in an order unlike the files'."""
+def table(shard: int, start: int, count: int) -> np.ndarray:
+    rows = np.zeros(count, dtype=OUTCOME_DTYPE)
+    rows["position"] = positions(shard, start, count)
+    rows["label"] = (10 * shard + np.arange(start, start + count)) % 7
+    rows["base_class"] = rows["label"]
+    rows["base_confidence"] = (0.5 + 0.01 * np.arange(start, start + count)).astype(np.float32)
+    rows["cand_class"] = (rows["label"] + shard) % 7
+    rows["cand_confidence"] = np.float32(0.25)
+    return rows
+
+
+def write_outcomes(folder, batches: list[np.ndarray], files: int = 2) -> None:
+    """Records as the outcome stage writes them (a table per batch), spread over files in an order unlike the data's."""
+    import tensorflow as tf
+
     folder.mkdir(parents=True, exist_ok=True)
-    table = np.empty(len(rows), dtype=OUTCOME_DTYPE)
-    table["digest"] = digests([r[0] for r in rows])
-    for i, name in enumerate(("base_class", "base_confidence", "cand_class", "cand_confidence"), start=1):
-        table[name] = [r[i] for r in rows]
-    table = table[::-1]
-    for shard in range(shards):
-        batches = [table[shard::shards][i : i + 2] for i in range(0, len(table[shard::shards]), 2)]
-        (folder / f"{OUTCOME_PREFIX}-{shard:05d}-of-{shards:05d}{OUTCOME_SUFFIX}").write_text(
-            "".join(batch.tobytes().hex() + "\n" for batch in batches)
-        )
+    for index in range(files):
+        path = folder / f"{OUTCOME_PREFIX}-{index:05d}-of-{files:05d}{OUTCOME_SUFFIX}"
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for batch in batches[index::files]:
+                writer.write(batch.tobytes())
 
 
-def test_each_record_finds_its_own_predictions_in_file_order(tmp_path):
-    records = [f"example {i}".encode() for i in range(7)]
-    write_outcomes(tmp_path, [(r, i % 3, 0.5 + i / 100, (i + 1) % 3, 0.25 + i / 1000) for i, r in enumerate(records)])
-    outcomes = Outcomes(tmp_path)
-    rows = np.concatenate([outcomes.rows(records[:4], "p"), outcomes.rows(records[4:], "p")])
-    assert outcomes.classes[0][rows].tolist() == [i % 3 for i in range(7)]
-    assert outcomes.classes[1][rows].tolist() == [(i + 1) % 3 for i in range(7)]
-    assert outcomes.confidences[0][rows].tolist() == [float(np.float32(0.5 + i / 100)) for i in range(7)]  # exactly
-    outcomes.check_all_matched("p")
+def test_rows_are_put_in_the_files_order_by_position(tmp_path):
+    """Shard 0 holds 5 examples, shard 1 holds 3; the batches arrive in any order."""
+    batches = [table(1, 0, 2), table(0, 3, 2), table(0, 0, 3), table(1, 2, 1)]
+    write_outcomes(tmp_path, batches)
+    columns = read_outcomes(tmp_path, 8, "p")
+    expected = np.concatenate([table(0, 0, 5), table(1, 0, 3)])
+    for name in OUTCOME_DTYPE.names:
+        assert columns[name].tolist() == expected[name].tolist(), name  # exactly, float32 included
 
 
-def test_equal_records_take_their_rows_in_turn_so_counts_stay_tfmas(tmp_path):
-    """Two equal inputs TFMA predicted apart (a near tie in two batches): each is used once, none twice."""
-    same = b"the same example"
-    write_outcomes(tmp_path, [(same, 1, 0.51, 1, 0.6), (same, 1, 0.49, 2, 0.5), (b"other", 0, 0.9, 0, 0.9)])
-    outcomes = Outcomes(tmp_path)
-    rows = outcomes.rows([same, b"other", same], "p")
-    assert sorted(outcomes.classes[1][rows[[0, 2]]].tolist()) == [1, 2]
-    outcomes.check_all_matched("p")
+@pytest.mark.parametrize(
+    "batches, counted",
+    [
+        ([table(0, 0, 3), table(1, 0, 2)], 6),  # a batch missing: fewer rows than examples counted
+        ([table(0, 0, 3), table(0, 0, 3)], 6),  # one batch twice
+        ([table(0, 0, 3), table(0, 4, 2)], 5),  # a gap the right total hides
+        ([table(0, 1, 3), table(1, 0, 2)], 5),  # a shard that does not start at its first example
+    ],
+)
+def test_rows_that_are_not_each_example_once_are_one_line(tmp_path, batches, counted):
+    write_outcomes(tmp_path, batches)
+    with pytest.raises(InputError, match=r"eval-\*.tfrecord: the examples TFMA's pass predicted \(\d+\) are not the"):
+        read_outcomes(tmp_path, counted, "eval-*.tfrecord")
 
 
-def test_a_record_tfma_never_saw_or_one_it_saw_more_often_is_one_line(tmp_path):
-    write_outcomes(tmp_path, [(b"a", 0, 0.9, 0, 0.9), (b"b", 1, 0.9, 1, 0.9)])
-    with pytest.raises(InputError, match="1 examples have no predictions from TFMA's pass"):
-        Outcomes(tmp_path).rows([b"a", b"c"], "eval-*.tfrecord")
-    for read in ([b"a"], [b"a", b"a"]):  # one missing; one twice and one missing (the totals agree)
-        outcomes = Outcomes(tmp_path)
-        outcomes.rows(read, "p")
-        with pytest.raises(InputError, match=rf"do not hold the examples TFMA's pass predicted \(2 predicted, {len(read)} read"):
-            outcomes.check_all_matched("p")
-    with pytest.raises(InputError, match="no predictions"):
-        Outcomes(tmp_path / "empty").rows([b"a"], "p")
+def test_a_batch_whose_rows_are_not_consecutive_is_one_line(tmp_path):
+    shuffled = table(0, 0, 3)[[0, 2, 1]]
+    write_outcomes(tmp_path, [shuffled], files=1)
+    with pytest.raises(InputError, match="out of order"):
+        read_outcomes(tmp_path, 3, "p")
+
+
+def test_the_examples_carry_their_position_in_the_files_order(tmp_path):
+    """What TFMA's pass reads: each shard in batches, each example's position beside it; a feature of that name is refused."""
+    import tensorflow as tf
+
+    from analysis.example_batches import _DecodeShard
+    from analysis.outcome_table import POSITION_FEATURE
+
+    def example(value: int, feature: str = "label") -> bytes:
+        return tf.train.Example(
+            features=tf.train.Features(feature={feature: tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))})
+        ).SerializeToString()
+
+    path = tmp_path / "eval-00000-of-00001.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for value in range(5):
+            writer.write(example(value))
+    reader = _DecodeShard("__raw_record__", batch_size=2)
+    reader.setup()
+    batches = list(reader.process((3, str(path))))
+    assert [b.num_rows for b in batches] == [2, 2, 1]
+    labels = [v for b in batches for v in b.column("label").flatten().to_pylist()]
+    found = [v for b in batches for v in b.column(POSITION_FEATURE).flatten().to_pylist()]
+    assert labels == list(range(5)) and found == positions(3, 0, 5).tolist()
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(example(1, POSITION_FEATURE))
+    with pytest.raises(ValueError, match="a name kept for positions"):
+        list(reader.process((0, str(path))))
 
 
 def test_changed_json_is_what_both_saved_models_say_when_called_directly(tiny_run):
@@ -101,19 +136,23 @@ def test_changed_json_is_what_both_saved_models_say_when_called_directly(tiny_ru
 def test_the_outcome_stage_names_a_model_tfma_did_not_predict():
     from tensorflow_model_analysis import constants
 
-    from analysis.outcome_tap import _OutcomeLines
+    from analysis.outcome_table import POSITION_FEATURE
+    from analysis.outcome_tap import _OutcomeRecords
 
-    extracts = {constants.INPUT_KEY: np.array([b"a", b"b"], dtype=object),
-                constants.PREDICTIONS_KEY: {"candidate": np.eye(2, dtype=np.float32)}}  # fmt: skip
+    extracts = {
+        constants.INPUT_KEY: np.array([b"a", b"b"], dtype=object),
+        constants.FEATURES_KEY: {"label": np.array([[1], [1]]), POSITION_FEATURE: positions(2, 7, 2).reshape(2, 1)},
+        constants.PREDICTIONS_KEY: {"candidate": np.eye(2, dtype=np.float32)},
+    }
     with pytest.raises(ValueError, match="no predictions of the baseline"):
-        list(_OutcomeLines().process(extracts))
+        list(_OutcomeRecords().process(extracts))
     extracts[constants.PREDICTIONS_KEY]["baseline"] = {"probabilities": np.array([[0.2, 0.8], [0.9, 0.1]], np.float32)}
-    (line,) = _OutcomeLines().process(extracts)
-    table = np.frombuffer(bytes.fromhex(line), dtype=OUTCOME_DTYPE)
-    assert table["base_class"].tolist() == [1, 0] and table["cand_class"].tolist() == [0, 1]
-    assert table["base_confidence"].tolist() == [np.float32(0.8), np.float32(0.9)]
-    assert table["digest"].tolist() == digests([b"a", b"b"]).tolist()
-    assert list(_OutcomeLines().process({constants.INPUT_KEY: np.array([], dtype=object)})) == []
+    (record,) = _OutcomeRecords().process(extracts)
+    rows = np.frombuffer(record, dtype=OUTCOME_DTYPE)
+    assert rows["base_class"].tolist() == [1, 0] and rows["cand_class"].tolist() == [0, 1]
+    assert rows["base_confidence"].tolist() == [np.float32(0.8), np.float32(0.9)]
+    assert rows["position"].tolist() == positions(2, 7, 2).tolist() and rows["label"].tolist() == [1, 1]
+    assert list(_OutcomeRecords().process({constants.INPUT_KEY: np.array([], dtype=object)})) == []
 
 
 def test_a_keras_file_that_is_not_the_baselines_is_refused(tiny_run, tmp_path):

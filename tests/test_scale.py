@@ -94,6 +94,7 @@ def test_the_fused_pipeline_gives_tfmas_per_example_numbers(run_copy, tmp_path):
     eval_data = resolve_eval_data(run, None, lambda message: None)
     baseline, candidate = resolve_model(run, "epochs-1", "baseline"), resolve_model(run, "epochs-2", "candidate")
     from analysis.changed import changed_examples, check_changed_against_tfma
+    from analysis.outcome_table import read_outcomes
 
     out, changed = {}, {}
     for fused in (True, False):
@@ -104,7 +105,8 @@ def test_the_fused_pipeline_gives_tfmas_per_example_numbers(run_copy, tmp_path):
         summary = summarize(folder, baseline, candidate, eval_data, AnalysisConfig(), "DirectRunner")
         out[fused] = summary, validation_as_json(folder)
         # The changed examples from either pipeline's own pass: the same list, whose counts are TFMA's.
-        changed[fused], _ = changed_examples(outcomes, eval_data["pattern"])
+        columns = read_outcomes(outcomes, eval_data["examples"], eval_data["pattern"])
+        changed[fused], _ = changed_examples(columns, eval_data["pattern"])
         check_changed_against_tfma(changed[fused], summary)
     assert changed[True]["examples"] and changed[True] == changed[False]
     (fused, fused_validation), (plain, plain_validation) = out[True], out[False]

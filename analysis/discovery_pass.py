@@ -4,9 +4,7 @@ Per batch: the images' properties, and the baseline's representation when its
 Keras file can be read, checked against the predictions TFMA's pass recorded.
 A representation that cannot be read is a warning and a fall-back to
 properties, never an error: discovery does not turn a good run into a failed
-one. (Computed inside the pass instead, on the Beam workers, the same work cost
-more than twice as long at 300,000 examples on two cores: the Keras calls
-there slowed TFMA's own.)
+one.
 """
 
 from __future__ import annotations
@@ -52,20 +50,26 @@ class DiscoveryInputs:
         self.note = f"image properties only: {why}"
 
     def read(self, pattern: str, baseline_classes: np.ndarray, baseline_confidences: np.ndarray) -> None:
-        """Every example's columns, from the files in order; the baseline's predictions are TFMA's, in the same order."""
+        """Every example's columns, from the files in order; the baseline's predictions are TFMA's, in the same order.
+
+        (Read on a thread beside TFMA's pass, or inside the pass on its workers, the same work made the
+        analysis slower on two cores, not faster: docs/scale.md.)
+        """
         import tensorflow as tf
 
-        files = matching_files(pattern)
-        for records in tf.data.TFRecordDataset(files).batch(BATCH).as_numpy_iterator():
-            at = slice(self.filled, self.filled + len(records))
-            self._add(records, baseline_classes[at], baseline_confidences[at])
-
-    def _add(self, records, baseline_classes: np.ndarray, baseline_confidences: np.ndarray) -> None:
-        import tensorflow as tf
-
-        parsed = tf.io.parse_example(records, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
         shape = (self.spec.height, self.spec.width) if self.spec.channels == 1 else self.spec.input_shape
-        images = tf.io.decode_raw(parsed[IMAGE_KEY], tf.uint8).numpy().reshape(-1, *shape)
+        layout = {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
+
+        def pixels(records):
+            return tf.io.decode_raw(tf.io.parse_example(records, layout)[IMAGE_KEY], tf.uint8)
+
+        # Parsed and decoded by TensorFlow ahead of the numpy work, never as a Python object per example.
+        batches = tf.data.TFRecordDataset(matching_files(pattern)).batch(BATCH).map(pixels).prefetch(2)
+        for images in batches.as_numpy_iterator():
+            at = slice(self.filled, self.filled + len(images))
+            self._add(images.reshape(-1, *shape), baseline_classes[at], baseline_confidences[at])
+
+    def _add(self, images: np.ndarray, baseline_classes: np.ndarray, baseline_confidences: np.ndarray) -> None:
         rows = slice(self.filled, self.filled + len(images))
         self.filled = rows.stop
         if rows.stop > self.examples:

@@ -6,7 +6,7 @@ images, each shifted by a seeded -2..2 pixels, and runs `python -m analysis`,
 `python -m gates` and `python -m reports` on each as whole processes. Prints
 seconds per stage, the marginal cost per example (the difference between two
 sizes, so start-up and imports cancel), peak memory, and the analysis on N
-multi-processing workers against one, the analysis against a raw floor
+workers (threads, then processes) against one, the analysis against a raw floor
 (both models called in batches, counted in numpy) and against TFMA's least
 pipeline (`tfma.run_model_analysis` with only ExampleCount), and with discovery
 against without, at the largest size (`--sizes`). Then 1,000 classes end to end
@@ -172,15 +172,16 @@ def bench(sizes: tuple[int, ...], workers: int, log) -> list[dict]:
         peaks = [measured[size]["analysis"]["peak_mb"] for size in sizes]
         rows.append({"measure": "peak memory, largest / smallest", "value": peaks[-1] / peaks[0]})
         if workers > 1 and len(sizes) > 1:
-            log(f"scale: {largest:,} examples on {workers} multi-processing workers ...")
-            beam = [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
-            folder = root / f"eval-{largest}"
-            many = run_process(
-                "analysis", "--run-dir", str(run_dir), "--eval-data", str(folder), "--force", "-q", "--", *beam
-            )
             one = measured[largest]["analysis"]["seconds"]
-            rows.append({"measure": f"analysis seconds, {workers} workers", "size": largest, "value": many["seconds"]})
-            rows.append({"measure": f"speedup on {workers} workers", "size": largest, "value": one / many["seconds"]})
+            folder = root / f"eval-{largest}"
+            for mode in ("multi_threading", "multi_processing"):
+                log(f"scale: {largest:,} examples on {workers} {mode} workers ...")
+                beam = [f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
+                many = run_process(
+                    "analysis", "--run-dir", str(run_dir), "--eval-data", str(folder), "--force", "-q", "--", *beam
+                )
+                rows.append({"measure": f"analysis seconds, {workers} {mode}", "size": largest, "value": many["seconds"]})
+                rows.append({"measure": f"speedup, {workers} {mode}", "size": largest, "value": one / many["seconds"]})
     return rows
 
 

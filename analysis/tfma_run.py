@@ -41,7 +41,7 @@ def with_explicit_runner(beam_args: tuple[str, ...]) -> tuple[str, ...]:
 
 # Measured on a 2-core machine (python -m benchmarks scale): two multi-processing workers took
 # 1.59x the time of one at 100,000 examples (each worker imports TensorFlow and loads both
-# models) and 0.78x at 1,000,000. So a worker per this many examples, up to the cores.
+# models) and 0.92x at 1,000,000 (two threads 0.94x). So a worker per this many examples, up to the cores.
 EXAMPLES_PER_WORKER = 500_000
 MAX_DEFAULT_WORKERS = 4  # each worker holds TensorFlow and both models (about 1 GB)
 

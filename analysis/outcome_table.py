@@ -21,7 +21,10 @@ OUTCOME_SUFFIX = ".tfrecord"
 POSITION_FEATURE = "__example_position__"  # a column the reader adds; no tf.Example feature is named so
 SHARD_SHIFT = 32  # position = shard number << 32 | place in the shard
 PLACE_MASK = (1 << SHARD_SHIFT) - 1
+
+
 def positions(shard: int, start: int, count: int) -> np.ndarray:
+    """The positions of `count` examples of shard number `shard`, from its place `start` on."""
     return (np.int64(shard) << SHARD_SHIFT) + np.arange(start, start + count, dtype=np.int64)
 
 
@@ -47,9 +50,9 @@ def read_outcomes(folder: Path, examples: int, pattern: str) -> dict[str, np.nda
     """
     import tensorflow as tf
 
-    dtype = OUTCOME_DTYPE
     files = sorted(str(path) for path in folder.glob(f"{OUTCOME_PREFIX}*{OUTCOME_SUFFIX}"))
-    batches = [np.frombuffer(record, dtype=dtype) for record in tf.data.TFRecordDataset(files).as_numpy_iterator()]
+    records = tf.data.TFRecordDataset(files).as_numpy_iterator()
+    batches = [np.frombuffer(record, dtype=OUTCOME_DTYPE) for record in records]
     batches = [batch for batch in batches if len(batch)]
     starts = np.array([batch["position"][0] for batch in batches], dtype=np.int64)
     sizes = np.array([len(batch) for batch in batches], dtype=np.int64)
@@ -64,13 +67,13 @@ def read_outcomes(folder: Path, examples: int, pattern: str) -> dict[str, np.nda
             f"{pattern}: the examples TFMA's pass predicted ({int(sizes.sum())}) are not the {examples} counted "
             "before it (did the files change while the analysis ran?)"
         )
-    columns = {name: np.empty(examples, dtype=dtype[name]) for name in dtype.names}
+    columns = {name: np.empty(examples, dtype=OUTCOME_DTYPE[name]) for name in OUTCOME_DTYPE.names}
     at = np.r_[0, np.cumsum(sizes)]
     for slot, index in enumerate(order.tolist()):
         batch = batches[index]
         if not np.array_equal(batch["position"], starts[slot] + np.arange(len(batch))):
             raise InputError(f"{pattern}: TFMA's pass wrote a batch of rows out of order")
-        for name in dtype.names:
+        for name in OUTCOME_DTYPE.names:
             columns[name][at[slot] : at[slot + 1]] = batch[name]
         batches[index] = None  # each batch is let go once placed
     return columns

@@ -137,38 +137,24 @@ def bench(sizes: tuple[int, ...], workers: int, log) -> list[dict]:
                 "--", *ONE_PROCESS, env={"EVALSUITE_DISCOVERY": "off"},
             )
             rows.append({"measure": "analysis seconds without discovery", "size": largest, "value": plain["seconds"]})
+
+            def task(name: str) -> dict:  # a floor, as a whole process on the largest set
+                arguments = {"run_dir": str(run_dir), "eval_data": str(root / f"eval-{largest}")}
+                return run_process("benchmarks.tasks", name, json.dumps(arguments))
+
+            def ratio(measure: str, top: dict, bottom: dict) -> None:
+                rows.append({"measure": measure, "size": largest, "value": top["seconds"] / bottom["seconds"]})
+
             log(f"scale: {largest:,} examples: the raw floor (both models, batched, counted in numpy) ...")
-            floor = run_process(
-                "benchmarks.tasks", "raw_floor",
-                json.dumps({"run_dir": str(run_dir), "eval_data": str(root / f"eval-{largest}")}),
-            )  # fmt: skip
+            floor = task("raw_floor")
             rows.append({"measure": "raw-floor process seconds", "size": largest, "value": floor["seconds"]})
-            rows.append({
-                "measure": "analysis process / floor process",
-                "size": largest,
-                "value": plain["seconds"] / floor["seconds"],
-            })  # fmt: skip
+            ratio("analysis process / floor process", plain, floor)
             log(f"scale: {largest:,} examples: TFMA's least pipeline (run_model_analysis, ExampleCount only) ...")
-            least = run_process(
-                "benchmarks.tasks", "tfma_floor",
-                json.dumps({"run_dir": str(run_dir), "eval_data": str(root / f"eval-{largest}")}),
-            )  # fmt: skip
+            least = task("tfma_floor")
             rows.append({"measure": "TFMA least pipeline process seconds", "size": largest, "value": least["seconds"]})
-            rows.append({
-                "measure": "TFMA least pipeline / floor process",
-                "size": largest,
-                "value": least["seconds"] / floor["seconds"],
-            })  # fmt: skip
-            rows.append({
-                "measure": "analysis process / TFMA least pipeline",
-                "size": largest,
-                "value": plain["seconds"] / least["seconds"],
-            })  # fmt: skip
-            rows.append({
-                "measure": "analysis with discovery / without",
-                "size": largest,
-                "value": measured[largest]["analysis"]["seconds"] / plain["seconds"],
-            })
+            ratio("TFMA least pipeline / floor process", least, floor)
+            ratio("analysis process / TFMA least pipeline", plain, least)
+            ratio("analysis with discovery / without", measured[largest]["analysis"], plain)
         peaks = [measured[size]["analysis"]["peak_mb"] for size in sizes]
         rows.append({"measure": "peak memory, largest / smallest", "value": peaks[-1] / peaks[0]})
         if workers > 1 and len(sizes) > 1:

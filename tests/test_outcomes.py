@@ -182,3 +182,27 @@ def test_a_keras_file_that_is_not_the_baselines_is_refused(tiny_run, tmp_path):
         else:
             with pytest.raises(Unreadable, match="does not give its SavedModel's predictions"):
                 represent(images[:64], classes, confidences)
+
+
+def test_evaluation_files_that_change_under_the_pass_are_one_line_and_the_last_results_stay(run_copy, monkeypatch):
+    """The rows are put in order by position alone, so the files must be the ones the pass read: hashed again after it."""
+    import analysis.evaluate as evaluate
+    from analysis.config import AnalysisConfig
+    from evalsuite.rules.settings import load_rules
+    from evalsuite.run.folder import RunDir
+
+    summary = run_copy / "analysis" / "summary.json"
+    before = summary.read_bytes()
+    shard = sorted((run_copy / "data").glob("eval-*.tfrecord"))[0]
+    run_tfma = evaluate.run_tfma
+
+    def a_writer_appends_meanwhile(*args, **kwargs):
+        run_tfma(*args, **kwargs)
+        with shard.open("ab") as appended:
+            appended.write(b"more")
+
+    monkeypatch.setattr(evaluate, "run_tfma", a_writer_appends_meanwhile)
+    config = AnalysisConfig(baseline="epochs-1", candidate="epochs-2")
+    with RunDir(run_copy) as run, pytest.raises(InputError, match="changed while the analysis ran; run it again"):
+        evaluate.analyze(run, config, load_rules(None), log=lambda message: None, force=True)
+    assert summary.read_bytes() == before

@@ -154,10 +154,13 @@ def analyze(
         changed, outcomes = changed_examples(columns, eval_data["pattern"])
         inputs = DiscoveryInputs(baseline.path, spec, config.seed, eval_data["examples"]) if discovery_enabled() else None
         if inputs is not None:
-            inputs.read(eval_data["pattern"], columns["base_class"], columns["base_confidence"])
+            try:
+                inputs.read(eval_data["pattern"], columns["base_class"], columns["base_confidence"])
+            except Exception:
+                _require_unchanged(eval_data)  # a file cut short under the read says so, not how the reader failed
+                raise
         del columns
-        if fingerprint_shards(eval_data["pattern"]) != eval_data["files_fingerprint"]:
-            raise InputError(f"{eval_data['pattern']}: the evaluation files changed while the analysis ran; run it again")
+        _require_unchanged(eval_data)
         changed["pattern"] = run.portable(eval_data["pattern"])
         check_changed_against_tfma(changed, summary)
         discovered = find_regressed_slices(inputs, outcomes, rules, summary, log)
@@ -229,3 +232,9 @@ def recipe_record(run: RunDir, recipe) -> list[dict]:
         }
         for s in recipe
     ]
+
+
+def _require_unchanged(eval_data: dict) -> None:
+    """The evaluation files are the ones hashed before TFMA's pass: its rows are put in order by position alone."""
+    if fingerprint_shards(eval_data["pattern"]) != eval_data["files_fingerprint"]:
+        raise InputError(f"{eval_data['pattern']}: the evaluation files changed while the analysis ran; run it again")

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from analysis.outcome_table import POSITION_FEATURE, positions
+from analysis.outcome_table import PLACE_MASK, POSITION_FEATURE, positions
 
-BATCH_SIZE = 1000  # records per batch; the models see them in inference batches of their own
+BATCH_SIZE = 1000  # records per batch: the cap of the adaptive batches TFMA's own reader makes (tfx_bsl's)
 
 
 class _DecodeShard(beam.DoFn):
@@ -45,7 +45,9 @@ class _DecodeShard(beam.DoFn):
             records = records.tolist()
             batch = AppendRawRecordColumn(self.decoder.DecodeBatch(records), self.raw_record_column, records)
             if POSITION_FEATURE in batch.schema.names:
-                raise ValueError(f"{path}: the examples have a feature named {POSITION_FEATURE}, a name kept for positions")
+                raise ValueError(f"a feature named {POSITION_FEATURE} (a name kept for positions) in {path}")
+            if start + len(records) > PLACE_MASK + 1:
+                raise ValueError(f"more than {PLACE_MASK + 1} examples in one file, {path}")
             # One value per example, as the decoder gives every int64 feature.
             at = pa.LargeListArray.from_arrays(
                 pa.array(np.arange(len(records) + 1), pa.int64()), pa.array(positions(number, start, len(records)))
@@ -55,12 +57,16 @@ class _DecodeShard(beam.DoFn):
 
 
 @beam.ptransform_fn
-def ReadExampleBatches(pipeline, files: list[str], batch_size: int = BATCH_SIZE):  # noqa: N802  (Beam's naming)
-    """PCollection[pyarrow.RecordBatch] of every example in `files` (literal paths, never globbed)."""
+def ReadExampleBatches(pipeline, files: list[str], ordered: bool = False, batch_size: int = BATCH_SIZE):  # noqa: N802  (Beam's naming)
+    """PCollection[pyarrow.RecordBatch] of every example in `files` (literal paths, never globbed).
+
+    `ordered` keeps the shards in order on every runner (the jackknife draws its buckets in the order
+    examples arrive); otherwise Beam may shuffle them across workers.
+    """
     from tensorflow_model_analysis import constants
 
     return (
         pipeline
-        | "Shards" >> beam.Create(list(enumerate(files)))
+        | "Shards" >> beam.Create(list(enumerate(files)), reshuffle=not ordered)
         | "DecodeShards" >> beam.ParDo(_DecodeShard(constants.ARROW_INPUT_COLUMN, batch_size))
     )

@@ -42,7 +42,7 @@ OUTCOME_DTYPE = np.dtype(
 
 
 def read_outcomes(folder: Path, examples: int, pattern: str) -> dict[str, np.ndarray]:
-    """Every column, in the files' order: each batch of rows goes straight to its place, so the rows are held once.
+    """Every column, in the files' order: each batch of rows is copied to its place and let go.
 
     Each batch the stage wrote holds consecutive places of one shard. Together they must cover each
     shard from its first example without a gap or an overlap, `examples` in all; anything else is one

@@ -206,12 +206,13 @@ def validation_as_json(tfma_path: Path) -> dict:
     validation = json_format.MessageToDict(result, preserving_proto_field_name=True)
     # TFMA lists slices in the order Beam's combines finished: sorted, the same results give the same file.
     for entry in validation.get("metric_validations_per_slice", []):
-        entry.get("failures", []).sort(key=lambda failure: _canonical(failure.get("metric_key")))
-    validation.get("metric_validations_per_slice", []).sort(key=lambda entry: _canonical(entry.get("slice_key")))
+        entry.get("failures", []).sort(key=_canonical)
+    validation.get("metric_validations_per_slice", []).sort(key=lambda entry: _canonical(entry, "slice_key", "cross_slice_key"))
     details = validation.get("validation_details", {})
-    details.get("slicing_details", []).sort(key=lambda detail: _canonical(detail.get("slicing_spec")))
+    details.get("slicing_details", []).sort(key=lambda detail: _canonical(detail, "slicing_spec", "cross_slicing_spec"))
     return validation
 
 
-def _canonical(value) -> str:
-    return json.dumps(value, sort_keys=True)
+def _canonical(value: dict, *keys: str) -> str:
+    """`value`'s `keys` (all of it without keys) as one sortable string."""
+    return json.dumps({key: value.get(key) for key in keys} if keys else value, sort_keys=True)

@@ -7,7 +7,6 @@ otherwise), so the runner that ran is the one recorded.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from pathlib import Path
 
 from analysis.models import ModelRef
@@ -199,9 +198,7 @@ def run_tfma(
             for name, model in ((s.baseline_name, s.baseline), (s.candidate_name, s.candidate))
         },
     }
-    with contextlib.ExitStack() as links, warnings.catch_warnings():
-        # A folder escaped for Beam as run[[]1] reads to Python's re as a possible nested set: it is not.
-        warnings.filterwarnings("ignore", "Possible nested set", FutureWarning)
+    with contextlib.ExitStack() as links:
         # TensorFlow matches a model's variables path as a glob: each loads from a path without [ ] * ?.
         readable = {name: links.enter_context(without_glob_characters(model.path)) for name, model in models.items()}
         output.mkdir(parents=True, exist_ok=True)
@@ -234,7 +231,9 @@ def run_tfma(
             with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
                 _ = (
                     pipeline
-                    | "ReadExampleBatches" >> ReadExampleBatches(files)
+                    # The jackknife's buckets are drawn in arrival order: the shards keep theirs.
+                    | "ReadExampleBatches"
+                    >> ReadExampleBatches(files, ordered=eval_config.options.compute_confidence_intervals.value)
                     | "ExtractEvaluateAndWriteResults"
                     >> tfma.ExtractEvaluateAndWriteResults(
                         eval_config=eval_config,

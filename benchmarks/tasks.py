@@ -10,6 +10,7 @@ Prints one JSON line: {"seconds": ..., "peak_rss_mb": ..., ...}.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import resource
@@ -161,7 +162,8 @@ def tfma_floor(run_dir: str, eval_data: str | None = None) -> dict:
         config.metrics_specs.append(
             cfg.MetricsSpec(metrics=[cfg.MetricConfig(class_name="ExampleCount")], model_names=[BASELINE, CANDIDATE])
         )
-        pattern = str(Path(eval_data) / "*.tfrecord") if eval_data else str(run.path / record["pattern"])
+        folder, name = (Path(eval_data), "*.tfrecord") if eval_data else os.path.split(run.path / record["pattern"])
+        pattern = os.path.join(glob.escape(str(folder)), name)  # TFMA reads the whole string as a glob
         started = time.perf_counter()
         shared = [
             with_keyword_signatures(

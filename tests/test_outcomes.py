@@ -184,7 +184,10 @@ def test_a_keras_file_that_is_not_the_baselines_is_refused(tiny_run, tmp_path):
                 represent(images[:64], classes, confidences)
 
 
-def test_evaluation_files_that_change_under_the_pass_are_one_line_and_the_last_results_stay(run_copy, monkeypatch):
+@pytest.mark.parametrize("appended", [b"more", b"a record cut short"])  # the second breaks discovery's read first
+def test_evaluation_files_that_change_under_the_pass_are_one_line_and_the_last_results_stay(
+    run_copy, monkeypatch, appended
+):
     """The rows are put in order by position alone, so the files must be the ones the pass read: hashed again after it."""
     import analysis.evaluate as evaluate
     from analysis.config import AnalysisConfig
@@ -198,8 +201,8 @@ def test_evaluation_files_that_change_under_the_pass_are_one_line_and_the_last_r
 
     def a_writer_appends_meanwhile(*args, **kwargs):
         run_tfma(*args, **kwargs)
-        with shard.open("ab") as appended:
-            appended.write(b"more")
+        with shard.open("ab") as extra_bytes:
+            extra_bytes.write(appended)
 
     monkeypatch.setattr(evaluate, "run_tfma", a_writer_appends_meanwhile)
     config = AnalysisConfig(baseline="epochs-1", candidate="epochs-2")

@@ -10,7 +10,6 @@ Prints one JSON line: {"seconds": ..., "peak_rss_mb": ..., ...}.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import resource
@@ -152,6 +151,7 @@ def tfma_floor(run_dir: str, eval_data: str | None = None) -> dict:
     from evalsuite.rules.settings import load_rules
     from evalsuite.run.contract import BASELINE, CANDIDATE
     from evalsuite.run.folder import RunDir
+    from evalsuite.run.literal_paths import as_glob
 
     with RunDir(Path(run_dir)) as run:
         record = run.stage("data")
@@ -162,19 +162,18 @@ def tfma_floor(run_dir: str, eval_data: str | None = None) -> dict:
         config.metrics_specs.append(
             cfg.MetricsSpec(metrics=[cfg.MetricConfig(class_name="ExampleCount")], model_names=[BASELINE, CANDIDATE])
         )
-        folder, name = (Path(eval_data), "*.tfrecord") if eval_data else os.path.split(run.path / record["pattern"])
-        pattern = os.path.join(glob.escape(str(folder)), name)  # TFMA reads the whole string as a glob
+        pattern = str(Path(eval_data) / "*.tfrecord") if eval_data else str(run.path / record["pattern"])
         started = time.perf_counter()
         shared = [
             with_keyword_signatures(
-                tfma.default_eval_shared_model(eval_saved_model_path=str(m.path), eval_config=config, model_name=name)
+                tfma.default_eval_shared_model(eval_saved_model_path=str(m.path), eval_config=config, model_name=role)
             )
-            for m, name in zip(models, (BASELINE, CANDIDATE))
+            for m, role in zip(models, (BASELINE, CANDIDATE))
         ]
         tfma.run_model_analysis(
             eval_shared_model=shared,
             eval_config=config,
-            data_location=pattern,
+            data_location=as_glob(pattern),  # TFMA reads the whole string as a glob
             output_path=str(Path(run_dir) / "floor-tfma"),
             pipeline_options=PipelineOptions(["--runner=DirectRunner", "--direct_num_workers=1"]),
         )

@@ -4,8 +4,9 @@ A shard pattern such as `RUN/data/eval-*.tfrecord` is a folder, taken as it is
 written, and a glob of file names inside it. Only a --eval-data glob whose
 folders do not exist as written is matched as a whole glob, as documented.
 Libraries that read every character of a path as a glob (Beam's file
-sinks, TensorFlow's checkpoint reader) get a path without those characters;
-the examples are read file by file, from the list matched here.
+sinks, TensorFlow's checkpoint reader) get a path without those characters,
+or an escaped pattern; the analysis reads the examples file by file, from
+the list matched here.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ def matching_files(pattern: str | Path) -> list[str]:
         and (hidden_too or not entry.startswith("."))
         and os.path.isfile(os.path.join(folder, entry))
     )
+
+
+def as_glob(pattern: str | Path) -> str:
+    """The same shard pattern for a library that reads the whole string as a glob: its folder escaped."""
+    folder, name = os.path.split(str(pattern))
+    if not folder or not os.path.isdir(folder) or not glob.has_magic(folder):
+        return str(pattern)
+    return os.path.join(glob.escape(folder), name)
 
 
 @contextlib.contextmanager
